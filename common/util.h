@@ -1,0 +1,101 @@
+/*
+ * common/util.h: the few things every module of constel shares.
+ *
+ * - The xmalloc family: allocation that cannot fail. Out of memory aborts
+ *   with a message, so callers never thread ENOMEM through their code.
+ * - The per-thread error slot: a failing function returns a negative code
+ *   and leaves a one-line, lowercase message here with error_set(); the
+ *   caller that reports the failure reads it with error_last().
+ * - struct buf: a growable byte buffer with a hard maximum. Remote output
+ *   is untrusted, so a buffer never grows past `max`; what does not fit is
+ *   dropped and `truncated` says so.
+ * - struct strvec: a NULL-terminated, growable vector of owned strings.
+ * - Strict number parsing (no atoi).
+ */
+#ifndef CONSTEL_UTIL_H
+#define CONSTEL_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Error codes. 0 is success; everything else is negative. */
+enum {
+	CONSTEL_ERROR = -1,	 /* generic failure, message in error_last() */
+	CONSTEL_ENOTFOUND = -3,	 /* the thing asked for does not exist */
+	CONSTEL_ETIMEOUT = -4,	 /* an operation ran out of time */
+	CONSTEL_EINTERRUPT = -5, /* stopped because the user asked to */
+};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+/* Grows *p (holding *alloc elements of `size` bytes) to hold at least `need`. */
+void xgrow(void **p, size_t *alloc, size_t need, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* Sets this thread's error message; always returns CONSTEL_ERROR. */
+int error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like error_set, but returns `code` (for the CONSTEL_E* codes). */
+int error_setc(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* This thread's last message (borrowed; valid until the next error_set). */
+const char *error_last(void);
+void error_clear(void);
+
+struct buf {
+	char *data;	/* always NUL-terminated when non-NULL */
+	size_t len;
+	size_t alloc;
+	size_t max;	/* hard limit on len; 0 means unbounded */
+	bool truncated; /* bytes were dropped because of max */
+};
+
+#define BUF_INIT(m) { NULL, 0, 0, (m), false }
+
+void buf_init(struct buf *b, size_t max);
+/* Appends up to what `max` allows; sets truncated if anything is dropped. */
+void buf_add(struct buf *b, const void *data, size_t len);
+void buf_adds(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);
+/* Hands the contents to the caller (never NULL) and resets the buffer. */
+char *buf_detach(struct buf *b);
+void buf_release(struct buf *b);
+/* The start of the last `lines` lines of the buffer (borrowed). */
+const char *buf_tail_lines(const struct buf *b, int lines);
+
+struct strvec {
+	char **v; /* NULL-terminated when nr > 0 */
+	size_t nr;
+	size_t alloc;
+};
+
+#define STRVEC_INIT { NULL, 0, 0 }
+
+void strvec_init(struct strvec *sv);
+/* Takes a copy of s. */
+void strvec_push(struct strvec *sv, const char *s);
+/* Takes ownership of s. */
+void strvec_push_nodup(struct strvec *sv, char *s);
+void strvec_pushf(struct strvec *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool strvec_contains(const struct strvec *sv, const char *s);
+void strvec_release(struct strvec *sv);
+
+/* Parses all of s as a base-10 integer in [min, max]; 0 or -1. */
+int parse_long(const char *s, long min, long max, long *out);
+
+/* Levenshtein distance, for "did you mean" hints. */
+size_t edit_distance(const char *a, const char *b);
+
+/* Monotonic clock in seconds. */
+double now_seconds(void);
+
+/* Shell-quotes s for a POSIX sh command line (single quotes). */
+char *shell_quote(const char *s);
+
+#endif
