@@ -1,0 +1,108 @@
+/* The command table and what the commands share: loading, graph, selection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+const struct cmd cmd_table[] = {
+	{ "plan", cmd_plan, "[--json] [--dot] [--on LIST] [--with-deps] [HOST...]",
+		"validate the inventory and print the deployment order" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct cmd *cmd_find(const char *name)
+{
+	for (const struct cmd *c = cmd_table; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+int cmd_usage(const struct cmd *c)
+{
+	fprintf(stderr, "usage: constel %s %s\n", c->name, c->usage);
+	return CMD_USAGE;
+}
+
+int cmd_load_inventory(const struct global_opts *g, struct inventory **out)
+{
+	struct strvec errors = STRVEC_INIT;
+
+	if (inventory_load(out, g->inventory, &errors) == 0) {
+		strvec_release(&errors);
+		return CMD_OK;
+	}
+	for (size_t i = 0; i < errors.nr; i++)
+		fprintf(stderr, "%s\n", errors.v[i]);
+	if (errors.nr > 1)
+		fprintf(stderr, "constel: %zu problems in '%s'; nothing was done\n", errors.nr,
+			g->inventory);
+	strvec_release(&errors);
+	return CMD_USAGE;
+}
+
+int cmd_build_graph(const struct inventory *inv, struct graph **out)
+{
+	const char **names = xcalloc(inv->nhosts + 1, sizeof(*names));
+	struct graph *gr;
+	char *msg = NULL;
+
+	for (size_t i = 0; i < inv->nhosts; i++)
+		names[i] = inv->hosts[i].name;
+	gr = graph_new(inv->nhosts, names);
+	free(names);
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		const struct inv_host *h = &inv->hosts[i];
+
+		graph_set_tags(gr, i, (const char *const *)h->tags.v, h->tags.nr);
+		for (size_t j = 0; j < h->nrels; j++) {
+			const struct inv_relation *r = &h->rels[j];
+			char *label;
+
+			if (r->kind == INV_WANTS)
+				continue;
+			label = xasprintf("%s %s at %s:%d:%d", inv_rel_kind_name(r->kind), r->text,
+				inv->path, r->pos.line, r->pos.col);
+			graph_add_edge(gr, i, r->provider, label);
+			free(label);
+		}
+	}
+	if (graph_check_cycles(gr, &msg) < 0) {
+		fprintf(stderr, "%s: %s\n", inv->path, msg);
+		free(msg);
+		graph_free(gr);
+		*out = NULL;
+		return CMD_USAGE;
+	}
+	*out = gr;
+	return CMD_OK;
+}
+
+void cmd_split_list(struct strvec *patterns, const char *list)
+{
+	const char *p = list;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (n)
+			strvec_push_nodup(patterns, xstrndup(p, n));
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+}
+
+int cmd_select(const struct inventory *inv, const struct graph *g, const struct strvec *patterns,
+	bool with_deps, bool *selected)
+{
+	(void)inv;
+	if (graph_select(g, (const char *const *)patterns->v, patterns->nr, with_deps, selected) <
+		0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		return CMD_USAGE;
+	}
+	return CMD_OK;
+}

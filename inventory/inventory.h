@@ -1,0 +1,138 @@
+/*
+ * inventory/inventory.h: the fleet model and its loader.
+ *
+ * inventory_load() reads a constellation.yaml (docs/inventory.md is the
+ * reference of the format), validates all of it and resolves every `uses`,
+ * `wants` and `depends_on` entry to the host that provides it. It reports
+ * every problem it finds, not only the first, each as one line
+ * `FILE:LINE:COLUMN: message` in the caller's strvec; when there is any,
+ * no inventory is returned.
+ *
+ * The model is plain data: after loading, every string is owned by the
+ * inventory and freed by inventory_free(). Hosts keep the order of the
+ * file, so a host's index is stable for the whole run (the graph and the
+ * runner use indices). Values the host does not set are filled from
+ * `defaults:` and then from the built-in defaults, so a consumer never
+ * has to look at two places.
+ */
+#ifndef CONSTEL_INVENTORY_H
+#define CONSTEL_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/util.h"
+
+/* A position in the inventory file; 1-based, as editors count. */
+struct inv_pos {
+	int line;
+	int col;
+};
+
+struct inv_service {
+	char *name;
+	int port;
+	struct inv_pos pos;
+};
+
+enum inv_rel_kind {
+	INV_USES,	/* orders: the provider goes first */
+	INV_WANTS,	/* recorded and drawn, does not order */
+	INV_DEPENDS_ON, /* plain host-level ordering */
+};
+
+/*
+ * One resolved relation of a host to a provider host. A `depends_on: [@tag]`
+ * entry becomes one relation per host carrying the tag.
+ */
+struct inv_relation {
+	enum inv_rel_kind kind;
+	char *text;	 /* the entry as written: "auth", "galactica/restic", "@tier1" */
+	size_t provider; /* index into inventory.hosts */
+	char *service;	 /* the service used; NULL for depends_on */
+	struct inv_pos pos;
+};
+
+enum inv_build {
+	INV_BUILD_LOCAL,   /* on this machine (or the arch's `builders:` entry) */
+	INV_BUILD_TARGET,  /* on the host itself */
+	INV_BUILD_BUILDER, /* on the named builder */
+};
+
+struct inv_host {
+	char *name;
+	struct inv_pos pos;
+	char *address; /* never NULL: defaults to the name */
+	char *user;    /* NULL: from ssh config, else root */
+	int port;      /* 0: from ssh config, else 22 */
+	char *arch;
+	struct strvec tags;
+	struct inv_service *services;
+	size_t nservices;
+	struct inv_relation *rels;
+	size_t nrels;
+	char *attr;  /* the attribute built for the host; never NULL */
+	enum inv_build build;
+	char *builder; /* for INV_BUILD_BUILDER, and for LOCAL from `builders:` */
+	char *flake;   /* exactly one of flake and file is set */
+	char *file;
+	char *goal;
+	bool local; /* constel runs on this host: no SSH */
+};
+
+struct inv_defaults {
+	char *user;
+	char *goal;
+	char *flake;
+	char *file;
+	char *ssh_config;
+	long parallel;
+	long confirm_timeout;
+	long health_timeout;
+	long activation_timeout;
+	long connect_timeout;
+};
+
+struct inv_builder {
+	char *arch;
+	char *spec; /* a host of the inventory or user@address */
+};
+
+struct inventory {
+	char *path; /* as given */
+	char *dir;  /* directory of the file: relative flake/file paths start here */
+	struct inv_defaults defaults;
+	struct inv_builder *builders;
+	size_t nbuilders;
+	struct inv_host *hosts;
+	size_t nhosts;
+};
+
+/*
+ * Loads and validates `path`. On success returns 0 and hands a new inventory
+ * to *out. On failure returns -1 and appends every problem to `errors`
+ * (FILE:LINE:COL: message); *out is left NULL.
+ */
+int inventory_load(struct inventory **out, const char *path, struct strvec *errors);
+
+/* Like inventory_load, from a buffer; `path` is only used in messages. */
+int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
+	struct strvec *errors);
+
+void inventory_free(struct inventory *inv);
+
+/* The host named `name`, or NULL. */
+struct inv_host *inventory_host(const struct inventory *inv, const char *name);
+
+/* Index of the host named `name`, or -1. */
+long inventory_host_index(const struct inventory *inv, const char *name);
+
+/* The builder spec for an architecture, or NULL for "build locally". */
+const char *inventory_builder(const struct inventory *inv, const char *arch);
+
+/* Whether constel knows the architecture. */
+bool inventory_arch_known(const char *arch);
+
+const char *inv_rel_kind_name(enum inv_rel_kind kind);
+
+#endif
