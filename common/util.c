@@ -102,7 +102,7 @@ char *xasprintf(const char *fmt, ...)
 
 static _Thread_local char error_slot[1024];
 
-static void error_vset(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void error_vset(const char *fmt, va_list ap)
 {
 	vsnprintf(error_slot, sizeof(error_slot), fmt, ap);
 }

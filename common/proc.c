@@ -1,0 +1,113 @@
+#include "common/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+char *proc_describe(const char *const *argv)
+{
+	struct buf b = BUF_INIT(0);
+
+	for (size_t i = 0; argv[i]; i++)
+		buf_printf(&b, "%s%s", i ? " " : "", argv[i]);
+	return buf_detach(&b);
+}
+
+int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout)
+{
+	posix_spawn_file_actions_t fa;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	pid_t pid = -1;
+	int status = 0, ret = -1, rc;
+	double deadline = timeout > 0 ? now_seconds() + timeout : 0;
+	bool timed_out = false;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		ret = error_set("cannot create a pipe for '%s': %s", argv[0], strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	if (rc) {
+		pid = -1;
+		ret = error_set("cannot run '%s': %s", argv[0], strerror(rc));
+		goto out;
+	}
+	for (int open_fds = 2; open_fds > 0;) {
+		struct pollfd pfd[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
+		int wait_ms = -1;
+		char chunk[65536];
+
+		if (deadline) {
+			double left = deadline - now_seconds();
+
+			if (left <= 0) {
+				timed_out = true;
+				kill(pid, SIGKILL);
+				break;
+			}
+			wait_ms = (int)(left * 1000) + 1;
+		}
+		rc = poll(pfd, 2, wait_ms);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+			struct buf *dst = i == 0 ? out : err;
+
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(pfd[i].fd, chunk, sizeof(chunk));
+			if (n > 0) {
+				if (dst)
+					buf_add(dst, chunk, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(i == 0 ? outp[0] : errp[0]);
+				if (i == 0)
+					outp[0] = -1;
+				else
+					errp[0] = -1;
+				open_fds--;
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pid = -1;
+	if (timed_out)
+		ret = error_setc(CONSTEL_ETIMEOUT, "'%s' did not finish within %d seconds", argv[0],
+			timeout);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		ret = 0;
+	else if (WIFEXITED(status))
+		ret = error_set("'%s' exited with status %d", argv[0], WEXITSTATUS(status));
+	else
+		ret = error_set("'%s' was killed by signal %d", argv[0], WTERMSIG(status));
+out:
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	return ret;
+}
+
+int proc_run(const char *const *argv, struct buf *out, struct buf *err)
+{
+	return proc_run_timeout(argv, out, err, 0);
+}

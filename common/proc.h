@@ -1,0 +1,24 @@
+/*
+ * common/proc.h: running local programs (nix, nix-store) without a shell.
+ *
+ * proc_run() runs argv[0] from PATH with the given arguments, stdin from
+ * /dev/null, and collects its standard output and standard error into the
+ * caller's bounded buffers (either may be NULL to discard that stream).
+ * It returns 0 when the program ran and exited 0; otherwise -1 with a
+ * message naming the program and how it ended. Nothing is ever printed:
+ * callers decide where output goes.
+ */
+#ifndef CONSTEL_PROC_H
+#define CONSTEL_PROC_H
+
+#include "common/util.h"
+
+int proc_run(const char *const *argv, struct buf *out, struct buf *err);
+
+/* Like proc_run, with a deadline in seconds (0: none); CONSTEL_ETIMEOUT on expiry. */
+int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout);
+
+/* The argv as one line, for logs: `nix build --json ...` (caller frees). */
+char *proc_describe(const char *const *argv);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * deploy/build.h: evaluating and building the selected hosts' systems.
+ *
+ * build_plan() decides where each selected host's closure is built and
+ * refuses, before anything runs, an architecture nothing can build:
+ *
+ *   BUILD_LOCAL    on this machine: its own system, or one of the
+ *                  `extra-platforms` its Nix is configured with (binfmt);
+ *   BUILD_BUILDER  by this machine's Nix, delegated to a `builders:` entry
+ *                  (`--builders ssh://SPEC ARCH`, Nix's own remote building);
+ *   BUILD_TARGET   on the host itself: only the derivation is evaluated here
+ *                  (build_eval_drv), the runner copies it and realises it
+ *                  there over the host's session.
+ *
+ * build_run() builds the BUILD_LOCAL and BUILD_BUILDER hosts, grouped by
+ * (source, architecture, builder) with one `nix build --json` per group so
+ * Nix shares evaluation and builds a group's hosts in parallel. When a group
+ * fails, its hosts are built one by one, so a host that does not build fails
+ * alone and the others go on.
+ *
+ * Only selected hosts are evaluated: a broken unrelated host never blocks a
+ * deploy.
+ */
+#ifndef CONSTEL_BUILD_H
+#define CONSTEL_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/util.h"
+#include "inventory/inventory.h"
+
+enum build_where { BUILD_LOCAL, BUILD_BUILDER, BUILD_TARGET };
+
+struct build_item {
+	size_t host;	   /* index into the inventory */
+	enum build_where where;
+	char *builder;	   /* BUILD_BUILDER: the spec, else NULL */
+	char *installable; /* for nix build: `FLAKE#ATTR`, or ATTR with `file` */
+	char *file;	   /* the plain Nix file, or NULL for a flake */
+	char *out_path;	   /* the system built, once known */
+	char *drv_path;	   /* the derivation, once known */
+	char *error;	   /* why the build failed, NULL when it did not */
+	double seconds;
+};
+
+struct build_set {
+	struct build_item *items;
+	size_t nitems;
+	char *system;		/* this machine's Nix system */
+	struct strvec platforms; /* system + extra-platforms */
+};
+
+/*
+ * Decides where each selected host builds. `build_on` ("local", "target" or
+ * NULL for the inventory's choice) overrides every host. `flake_override`,
+ * when not NULL, replaces the flake reference of every host (used to build
+ * an exact git revision). Returns 0, or -1 with a message naming the host
+ * and the architecture nothing can build.
+ */
+int build_plan(struct build_set *set, const struct inventory *inv, const bool *selected,
+	const char *build_on, const char *flake_override);
+
+/* One line per host saying where it will be built, for the user. */
+void build_describe(const struct build_set *set, const struct inventory *inv, struct buf *out);
+
+/*
+ * Builds every BUILD_LOCAL and BUILD_BUILDER item, filling out_path or
+ * error. Nix's output is appended to `log` (bounded). Returns the number of
+ * items that failed.
+ */
+size_t build_run(struct build_set *set, const struct inventory *inv, struct buf *log);
+
+/*
+ * Evaluates the derivation of one item without building it (for
+ * BUILD_TARGET), filling drv_path. 0 or -1 with the error.
+ */
+int build_eval_drv(struct build_item *item, struct buf *log);
+
+/*
+ * Evaluates the store path an item would build, without building it
+ * (`status` uses this to tell drift). 0 or -1.
+ */
+int build_eval_out(const struct build_item *item, char **out_path);
+
+/* The item of a host, or NULL when the host is not in the set. */
+struct build_item *build_set_item(struct build_set *set, size_t host);
+
+void build_set_release(struct build_set *set);
+
+#endif
