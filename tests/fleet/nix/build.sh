@@ -1,0 +1,94 @@
+# Builder of every tests/fleet derivation (run by /bin/sh on x86_64-linux,
+# by the aarch64 /bin/busybox sh under qemu-user on aarch64-linux).
+set -eu
+if [ "$system" = aarch64-linux ]; then
+	# Only aarch64 busybox applets: nothing native sneaks into the build.
+	mkdir -p "$TMPDIR/bin"
+	for a in cat chmod cp dd echo head ln mkdir printf rm; do
+		/bin/busybox ln -s /bin/busybox "$TMPDIR/bin/$a"
+	done
+	PATH=$TMPDIR/bin
+else
+	PATH=/usr/bin:/bin
+fi
+export PATH
+
+case $kind in
+sw)
+	mkdir -p "$out/bin"
+	if [ "$system" = aarch64-linux ]; then
+		cp /bin/busybox "$out/bin/busybox"
+		chmod 0555 "$out/bin/busybox"
+		for a in cat echo grep ip kill ln mkdir mv nc printf readlink rm setsid sh sleep tr true; do
+			ln -s busybox "$out/bin/$a"
+		done
+		cat >"$out/bin/fleet-listen" <<EOS
+#!$out/bin/busybox sh
+# fleet-listen PORT PIDFILE: accept every TCP connection on PORT.
+echo \$\$ >"\$2"
+exec $out/bin/busybox nc -ll -p "\$1" -e $out/bin/busybox true
+EOS
+	else
+		{ echo '#!/usr/bin/python3 -I'; printf '%s\n' "$listenPy"; } >"$out/bin/fleet-listen"
+	fi
+	chmod 0555 "$out/bin/fleet-listen"
+	;;
+activation)
+	mkdir -p "$out/share/fleet"
+	printf '%s\n' "$switchSh" >"$out/share/fleet/switch.sh"
+	;;
+etc)
+	mkdir -p "$out/etc/fleet"
+	echo "$hostName" >"$out/etc/hostname"
+	echo "$generation" >"$out/etc/fleet/generation"
+	printf '%s\n' "$services" >"$out/etc/fleet/services"
+	;;
+payload)
+	mib=$((bytes / 1048576))
+	rest=$((bytes % 1048576))
+	: >"$out"
+	if [ "$mib" -gt 0 ]; then
+		dd if=/dev/urandom of="$out" bs=1048576 count="$mib" 2>/dev/null
+	fi
+	if [ "$rest" -gt 0 ]; then
+		head -c "$rest" /dev/urandom >>"$out"
+	fi
+	;;
+toplevel)
+	mkdir -p "$out/bin"
+	if [ "$system" = aarch64-linux ]; then
+		shell="$sw/bin/busybox sh"
+		hostpath="$sw/bin"
+	else
+		shell=/bin/sh
+		hostpath=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	fi
+	cat >"$out/bin/switch-to-configuration" <<EOS
+#!$shell
+# switch-to-configuration of the simulated NixOS system $hostName,
+# generation $generation ($system). See constel's tests/fleet/README.md.
+SYSTEM=$out
+HOST=$hostName
+GENERATION=$generation
+KNOB='$knob'
+PORTS='$ports'
+SW=$sw
+PATH=$hostpath
+export PATH
+. $activation/share/fleet/switch.sh
+EOS
+	chmod 0555 "$out/bin/switch-to-configuration"
+	echo "25.05.fleet-gen$generation" >"$out/nixos-version"
+	echo "$system" >"$out/system"
+	echo "$generation" >"$out/generation"
+	ln -s "$sw" "$out/sw"
+	ln -s "$etc/etc" "$out/etc"
+	ln -s "$activation" "$out/activation"
+	: >"$out/payload"
+	for p in $payload; do echo "$p" >>"$out/payload"; done
+	;;
+*)
+	echo "build.sh: unknown kind $kind" >&2
+	exit 1
+	;;
+esac
