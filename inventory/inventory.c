@@ -1,5 +1,6 @@
 #include "inventory/inventory.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
@@ -25,14 +26,23 @@ static const char *const known_arches[] = {
 
 static const char *const goals[] = { "switch", "boot", "test", "dry-activate" };
 
+/* A name → host index, sorted by name, so lookups are logarithmic. */
+struct name_entry {
+	const char *name;
+	size_t host;
+};
+
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
 	const char *path;
 	yaml_document_t doc;
 	struct strvec *errors;
 	struct inventory *inv;
-	/* positions of host entries as written, for duplicate reports */
-	yaml_node_t **host_nodes;
+	/* the value of each builders: entry, parallel to inv->builders */
+	yaml_node_t **builder_nodes;
+	/* the keys of defaults.flake and defaults.file, when set */
+	yaml_node_t *defaults_flake, *defaults_file;
+	struct name_entry *names; /* every host, sorted by name */
 };
 
 __attribute__((format(printf, 3, 4))) static void report(struct loader *l, const yaml_node_t *node,
@@ -73,6 +83,24 @@ static const char *node_type_name(const yaml_node_t *node)
 	}
 }
 
+static const char *scalar(const yaml_node_t *node);
+static bool is_null(const yaml_node_t *node);
+
+/*
+ * What a node is, for "..., not X" in messages: the quoted value of a
+ * scalar (cut short if long), else its kind. Owned by the caller.
+ */
+static char *found(const yaml_node_t *node)
+{
+	if (node->type != YAML_SCALAR_NODE)
+		return xstrdup(node_type_name(node));
+	if (is_null(node) || !*scalar(node))
+		return xstrdup("an empty value");
+	if (strlen(scalar(node)) > 40)
+		return xasprintf("'%.37s...'", scalar(node));
+	return xasprintf("'%s'", scalar(node));
+}
+
 static yaml_node_t *node_at(struct loader *l, int id)
 {
 	return yaml_document_get_node(&l->doc, id);
@@ -83,6 +111,7 @@ static const char *scalar(const yaml_node_t *node)
 	return (const char *)node->data.scalar.value;
 }
 
+/* YAML 1.1's null: empty, `~`, `null`, `Null`, `NULL`, unquoted. */
 static bool is_null(const yaml_node_t *node)
 {
 	const char *s;
@@ -90,14 +119,25 @@ static bool is_null(const yaml_node_t *node)
 	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
 	s = scalar(node);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null");
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	       !strcmp(s, "NULL");
+}
+
+/* A scalar holding a NUL ("a\0b") would be cut short by every C string use. */
+static bool has_nul(const yaml_node_t *node)
+{
+	return node->type == YAML_SCALAR_NODE &&
+	       strlen(scalar(node)) != node->data.scalar.length;
 }
 
 static int expect_string(struct loader *l, yaml_node_t *node, const char *what, char **out)
 {
-	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node)) {
-		report(l, node, "%s must be a non-empty string, not %s", what,
-			node->type == YAML_SCALAR_NODE ? "an empty value" : node_type_name(node));
+	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node) ||
+		has_nul(node)) {
+		char *f = has_nul(node) ? xstrdup("a string with a NUL byte") : found(node);
+
+		report(l, node, "%s must be a non-empty string, not %s", what, f);
+		free(f);
 		return -1;
 	}
 	free(*out);
@@ -105,11 +145,31 @@ static int expect_string(struct loader *l, yaml_node_t *node, const char *what, 
 	return 0;
 }
 
+/*
+ * Whole numbers as YAML writes them: digits with an optional '-'; no
+ * spaces, '+', hex or octal (strtol would take some of those).
+ */
+static int parse_number(const yaml_node_t *node, long min, long max, long *out)
+{
+	const char *s;
+
+	if (node->type != YAML_SCALAR_NODE)
+		return -1;
+	s = scalar(node);
+	if (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9'))
+		return -1;
+	return parse_long(s, min, max, out);
+}
+
 static int expect_long(struct loader *l, yaml_node_t *node, const char *what, long min, long max,
 	long *out)
 {
-	if (node->type != YAML_SCALAR_NODE || parse_long(scalar(node), min, max, out) < 0) {
-		report(l, node, "%s must be a whole number from %ld to %ld", what, min, max);
+	if (parse_number(node, min, max, out) < 0) {
+		char *f = found(node);
+
+		report(l, node, "%s must be a whole number from %ld to %ld, not %s", what, min, max,
+			f);
+		free(f);
 		return -1;
 	}
 	return 0;
@@ -119,6 +179,7 @@ static int expect_bool(struct loader *l, yaml_node_t *node, const char *what, bo
 {
 	static const char *const yes[] = { "true", "yes", "on", "True", "TRUE" };
 	static const char *const no[] = { "false", "no", "off", "False", "FALSE" };
+	char *f;
 
 	if (node->type == YAML_SCALAR_NODE) {
 		for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
@@ -132,17 +193,79 @@ static int expect_bool(struct loader *l, yaml_node_t *node, const char *what, bo
 			}
 		}
 	}
-	report(l, node, "%s must be true or false", what);
+	f = found(node);
+	report(l, node, "%s must be true or false, not %s", what, f);
+	free(f);
 	return -1;
 }
 
-/* Reports an unknown key, with the nearest known one as a hint. */
+static const char *const top_keys[] = { "defaults", "builders", "hosts" };
+
+static const char *const default_keys[] = {
+	"user",
+	"goal",
+	"flake",
+	"file",
+	"ssh_config",
+	"parallel",
+	"confirm_timeout",
+	"health_timeout",
+	"activation_timeout",
+	"connect_timeout",
+};
+
+static const char *const host_keys[] = {
+	"address",
+	"user",
+	"port",
+	"arch",
+	"tags",
+	"services",
+	"uses",
+	"wants",
+	"depends_on",
+	"attr",
+	"build",
+	"flake",
+	"file",
+	"goal",
+	"local",
+};
+
+static bool in_list(const char *s, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(s, v[i]))
+			return true;
+	return false;
+}
+
+/* Where a key misplaced in `where` does belong, or NULL. */
+static const char *key_home(const char *key, const char *where)
+{
+	bool in_host = !strncmp(where, "host '", 6);
+
+	if (!in_host && in_list(key, host_keys, ARRAY_SIZE(host_keys)))
+		return "a host";
+	if (strcmp(where, "defaults") && in_list(key, default_keys, ARRAY_SIZE(default_keys)))
+		return "'defaults'";
+	if (strcmp(where, "the inventory") && in_list(key, top_keys, ARRAY_SIZE(top_keys)))
+		return "the top level";
+	return NULL;
+}
+
+/*
+ * Reports an unknown key: with the nearest known one as a hint when it is
+ * a plausible typo (a quarter of the key's length, at least 1), else with
+ * the section it belongs in when it is known elsewhere.
+ */
 static void report_unknown_key(struct loader *l, yaml_node_t *key, const char *where,
 	const char *const *known, size_t nknown)
 {
-	const char *best = NULL;
+	const char *best = NULL, *home;
 	size_t best_d = SIZE_MAX;
 	size_t len = strlen(scalar(key));
+	size_t limit = len / 4 ? len / 4 : 1;
 
 	for (size_t i = 0; i < nknown; i++) {
 		size_t d = edit_distance(scalar(key), known[i]);
@@ -152,67 +275,120 @@ static void report_unknown_key(struct loader *l, yaml_node_t *key, const char *w
 			best = known[i];
 		}
 	}
-	if (best && best_d <= (len < 6 ? 1 : 2))
+	home = key_home(scalar(key), where);
+	if (best && best_d <= limit && best_d < len)
 		report(l, key, "unknown key '%s' in %s; did you mean '%s'?", scalar(key), where,
 			best);
+	else if (home)
+		report(l, key, "unknown key '%s' in %s; it belongs in %s", scalar(key), where,
+			home);
 	else
 		report(l, key, "unknown key '%s' in %s", scalar(key), where);
 }
 
 /*
- * Walks a mapping, calling fn for each pair. Reports non-scalar and
- * duplicate keys itself. Returns -1 if `node` is not a mapping.
+ * Walks a mapping, calling fn for each pair in the order of the file.
+ * Reports non-scalar and duplicate keys itself (the first of duplicates is
+ * the one used). Returns -1 if `node` is not a mapping.
  */
 typedef void (*pair_fn)(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data);
 
+struct key_ref {
+	const char *name;
+	size_t idx;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+	const struct key_ref *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 static int each_pair(struct loader *l, yaml_node_t *node, const char *what, pair_fn fn, void *data)
 {
-	yaml_node_pair_t *start, *top;
+	yaml_node_pair_t *start;
+	size_t n, nrefs = 0;
+	struct key_ref *refs = NULL;
+	size_t *first = NULL; /* for a duplicate key, the index of its first pair */
 
 	if (node->type != YAML_MAPPING_NODE) {
 		report(l, node, "%s must be a mapping, not %s", what, node_type_name(node));
 		return -1;
 	}
 	start = node->data.mapping.pairs.start;
-	top = node->data.mapping.pairs.top;
-	for (yaml_node_pair_t *p = start; p < top; p++) {
-		yaml_node_t *key = node_at(l, p->key);
-		yaml_node_t *value = node_at(l, p->value);
-		bool dup = false;
+	n = (size_t)(node->data.mapping.pairs.top - start);
+	/* sorting, not comparing each key with all before it: `hosts` may hold 100,000 */
+	refs = xmalloc((n + 1) * sizeof(*refs));
+	first = xmalloc((n + 1) * sizeof(*first));
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *key = node_at(l, start[i].key);
+
+		first[i] = SIZE_MAX;
+		if (key && key->type == YAML_SCALAR_NODE) {
+			refs[nrefs].name = scalar(key);
+			refs[nrefs++].idx = i;
+		}
+	}
+	qsort(refs, nrefs, sizeof(*refs), key_ref_cmp);
+	for (size_t i = 1; i < nrefs; i++)
+		if (!strcmp(refs[i].name, refs[i - 1].name))
+			first[refs[i].idx] = first[refs[i - 1].idx] != SIZE_MAX
+						     ? first[refs[i - 1].idx]
+						     : refs[i - 1].idx;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *key = node_at(l, start[i].key);
+		yaml_node_t *value = node_at(l, start[i].value);
 
 		if (!key || !value)
 			continue;
-		if (key->type != YAML_SCALAR_NODE) {
+		if (key->type != YAML_SCALAR_NODE || has_nul(key)) {
 			report(l, key, "keys in %s must be plain names, not %s", what,
-				node_type_name(key));
+				has_nul(key) ? "a string with a NUL byte" : node_type_name(key));
 			continue;
 		}
-		for (yaml_node_pair_t *q = start; q < p && !dup; q++) {
-			yaml_node_t *prev = node_at(l, q->key);
+		if (first[i] != SIZE_MAX) {
+			yaml_node_t *prev = node_at(l, start[first[i]].key);
 
-			if (prev && prev->type == YAML_SCALAR_NODE &&
-				!strcmp(scalar(prev), scalar(key))) {
-				report(l, key, "duplicate %s '%s' (first at line %zu)",
-					strcmp(what, "hosts") ? "key" : "host", scalar(key),
-					prev->start_mark.line + 1);
-				dup = true;
-			}
+			if (!strcmp(what, "hosts"))
+				report(l, key, "duplicate host '%s' (first at line %zu)",
+					scalar(key), prev->start_mark.line + 1);
+			else
+				report(l, key, "duplicate key '%s' in %s (first at line %zu)",
+					scalar(key), what, prev->start_mark.line + 1);
+			continue;
 		}
-		if (!dup)
-			fn(l, key, value, data);
+		fn(l, key, value, data);
 	}
+	free(refs);
+	free(first);
 	return 0;
 }
 
 /* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
 typedef void (*item_fn)(struct loader *l, yaml_node_t *item, void *data);
 
+static void one_item(struct loader *l, yaml_node_t *item, const char *what, item_fn fn, void *data)
+{
+	if (item->type != YAML_SCALAR_NODE || is_null(item) || !*scalar(item) || has_nul(item)) {
+		char *f = has_nul(item) ? xstrdup("a string with a NUL byte") : found(item);
+
+		report(l, item, "%s must list non-empty strings, not %s", what, f);
+		free(f);
+		return;
+	}
+	fn(l, item, data);
+}
+
 static void each_item(struct loader *l, yaml_node_t *node, const char *what, item_fn fn, void *data)
 {
 	if (is_null(node))
 		return;
 	if (node->type == YAML_SCALAR_NODE) {
-		fn(l, node, data);
+		one_item(l, node, what, fn, data);
 		return;
 	}
 	if (node->type != YAML_SEQUENCE_NODE) {
@@ -223,15 +399,8 @@ static void each_item(struct loader *l, yaml_node_t *node, const char *what, ite
 		i++) {
 		yaml_node_t *item = node_at(l, *i);
 
-		if (!item)
-			continue;
-		if (item->type != YAML_SCALAR_NODE || !*scalar(item)) {
-			report(l, item, "items of %s must be non-empty strings, not %s", what,
-				item->type == YAML_SCALAR_NODE ? "an empty value"
-							       : node_type_name(item));
-			continue;
-		}
-		fn(l, item, data);
+		if (item)
+			one_item(l, item, what, fn, data);
 	}
 }
 
@@ -277,49 +446,38 @@ static void check_goal(struct loader *l, yaml_node_t *node)
 
 /* ---- defaults ---- */
 
-static const char *const default_keys[] = {
-	"user",
-	"goal",
-	"flake",
-	"file",
-	"ssh_config",
-	"parallel",
-	"confirm_timeout",
-	"health_timeout",
-	"activation_timeout",
-	"connect_timeout",
-};
-
 static void defaults_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
 {
 	struct inv_defaults *d = data;
 	const char *k = scalar(key);
 
-	(void)data;
-	if (!strcmp(k, "user"))
+	if (!strcmp(k, "user")) {
 		expect_string(l, value, "defaults.user", &d->user);
-	else if (!strcmp(k, "goal")) {
+	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, "defaults.goal", &d->goal))
 			check_goal(l, value);
-	} else if (!strcmp(k, "flake"))
-		expect_string(l, value, "defaults.flake", &d->flake);
-	else if (!strcmp(k, "file"))
-		expect_string(l, value, "defaults.file", &d->file);
-	else if (!strcmp(k, "ssh_config"))
+	} else if (!strcmp(k, "flake")) {
+		if (!expect_string(l, value, "defaults.flake", &d->flake))
+			l->defaults_flake = key;
+	} else if (!strcmp(k, "file")) {
+		if (!expect_string(l, value, "defaults.file", &d->file))
+			l->defaults_file = key;
+	} else if (!strcmp(k, "ssh_config")) {
 		expect_string(l, value, "defaults.ssh_config", &d->ssh_config);
-	else if (!strcmp(k, "parallel"))
+	} else if (!strcmp(k, "parallel")) {
 		expect_long(l, value, "defaults.parallel", 1, 1024, &d->parallel);
-	else if (!strcmp(k, "confirm_timeout"))
+	} else if (!strcmp(k, "confirm_timeout")) {
 		expect_long(l, value, "defaults.confirm_timeout", 1, 86400, &d->confirm_timeout);
-	else if (!strcmp(k, "health_timeout"))
+	} else if (!strcmp(k, "health_timeout")) {
 		expect_long(l, value, "defaults.health_timeout", 0, 86400, &d->health_timeout);
-	else if (!strcmp(k, "activation_timeout"))
+	} else if (!strcmp(k, "activation_timeout")) {
 		expect_long(l, value, "defaults.activation_timeout", 1, 86400,
 			&d->activation_timeout);
-	else if (!strcmp(k, "connect_timeout"))
+	} else if (!strcmp(k, "connect_timeout")) {
 		expect_long(l, value, "defaults.connect_timeout", 1, 3600, &d->connect_timeout);
-	else
+	} else {
 		report_unknown_key(l, key, "defaults", default_keys, ARRAY_SIZE(default_keys));
+	}
 }
 
 /* ---- builders ---- */
@@ -328,16 +486,23 @@ static void builders_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 {
 	struct inventory *inv = l->inv;
 	struct inv_builder *b;
-	char *spec = NULL;
+	char *spec = NULL, *what;
+	int ret;
 
 	(void)data;
 	if (!inventory_arch_known(scalar(key))) {
 		check_arch(l, key);
 		return;
 	}
-	if (expect_string(l, value, "a builder", &spec) < 0)
+	what = xasprintf("builder of '%s'", scalar(key));
+	ret = expect_string(l, value, what, &spec);
+	free(what);
+	if (ret < 0)
 		return;
 	inv->builders = xrealloc(inv->builders, (inv->nbuilders + 1) * sizeof(*inv->builders));
+	l->builder_nodes =
+		xrealloc(l->builder_nodes, (inv->nbuilders + 1) * sizeof(*l->builder_nodes));
+	l->builder_nodes[inv->nbuilders] = value;
 	b = &inv->builders[inv->nbuilders++];
 	b->arch = xstrdup(scalar(key));
 	b->spec = spec;
@@ -345,27 +510,11 @@ static void builders_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 
 /* ---- hosts ---- */
 
-static const char *const host_keys[] = {
-	"address",
-	"user",
-	"port",
-	"arch",
-	"tags",
-	"services",
-	"uses",
-	"wants",
-	"depends_on",
-	"attr",
-	"build",
-	"flake",
-	"file",
-	"goal",
-	"local",
-};
-
 /* What a host's entries are, before relations are resolved. */
 struct host_raw {
 	yaml_node_t *uses, *wants, *depends_on, *build;
+	yaml_node_t *flake, *file; /* the keys, for "sets both" */
+	bool local_set;		   /* `local:` given: the address does not decide */
 };
 
 struct host_ctx {
@@ -381,8 +530,10 @@ static void tag_item(struct loader *l, yaml_node_t *item, void *data)
 	if (*tag == '@')
 		tag++;
 	if (!valid_name(tag)) {
-		report(l, item, "invalid tag '%s': use letters, digits, '-', '_' and '.'",
-			scalar(item));
+		report(l, item,
+			"invalid tag '%s' on host '%s': use letters, digits, '-', '_' and '.', "
+			"not starting with '-' or '.'",
+			scalar(item), h->name);
 		return;
 	}
 	if (!strvec_contains(&h->tags, tag))
@@ -395,13 +546,21 @@ static void service_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value,
 	struct inv_service *s;
 	long port;
 
-	if (!valid_name(scalar(key)) || strchr(scalar(key), '/')) {
-		report(l, key, "invalid service name '%s'", scalar(key));
+	if (!valid_name(scalar(key))) {
+		report(l, key,
+			"invalid service name '%s' on host '%s': use letters, digits, '-', '_' "
+			"and '.', not starting with '-' or '.'",
+			scalar(key), h->name);
 		return;
 	}
-	if (value->type != YAML_SCALAR_NODE || parse_long(scalar(value), 1, 65535, &port) < 0) {
-		report(l, value, "port of service '%s' must be a whole number from 1 to 65535",
-			scalar(key));
+	if (parse_number(value, 1, 65535, &port) < 0) {
+		char *f = found(value);
+
+		report(l, value,
+			"port of service '%s' on host '%s' must be a whole number from 1 to "
+			"65535, not %s",
+			scalar(key), h->name, f);
+		free(f);
 		return;
 	}
 	for (size_t i = 0; i < h->nservices; i++) {
@@ -425,24 +584,32 @@ static void host_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, vo
 	struct host_ctx *c = data;
 	struct inv_host *h = c->host;
 	const char *k = scalar(key);
+	char *what = xasprintf("%s of host '%s'", k, h->name);
 	long n;
 	bool b;
 
 	if (!strcmp(k, "address")) {
-		expect_string(l, value, "address", &h->address);
+		expect_string(l, value, what, &h->address);
 	} else if (!strcmp(k, "user")) {
-		expect_string(l, value, "user", &h->user);
+		expect_string(l, value, what, &h->user);
 	} else if (!strcmp(k, "port")) {
-		if (!expect_long(l, value, "port", 1, 65535, &n))
+		if (!expect_long(l, value, what, 1, 65535, &n))
 			h->port = (int)n;
 	} else if (!strcmp(k, "arch")) {
-		if (!expect_string(l, value, "arch", &h->arch))
+		if (!expect_string(l, value, what, &h->arch))
 			check_arch(l, value);
 	} else if (!strcmp(k, "tags")) {
-		each_item(l, value, "tags", tag_item, h);
+		each_item(l, value, what, tag_item, h);
 	} else if (!strcmp(k, "services")) {
-		if (!is_null(value))
-			each_pair(l, value, "services", service_pair, h);
+		if (value->type == YAML_SEQUENCE_NODE || value->type == YAML_SCALAR_NODE) {
+			if (!is_null(value))
+				report(l, value,
+					"services of host '%s' must be a mapping of names to ports "
+					"({ name: port }), not %s",
+					h->name, node_type_name(value));
+		} else {
+			each_pair(l, value, what, service_pair, h);
+		}
 	} else if (!strcmp(k, "uses")) {
 		c->raw->uses = value;
 	} else if (!strcmp(k, "wants")) {
@@ -450,28 +617,41 @@ static void host_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, vo
 	} else if (!strcmp(k, "depends_on")) {
 		c->raw->depends_on = value;
 	} else if (!strcmp(k, "attr")) {
-		expect_string(l, value, "attr", &h->attr);
+		expect_string(l, value, what, &h->attr);
 	} else if (!strcmp(k, "build")) {
-		if (value->type != YAML_SCALAR_NODE || !*scalar(value))
-			report(l, value, "build must be local, target or a builder");
-		else
+		if (value->type != YAML_SCALAR_NODE || is_null(value) || !*scalar(value) ||
+			has_nul(value)) {
+			char *f = found(value);
+
+			report(l, value,
+				"build of host '%s' must be local, target, a host of the "
+				"inventory or user@address, not %s",
+				h->name, f);
+			free(f);
+		} else {
 			c->raw->build = value;
+		}
 	} else if (!strcmp(k, "flake")) {
-		expect_string(l, value, "flake", &h->flake);
+		if (!expect_string(l, value, what, &h->flake))
+			c->raw->flake = key;
 	} else if (!strcmp(k, "file")) {
-		expect_string(l, value, "file", &h->file);
+		if (!expect_string(l, value, what, &h->file))
+			c->raw->file = key;
 	} else if (!strcmp(k, "goal")) {
-		if (!expect_string(l, value, "goal", &h->goal))
+		if (!expect_string(l, value, what, &h->goal))
 			check_goal(l, value);
 	} else if (!strcmp(k, "local")) {
-		if (!expect_bool(l, value, "local", &b))
+		if (!expect_bool(l, value, what, &b)) {
 			h->local = b;
+			c->raw->local_set = true;
+		}
 	} else {
 		char *where = xasprintf("host '%s'", h->name);
 
 		report_unknown_key(l, key, where, host_keys, ARRAY_SIZE(host_keys));
 		free(where);
 	}
+	free(what);
 }
 
 struct hosts_ctx {
@@ -495,11 +675,9 @@ static void hosts_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, v
 	}
 	xgrow((void **)&inv->hosts, &hc->alloc, inv->nhosts + 1, sizeof(*inv->hosts));
 	hc->raws = xrealloc(hc->raws, hc->alloc * sizeof(*hc->raws));
-	l->host_nodes = xrealloc(l->host_nodes, hc->alloc * sizeof(*l->host_nodes));
 	h = &inv->hosts[inv->nhosts];
 	memset(h, 0, sizeof(*h));
 	memset(&hc->raws[inv->nhosts], 0, sizeof(*hc->raws));
-	l->host_nodes[inv->nhosts] = key;
 	h->name = xstrdup(scalar(key));
 	h->pos = pos_of(key);
 	strvec_init(&h->tags);
@@ -555,17 +733,12 @@ static int svc_cmp(const void *a, const void *b)
 }
 
 struct resolver {
-	struct svc_entry *svcs;
+	struct svc_entry *svcs; /* every service of the fleet, by name then host */
 	size_t nsvcs;
-	struct name_entry *names;
-	size_t nnames;
+	struct svc_entry *tags; /* every tag of the fleet, by tag then host */
+	size_t ntags;
 	size_t host; /* the host whose entries are being resolved */
 	enum inv_rel_kind kind;
-};
-
-struct name_entry {
-	const char *name;
-	size_t host;
 };
 
 static int name_cmp(const void *a, const void *b)
@@ -573,29 +746,42 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(((const struct name_entry *)a)->name, ((const struct name_entry *)b)->name);
 }
 
-static long resolver_host(const struct resolver *r, const char *name)
+/* Sorts the host names for loader_host(); hosts are unique by then. */
+static void index_hosts(struct loader *l)
+{
+	struct inventory *inv = l->inv;
+
+	l->names = xmalloc((inv->nhosts + 1) * sizeof(*l->names));
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		l->names[i].name = inv->hosts[i].name;
+		l->names[i].host = i;
+	}
+	qsort(l->names, inv->nhosts, sizeof(*l->names), name_cmp);
+}
+
+static long loader_host(const struct loader *l, const char *name)
 {
 	struct name_entry key = { name, 0 }, *e;
 
-	e = bsearch(&key, r->names, r->nnames, sizeof(key), name_cmp);
+	e = bsearch(&key, l->names, l->inv->nhosts, sizeof(key), name_cmp);
 	return e ? (long)e->host : -1;
 }
 
-/* The range of svcs providing `name`. */
-static size_t resolver_providers(const struct resolver *r, const char *name, size_t *first)
+/* The range of v (sorted by svc_cmp) named `name`: its start in *first, its length returned. */
+static size_t entries_named(const struct svc_entry *v, size_t nv, const char *name, size_t *first)
 {
-	size_t lo = 0, hi = r->nsvcs, n = 0;
+	size_t lo = 0, hi = nv, n = 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (strcmp(r->svcs[mid].name, name) < 0)
+		if (strcmp(v[mid].name, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	*first = lo;
-	while (lo + n < r->nsvcs && !strcmp(r->svcs[lo + n].name, name))
+	while (lo + n < nv && !strcmp(v[lo + n].name, name))
 		n++;
 	return n;
 }
@@ -606,18 +792,46 @@ static void suggest_service(struct loader *l, const struct resolver *r, struct b
 	const char *best = NULL;
 	size_t best_d = SIZE_MAX;
 
+	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
+
 	(void)l;
 	for (size_t i = 0; i < r->nsvcs; i++) {
-		size_t d = edit_distance(name, r->svcs[i].name);
+		size_t d;
 
+		if (i && !strcmp(r->svcs[i].name, r->svcs[i - 1].name))
+			continue;
+		d = edit_distance(name, r->svcs[i].name);
 		if (d < best_d) {
 			best_d = d;
 			best = r->svcs[i].name;
 		}
 	}
-	if (best && best_d <= (strlen(name) < 6 ? 1 : 2))
+	if (best && best_d <= limit && best_d < len)
 		buf_printf(hint, "; did you mean '%s'?", best);
 }
+
+/* "; did you mean 'galactica'?" for a host name that is a plausible typo. */
+static void suggest_host(struct loader *l, struct buf *hint, const char *name)
+{
+	const struct inventory *inv = l->inv;
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
+
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		size_t d = edit_distance(name, inv->hosts[i].name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = inv->hosts[i].name;
+		}
+	}
+	if (best && best_d <= limit && best_d < len)
+		buf_printf(hint, "; did you mean '%s'?", best);
+}
+
+/* Providers listed in an "ambiguous service" message before "and N more". */
+#define AMBIGUOUS_MAX_LISTED 5
 
 static void service_item(struct loader *l, yaml_node_t *item, void *data)
 {
@@ -632,14 +846,16 @@ static void service_item(struct loader *l, yaml_node_t *item, void *data)
 
 	if (slash) {
 		char *hname = xstrndup(text, (size_t)(slash - text));
-		long p = resolver_host(r, hname);
+		long p = loader_host(l, hname);
 
 		if (p < 0) {
-			report(l, item, "%s '%s': unknown host '%s'", kind, text, hname);
+			suggest_host(l, &b, hname);
+			report(l, item, "%s '%s' of host '%s': unknown host '%s'%s", kind, text,
+				h->name, hname, b.data ? b.data : "");
 		} else if (!host_provides(&inv->hosts[p], slash + 1)) {
 			suggest_service(l, r, &b, slash + 1);
-			report(l, item, "%s '%s': host '%s' provides no service '%s'%s", kind, text,
-				hname, slash + 1, b.data ? b.data : "");
+			report(l, item, "%s '%s' of host '%s': host '%s' provides no service '%s'%s",
+				kind, text, h->name, hname, slash + 1, b.data ? b.data : "");
 		} else if ((size_t)p == r->host) {
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
@@ -650,17 +866,23 @@ static void service_item(struct loader *l, yaml_node_t *item, void *data)
 		buf_release(&b);
 		return;
 	}
-	n = resolver_providers(r, text, &first);
+	n = entries_named(r->svcs, r->nsvcs, text, &first);
 	if (n == 0) {
 		suggest_service(l, r, &b, text);
-		report(l, item, "%s '%s': no host provides a service '%s'%s", kind, text, text,
-			b.data ? b.data : "");
+		report(l, item, "%s '%s' of host '%s': no host provides a service '%s'%s", kind,
+			text, h->name, text, b.data ? b.data : "");
 	} else if (n > 1) {
-		for (size_t i = 0; i < n; i++)
+		size_t listed = n > AMBIGUOUS_MAX_LISTED ? AMBIGUOUS_MAX_LISTED : n;
+
+		for (size_t i = 0; i < listed; i++)
 			buf_printf(&b, "%s'%s'", i == 0 ? "" : i + 1 == n ? " and " : ", ",
 				inv->hosts[r->svcs[first + i].host].name);
-		report(l, item, "ambiguous service '%s': provided by %s; write one as '%s/%s'", text,
-			b.data, inv->hosts[r->svcs[first].host].name, text);
+		if (listed < n)
+			buf_printf(&b, " and %zu more", n - listed);
+		report(l, item,
+			"ambiguous service '%s' in %s of host '%s': provided by %s; write one as "
+			"'%s/%s'",
+			text, kind, h->name, b.data, inv->hosts[r->svcs[first].host].name, text);
 	} else if (r->svcs[first].host == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
@@ -675,73 +897,127 @@ static void depends_item(struct loader *l, yaml_node_t *item, void *data)
 	struct inventory *inv = l->inv;
 	struct inv_host *h = &inv->hosts[r->host];
 	const char *text = scalar(item);
+	size_t first, n;
+	struct buf b = BUF_INIT(0);
+	long p;
 
 	if (*text == '@') {
-		bool any = false;
-
-		for (size_t i = 0; i < inv->nhosts; i++) {
-			if (!strvec_contains(&inv->hosts[i].tags, text + 1))
-				continue;
-			any = true;
-			/* a host carrying the tag it depends on does not depend on itself */
-			if (i != r->host)
-				add_rel(h, INV_DEPENDS_ON, item, i, NULL);
-		}
-		if (!any)
-			report(l, item, "depends_on '%s': no host has the tag '%s'", text, text + 1);
+		n = entries_named(r->tags, r->ntags, text + 1, &first);
+		if (n == 0)
+			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
+				text, h->name, text + 1);
+		/* a host carrying the tag it depends on does not depend on itself */
+		for (size_t i = first; i < first + n; i++)
+			if (r->tags[i].host != r->host)
+				add_rel(h, INV_DEPENDS_ON, item, r->tags[i].host, NULL);
 		return;
 	}
-	long p = resolver_host(r, text);
-
-	if (p < 0)
-		report(l, item, "depends_on '%s': unknown host", text);
-	else if ((size_t)p == r->host)
+	p = loader_host(l, text);
+	if (p < 0) {
+		suggest_host(l, &b, text);
+		report(l, item, "depends_on '%s' of host '%s': unknown host '%s'%s", text, h->name,
+			text, b.data ? b.data : "");
+	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
-	else
+	} else {
 		add_rel(h, INV_DEPENDS_ON, item, (size_t)p, NULL);
+	}
+	buf_release(&b);
 }
 
 static void resolve_relations(struct loader *l, struct host_raw *raws)
 {
 	struct inventory *inv = l->inv;
 	struct resolver r = { 0 };
-	size_t n = 0;
+	size_t n = 0, ntags = 0;
 
-	for (size_t i = 0; i < inv->nhosts; i++)
+	for (size_t i = 0; i < inv->nhosts; i++) {
 		n += inv->hosts[i].nservices;
+		ntags += inv->hosts[i].tags.nr;
+	}
 	r.svcs = xmalloc((n + 1) * sizeof(*r.svcs));
-	for (size_t i = 0; i < inv->nhosts; i++)
-		for (size_t j = 0; j < inv->hosts[i].nservices; j++) {
-			r.svcs[r.nsvcs].name = inv->hosts[i].services[j].name;
+	r.tags = xmalloc((ntags + 1) * sizeof(*r.tags));
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		const struct inv_host *h = &inv->hosts[i];
+
+		for (size_t j = 0; j < h->nservices; j++) {
+			r.svcs[r.nsvcs].name = h->services[j].name;
 			r.svcs[r.nsvcs++].host = i;
 		}
-	qsort(r.svcs, r.nsvcs, sizeof(*r.svcs), svc_cmp);
-	r.names = xmalloc((inv->nhosts + 1) * sizeof(*r.names));
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		r.names[i].name = inv->hosts[i].name;
-		r.names[i].host = i;
+		for (size_t j = 0; j < h->tags.nr; j++) {
+			r.tags[r.ntags].name = h->tags.v[j];
+			r.tags[r.ntags++].host = i;
+		}
 	}
-	r.nnames = inv->nhosts;
-	qsort(r.names, r.nnames, sizeof(*r.names), name_cmp);
+	qsort(r.svcs, r.nsvcs, sizeof(*r.svcs), svc_cmp);
+	qsort(r.tags, r.ntags, sizeof(*r.tags), svc_cmp);
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
+		const char *name = inv->hosts[i].name;
+		char *what;
+
 		r.host = i;
 		if (raws[i].uses) {
 			r.kind = INV_USES;
-			each_item(l, raws[i].uses, "uses", service_item, &r);
+			what = xasprintf("uses of host '%s'", name);
+			each_item(l, raws[i].uses, what, service_item, &r);
+			free(what);
 		}
 		if (raws[i].wants) {
 			r.kind = INV_WANTS;
-			each_item(l, raws[i].wants, "wants", service_item, &r);
+			what = xasprintf("wants of host '%s'", name);
+			each_item(l, raws[i].wants, what, service_item, &r);
+			free(what);
 		}
-		if (raws[i].depends_on)
-			each_item(l, raws[i].depends_on, "depends_on", depends_item, &r);
+		if (raws[i].depends_on) {
+			what = xasprintf("depends_on of host '%s'", name);
+			each_item(l, raws[i].depends_on, what, depends_item, &r);
+			free(what);
+		}
 	}
 	free(r.svcs);
-	free(r.names);
+	free(r.tags);
 }
 
 /* ---- defaults applied ---- */
+
+/* Whether the address means this machine: such a host is deployed without SSH. */
+static bool address_is_local(const char *address)
+{
+	return !strcmp(address, "localhost") || !strcmp(address, "127.0.0.1") ||
+	       !strcmp(address, "::1");
+}
+
+/* A builder spec: local, target, user@address or a host of the inventory. */
+static bool builder_spec_valid(struct loader *l, const char *spec)
+{
+	return !strcmp(spec, "local") || !strcmp(spec, "target") || strchr(spec, '@') ||
+	       loader_host(l, spec) >= 0;
+}
+
+static void apply_build(struct loader *l, struct inv_host *h, yaml_node_t *build)
+{
+	const char *spec = build ? scalar(build) : inventory_builder(l->inv, h->arch);
+
+	h->build = INV_BUILD_LOCAL;
+	if (!spec || !strcmp(spec, "local"))
+		return;
+	if (!builder_spec_valid(l, spec)) {
+		/* a bad `builders:` entry is reported once, at the entry */
+		if (build)
+			report(l, build,
+				"build '%s' of host '%s': expected local, target, a host of the "
+				"inventory or user@address",
+				spec, h->name);
+		return;
+	}
+	if (!strcmp(spec, "target") || !strcmp(spec, h->name)) {
+		h->build = INV_BUILD_TARGET;
+	} else {
+		h->build = INV_BUILD_BUILDER;
+		h->builder = xstrdup(spec);
+	}
+}
 
 static void apply_defaults(struct loader *l, struct host_raw *raws)
 {
@@ -749,11 +1025,24 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 	struct inv_defaults *d = &inv->defaults;
 
 	if (d->flake && d->file) {
-		report(l, NULL, "defaults set both 'flake' and 'file'; choose one");
+		yaml_node_t *later = l->defaults_flake->start_mark.index >
+					     l->defaults_file->start_mark.index
+				     ? l->defaults_flake
+				     : l->defaults_file;
+
+		report(l, later, "defaults set both 'flake' and 'file'; choose one");
+	}
+	for (size_t i = 0; i < inv->nbuilders; i++) {
+		const char *spec = inv->builders[i].spec;
+
+		if (!builder_spec_valid(l, spec))
+			report(l, l->builder_nodes[i],
+				"builder '%s' of '%s': expected local, target, a host of the "
+				"inventory or user@address",
+				spec, inv->builders[i].arch);
 	}
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		struct inv_host *h = &inv->hosts[i];
-		yaml_node_t *build = raws[i].build;
 
 		if (!h->address)
 			h->address = xstrdup(h->name);
@@ -765,9 +1054,12 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->attr = xasprintf("nixosConfigurations.%s.config.system.build.toplevel",
 				h->name);
 		if (h->flake && h->file) {
-			struct yaml_node_s *key = l->host_nodes[i];
+			yaml_node_t *later = raws[i].flake->start_mark.index >
+						     raws[i].file->start_mark.index
+					     ? raws[i].flake
+					     : raws[i].file;
 
-			report(l, key, "host '%s' sets both 'flake' and 'file'; choose one",
+			report(l, later, "host '%s' sets both 'flake' and 'file'; choose one",
 				h->name);
 		}
 		if (!h->flake && !h->file) {
@@ -778,48 +1070,9 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 		}
 		if (!h->goal)
 			h->goal = xstrdup(d->goal ? d->goal : "switch");
-		if (!strcmp(h->address, "localhost") || !strcmp(h->address, "127.0.0.1"))
+		if (!raws[i].local_set && address_is_local(h->address))
 			h->local = true;
-
-		h->build = INV_BUILD_LOCAL;
-		if (build && !strcmp(scalar(build), "target")) {
-			h->build = INV_BUILD_TARGET;
-		} else if (build && strcmp(scalar(build), "local")) {
-			const char *spec = scalar(build);
-
-			if (!strchr(spec, '@') && !inventory_host(inv, spec))
-				report(l, build,
-					"build '%s': expected local, target, a host of the "
-					"inventory or user@address",
-					spec);
-			else if (!strcmp(spec, h->name))
-				h->build = INV_BUILD_TARGET;
-			else {
-				h->build = INV_BUILD_BUILDER;
-				h->builder = xstrdup(spec);
-			}
-		} else if (inventory_builder(inv, h->arch)) {
-			const char *spec = inventory_builder(inv, h->arch);
-
-			if (!strcmp(spec, "local")) {
-				h->build = INV_BUILD_LOCAL;
-			} else if (strcmp(spec, h->name) && strcmp(spec, "target")) {
-				h->build = INV_BUILD_BUILDER;
-				h->builder = xstrdup(spec);
-			} else {
-				h->build = INV_BUILD_TARGET;
-			}
-		}
-	}
-	for (size_t i = 0; i < inv->nbuilders; i++) {
-		const char *spec = inv->builders[i].spec;
-
-		if (strcmp(spec, "local") && strcmp(spec, "target") && !strchr(spec, '@') &&
-			!inventory_host(inv, spec))
-			report(l, NULL,
-				"builders.%s: '%s' is neither local, target, a host of the "
-				"inventory nor user@address",
-				inv->builders[i].arch, spec);
+		apply_build(l, h, raws[i].build);
 	}
 	if (!d->goal)
 		d->goal = xstrdup("switch");
@@ -827,7 +1080,6 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 
 static void top_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
 {
-	static const char *const top_keys[] = { "defaults", "builders", "hosts" };
 	yaml_node_t **hosts = data;
 	const char *k = scalar(key);
 
@@ -855,11 +1107,76 @@ static char *dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
+/* Reports libyaml's error with its position (a reader error only has an offset). */
+static void report_yaml_error(struct loader *l, const yaml_parser_t *parser, const char *data,
+	size_t len)
+{
+	size_t line = parser->problem_mark.line + 1, col = parser->problem_mark.column + 1;
+	const char *problem = parser->problem ? parser->problem : "cannot parse";
+
+	if (parser->error == YAML_READER_ERROR) {
+		line = 1;
+		col = 1;
+		for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+			if (data[i] == '\n') {
+				line++;
+				col = 1;
+			} else if (((unsigned char)data[i] & 0xc0) != 0x80) {
+				col++;
+			}
+		}
+	}
+	if (parser->context)
+		strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)", l->path,
+			line, col, problem, parser->context, parser->context_mark.line + 1);
+	else
+		strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: %s", l->path, line, col,
+			problem);
+}
+
+/*
+ * Parses the first document into l->doc. One inventory is one document: a
+ * second one is an error, and so is a syntax error in it.
+ */
+static int parse_document(struct loader *l, const char *data, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_document_t extra;
+	yaml_node_t *root;
+	int ret = -1;
+
+	if (!yaml_parser_initialize(&parser))
+		abort();
+	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+	if (!yaml_parser_load(&parser, &l->doc)) {
+		report_yaml_error(l, &parser, data, len);
+		goto out;
+	}
+	if (!yaml_parser_load(&parser, &extra)) {
+		report_yaml_error(l, &parser, data, len);
+		yaml_document_delete(&l->doc);
+		goto out;
+	}
+	root = yaml_document_get_root_node(&extra);
+	if (root) {
+		strvec_pushf(l->errors,
+			"%s:%zu:%zu: a second YAML document; the inventory must be one document",
+			l->path, extra.start_mark.line + 1, extra.start_mark.column + 1);
+		yaml_document_delete(&extra);
+		yaml_document_delete(&l->doc);
+		goto out;
+	}
+	yaml_document_delete(&extra);
+	ret = 0;
+out:
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
 int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
 	struct strvec *errors)
 {
 	struct loader l = { 0 };
-	yaml_parser_t parser;
 	yaml_node_t *root, *hosts = NULL;
 	struct hosts_ctx hc = { 0 };
 	size_t nerrors = errors->nr;
@@ -868,17 +1185,8 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	*out = NULL;
 	l.path = path;
 	l.errors = errors;
-	if (!yaml_parser_initialize(&parser))
-		abort();
-	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-	if (!yaml_parser_load(&parser, &l.doc)) {
-		strvec_pushf(errors, "%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-			parser.problem_mark.column + 1, parser.problem ? parser.problem : "invalid YAML",
-			parser.context ? " " : "", parser.context ? parser.context : "");
-		yaml_parser_delete(&parser);
+	if (parse_document(&l, data, len) < 0)
 		return -1;
-	}
-	yaml_parser_delete(&parser);
 
 	l.inv = xcalloc(1, sizeof(*l.inv));
 	l.inv->path = xstrdup(path);
@@ -890,18 +1198,25 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	l.inv->defaults.connect_timeout = 10;
 
 	root = yaml_document_get_root_node(&l.doc);
-	if (!root) {
-		report(&l, NULL, "the inventory is empty; expected a mapping with 'hosts'");
+	if (!root || is_null(root)) {
+		strvec_pushf(errors, "%s:1:1: the inventory is empty; expected a mapping with 'hosts'",
+			path);
 		goto out;
 	}
 	if (each_pair(&l, root, "the inventory", top_pair, &hosts) < 0)
 		goto out;
-	if (!hosts || is_null(hosts)) {
-		report(&l, hosts ? hosts : root, "the inventory has no hosts; expected 'hosts:'");
+	if (!hosts) {
+		report(&l, root, "the inventory has no 'hosts'");
+		goto out;
+	}
+	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE &&
+				      hosts->data.mapping.pairs.top == hosts->data.mapping.pairs.start)) {
+		report(&l, hosts, "'hosts' is empty; the inventory needs at least one host");
 		goto out;
 	}
 	if (each_pair(&l, hosts, "hosts", hosts_pair, &hc) < 0)
 		goto out;
+	index_hosts(&l);
 	apply_defaults(&l, hc.raws);
 	resolve_relations(&l, hc.raws);
 	if (errors->nr == nerrors) {
@@ -910,10 +1225,10 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 		ret = 0;
 	}
 out:
-	if (errors->nr == nerrors && ret < 0)
-		strvec_pushf(errors, "%s: invalid inventory", path);
+	assert(ret == 0 || errors->nr > nerrors);
 	free(hc.raws);
-	free(l.host_nodes);
+	free(l.builder_nodes);
+	free(l.names);
 	inventory_free(l.inv);
 	yaml_document_delete(&l.doc);
 	return ret;

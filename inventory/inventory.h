@@ -54,9 +54,9 @@ struct inv_relation {
 };
 
 enum inv_build {
-	INV_BUILD_LOCAL,   /* on this machine (or the arch's `builders:` entry) */
+	INV_BUILD_LOCAL,   /* on this machine */
 	INV_BUILD_TARGET,  /* on the host itself */
-	INV_BUILD_BUILDER, /* on the named builder */
+	INV_BUILD_BUILDER, /* on `builder`: the host's `build:`, else its arch's `builders:` */
 };
 
 struct inv_host {
@@ -73,11 +73,11 @@ struct inv_host {
 	size_t nrels;
 	char *attr;  /* the attribute built for the host; never NULL */
 	enum inv_build build;
-	char *builder; /* for INV_BUILD_BUILDER, and for LOCAL from `builders:` */
+	char *builder; /* for INV_BUILD_BUILDER only: a host of the inventory or user@address */
 	char *flake;   /* exactly one of flake and file is set */
 	char *file;
 	char *goal;
-	bool local; /* constel runs on this host: no SSH */
+	bool local; /* constel runs on this host: no SSH (`local:`, else a loopback address) */
 };
 
 struct inv_defaults {

@@ -1,0 +1,841 @@
+/* Unit tests of inventory/: the model after defaults, relations, and every validation message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "inventory/inventory.h"
+
+/* Loads `yaml` as "t.yaml" and expects it to be valid. */
+static struct inventory *load_ok(const char *yaml)
+{
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = NULL;
+	int ret = inventory_load_buffer(&inv, "t.yaml", yaml, strlen(yaml), &errors);
+
+	for (size_t i = 0; i < errors.nr; i++)
+		print_error("unexpected: %s\n", errors.v[i]);
+	assert_int_equal(ret, 0);
+	assert_int_equal(errors.nr, 0);
+	assert_non_null(inv);
+	strvec_release(&errors);
+	return inv;
+}
+
+/*
+ * Loads `yaml` as "t.yaml", expects it to fail with exactly the `n` messages
+ * that follow, in order.
+ */
+static void assert_errors(const char *yaml, size_t n, ...)
+{
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = (struct inventory *)1;
+	int ret = inventory_load_buffer(&inv, "t.yaml", yaml, strlen(yaml), &errors);
+	va_list ap;
+
+	assert_int_equal(ret, -1);
+	assert_null(inv);
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *want = va_arg(ap, const char *);
+
+		if (i >= errors.nr || strcmp(errors.v[i], want))
+			print_error("error %zu\n  want: %s\n  got:  %s\n", i, want,
+				i < errors.nr ? errors.v[i] : "(none)");
+		assert_true(i < errors.nr);
+		assert_string_equal(errors.v[i], want);
+	}
+	va_end(ap);
+	for (size_t i = n; i < errors.nr; i++)
+		print_error("extra: %s\n", errors.v[i]);
+	assert_int_equal(errors.nr, n);
+	strvec_release(&errors);
+}
+
+static const struct inv_relation *rel(const struct inv_host *h, size_t i)
+{
+	assert_true(i < h->nrels);
+	return &h->rels[i];
+}
+
+/* ---- the model ---- */
+
+static void test_inventory_loads_the_example(void **state)
+{
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = NULL;
+
+	(void)state;
+	assert_int_equal(inventory_load(&inv, "examples/constellation.yaml", &errors), 0);
+	assert_int_equal(errors.nr, 0);
+	assert_int_equal(inv->nhosts, 5);
+	assert_string_equal(inv->hosts[0].name, "galactica");
+	assert_string_equal(inv->hosts[4].name, "cylon");
+	assert_string_equal(inv->dir, "examples");
+	assert_string_equal(inv->path, "examples/constellation.yaml");
+	inventory_free(inv);
+	strvec_release(&errors);
+}
+
+static void test_inventory_reports_a_missing_file(void **state)
+{
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = NULL;
+
+	(void)state;
+	assert_int_equal(inventory_load(&inv, "/nonexistent/c.yaml", &errors), -1);
+	assert_null(inv);
+	assert_int_equal(errors.nr, 1);
+	assert_string_equal(errors.v[0],
+		"/nonexistent/c.yaml: cannot open the inventory: No such file or directory");
+	strvec_release(&errors);
+}
+
+static void test_inventory_applies_builtin_defaults(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n  galactica:\n");
+	const struct inv_host *h = &inv->hosts[0];
+
+	(void)state;
+	assert_int_equal(inv->nhosts, 1);
+	assert_string_equal(h->name, "galactica");
+	assert_int_equal(h->pos.line, 2);
+	assert_int_equal(h->pos.col, 3);
+	assert_string_equal(h->address, "galactica");
+	assert_null(h->user);
+	assert_int_equal(h->port, 0);
+	assert_string_equal(h->arch, "x86_64-linux");
+	assert_string_equal(h->attr, "nixosConfigurations.galactica.config.system.build.toplevel");
+	assert_string_equal(h->flake, ".");
+	assert_null(h->file);
+	assert_string_equal(h->goal, "switch");
+	assert_int_equal(h->build, INV_BUILD_LOCAL);
+	assert_null(h->builder);
+	assert_false(h->local);
+	assert_int_equal(h->tags.nr, 0);
+	assert_int_equal(h->nservices, 0);
+	assert_int_equal(h->nrels, 0);
+	assert_string_equal(inv->defaults.goal, "switch");
+	assert_int_equal(inv->defaults.parallel, 10);
+	assert_int_equal(inv->defaults.confirm_timeout, 30);
+	assert_int_equal(inv->defaults.health_timeout, 30);
+	assert_int_equal(inv->defaults.activation_timeout, 600);
+	assert_int_equal(inv->defaults.connect_timeout, 10);
+	inventory_free(inv);
+}
+
+static void test_inventory_applies_the_defaults_section(void **state)
+{
+	struct inventory *inv = load_ok("defaults:\n"
+					"  user: deploy\n"
+					"  goal: boot\n"
+					"  file: ./fleet.nix\n"
+					"  ssh_config: ./ssh_config\n"
+					"  parallel: 4\n"
+					"  confirm_timeout: 60\n"
+					"  health_timeout: 0\n"
+					"  activation_timeout: 900\n"
+					"  connect_timeout: 5\n"
+					"hosts:\n"
+					"  a:\n"
+					"  b:\n"
+					"    user: admin\n"
+					"    goal: test\n"
+					"    flake: github:me/fleet\n"
+					"    attr: packages.x86_64-linux.b\n"
+					"    address: b.example.org\n"
+					"    port: 2222\n");
+	const struct inv_host *a = &inv->hosts[0], *b = &inv->hosts[1];
+
+	(void)state;
+	assert_string_equal(a->user, "deploy");
+	assert_string_equal(a->goal, "boot");
+	assert_string_equal(a->file, "./fleet.nix");
+	assert_null(a->flake);
+	assert_string_equal(b->user, "admin");
+	assert_string_equal(b->goal, "test");
+	assert_string_equal(b->flake, "github:me/fleet");
+	assert_null(b->file);
+	assert_string_equal(b->attr, "packages.x86_64-linux.b");
+	assert_string_equal(b->address, "b.example.org");
+	assert_int_equal(b->port, 2222);
+	assert_string_equal(inv->defaults.ssh_config, "./ssh_config");
+	assert_int_equal(inv->defaults.parallel, 4);
+	assert_int_equal(inv->defaults.confirm_timeout, 60);
+	assert_int_equal(inv->defaults.health_timeout, 0);
+	assert_int_equal(inv->defaults.activation_timeout, 900);
+	assert_int_equal(inv->defaults.connect_timeout, 5);
+	inventory_free(inv);
+}
+
+static void test_inventory_builders_set_each_hosts_build_mode(void **state)
+{
+	struct inventory *inv = load_ok("builders:\n"
+					"  aarch64-linux: basestar\n"
+					"  armv7l-linux: nix@builder.lan\n"
+					"  i686-linux: target\n"
+					"hosts:\n"
+					"  basestar: { arch: aarch64-linux }\n"
+					"  raider: { arch: aarch64-linux }\n"
+					"  board: { arch: armv7l-linux }\n"
+					"  old: { arch: i686-linux }\n"
+					"  viper: { arch: aarch64-linux, build: local }\n"
+					"  galactica: {}\n"
+					"  pegasus: { build: target }\n"
+					"  cylon: { build: galactica }\n"
+					"  raptor: { build: root@10.0.0.9 }\n");
+
+	(void)state;
+	assert_int_equal(inventory_host(inv, "basestar")->build, INV_BUILD_TARGET);
+	assert_int_equal(inventory_host(inv, "raider")->build, INV_BUILD_BUILDER);
+	assert_string_equal(inventory_host(inv, "raider")->builder, "basestar");
+	assert_int_equal(inventory_host(inv, "board")->build, INV_BUILD_BUILDER);
+	assert_string_equal(inventory_host(inv, "board")->builder, "nix@builder.lan");
+	assert_int_equal(inventory_host(inv, "old")->build, INV_BUILD_TARGET);
+	assert_int_equal(inventory_host(inv, "viper")->build, INV_BUILD_LOCAL);
+	assert_null(inventory_host(inv, "viper")->builder);
+	assert_int_equal(inventory_host(inv, "galactica")->build, INV_BUILD_LOCAL);
+	assert_int_equal(inventory_host(inv, "pegasus")->build, INV_BUILD_TARGET);
+	assert_int_equal(inventory_host(inv, "cylon")->build, INV_BUILD_BUILDER);
+	assert_string_equal(inventory_host(inv, "cylon")->builder, "galactica");
+	assert_int_equal(inventory_host(inv, "raptor")->build, INV_BUILD_BUILDER);
+	assert_string_equal(inventory_host(inv, "raptor")->builder, "root@10.0.0.9");
+	assert_string_equal(inventory_builder(inv, "aarch64-linux"), "basestar");
+	assert_null(inventory_builder(inv, "x86_64-linux"));
+	inventory_free(inv);
+}
+
+static void test_inventory_loopback_address_means_local(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  localhost:\n"
+					"  here: { address: 127.0.0.1 }\n"
+					"  six: { address: '::1' }\n"
+					"  forced: { local: yes }\n"
+					"  remote: { address: localhost, local: false }\n"
+					"  far: { address: far.example.org }\n");
+
+	(void)state;
+	assert_true(inv->hosts[0].local);
+	assert_true(inv->hosts[1].local);
+	assert_true(inv->hosts[2].local);
+	assert_true(inv->hosts[3].local);
+	assert_false(inv->hosts[4].local);
+	assert_false(inv->hosts[5].local);
+	inventory_free(inv);
+}
+
+static void test_inventory_keeps_tags_and_services_in_file_order(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  g:\n"
+					"    tags: [tier1, '@storage', tier1]\n"
+					"    services: { auth: 9091, ntfy: 2586 }\n"
+					"  p:\n"
+					"    tags: solo\n");
+	const struct inv_host *g = &inv->hosts[0];
+
+	(void)state;
+	assert_int_equal(g->tags.nr, 2);
+	assert_string_equal(g->tags.v[0], "tier1");
+	assert_string_equal(g->tags.v[1], "storage");
+	assert_int_equal(g->nservices, 2);
+	assert_string_equal(g->services[0].name, "auth");
+	assert_int_equal(g->services[0].port, 9091);
+	assert_int_equal(g->services[0].pos.line, 4);
+	assert_int_equal(g->services[0].pos.col, 17);
+	assert_string_equal(g->services[1].name, "ntfy");
+	assert_int_equal(g->services[1].port, 2586);
+	assert_int_equal(inv->hosts[1].tags.nr, 1);
+	assert_string_equal(inv->hosts[1].tags.v[0], "solo");
+	inventory_free(inv);
+}
+
+static void test_inventory_resolves_bare_and_qualified_uses(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  galactica:\n"
+					"    services: { auth: 9091, restic: 8000 }\n"
+					"  pegasus:\n"
+					"    services: { restic: 8000 }\n"
+					"  basestar:\n"
+					"    uses: [auth, pegasus/restic]\n");
+	const struct inv_host *b = &inv->hosts[2];
+
+	(void)state;
+	assert_int_equal(b->nrels, 2);
+	assert_int_equal(rel(b, 0)->kind, INV_USES);
+	assert_string_equal(rel(b, 0)->text, "auth");
+	assert_string_equal(rel(b, 0)->service, "auth");
+	assert_int_equal(rel(b, 0)->provider, 0);
+	assert_int_equal(rel(b, 0)->pos.line, 7);
+	assert_int_equal(rel(b, 0)->pos.col, 12);
+	assert_int_equal(rel(b, 1)->kind, INV_USES);
+	assert_string_equal(rel(b, 1)->text, "pegasus/restic");
+	assert_string_equal(rel(b, 1)->service, "restic");
+	assert_int_equal(rel(b, 1)->provider, 1);
+	assert_int_equal(rel(b, 1)->pos.line, 7);
+	assert_int_equal(rel(b, 1)->pos.col, 18);
+	inventory_free(inv);
+}
+
+static void test_inventory_records_wants_as_their_own_kind(void **state)
+{
+	/* mutual wants are fine: they record, they do not order */
+	struct inventory *inv = load_ok("hosts:\n"
+					"  galactica:\n"
+					"    services: { restic: 8000 }\n"
+					"    wants: pegasus/restic\n"
+					"  pegasus:\n"
+					"    services: { restic: 8001 }\n"
+					"    wants: [galactica/restic]\n");
+	const struct inv_host *g = &inv->hosts[0], *p = &inv->hosts[1];
+
+	(void)state;
+	assert_int_equal(g->nrels, 1);
+	assert_int_equal(rel(g, 0)->kind, INV_WANTS);
+	assert_int_equal(rel(g, 0)->provider, 1);
+	assert_string_equal(rel(g, 0)->service, "restic");
+	assert_int_equal(rel(g, 0)->pos.line, 4);
+	assert_int_equal(rel(g, 0)->pos.col, 12);
+	assert_int_equal(p->nrels, 1);
+	assert_int_equal(rel(p, 0)->kind, INV_WANTS);
+	assert_int_equal(rel(p, 0)->provider, 0);
+	assert_string_equal(inv_rel_kind_name(INV_WANTS), "wants");
+	inventory_free(inv);
+}
+
+static void test_inventory_depends_on_names_and_tags_but_never_self(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  a: { tags: [core] }\n"
+					"  b: { tags: [core] }\n"
+					"  c:\n"
+					"    tags: [core]\n"
+					"    depends_on: ['@core', a]\n");
+	const struct inv_host *c = &inv->hosts[2];
+
+	(void)state;
+	assert_int_equal(c->nrels, 3);
+	assert_int_equal(rel(c, 0)->kind, INV_DEPENDS_ON);
+	assert_string_equal(rel(c, 0)->text, "@core");
+	assert_int_equal(rel(c, 0)->provider, 0);
+	assert_null(rel(c, 0)->service);
+	assert_int_equal(rel(c, 0)->pos.line, 6);
+	assert_int_equal(rel(c, 0)->pos.col, 18);
+	assert_string_equal(rel(c, 1)->text, "@core");
+	assert_int_equal(rel(c, 1)->provider, 1);
+	assert_string_equal(rel(c, 2)->text, "a");
+	assert_int_equal(rel(c, 2)->provider, 0);
+	assert_int_equal(rel(c, 2)->pos.col, 27);
+	inventory_free(inv);
+}
+
+static void test_inventory_follows_aliases(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  a: &board { arch: aarch64-linux, tags: [board] }\n"
+					"  b: *board\n");
+
+	(void)state;
+	assert_string_equal(inv->hosts[1].arch, "aarch64-linux");
+	assert_string_equal(inv->hosts[1].tags.v[0], "board");
+	inventory_free(inv);
+}
+
+static void test_inventory_host_lookup(void **state)
+{
+	struct inventory *inv = load_ok("hosts: { a: , b: , c: }\n");
+
+	(void)state;
+	assert_int_equal(inventory_host_index(inv, "c"), 2);
+	assert_int_equal(inventory_host_index(inv, "d"), -1);
+	assert_ptr_equal(inventory_host(inv, "b"), &inv->hosts[1]);
+	assert_null(inventory_host(inv, "x"));
+	assert_true(inventory_arch_known("x86_64-linux"));
+	assert_true(inventory_arch_known("aarch64-linux"));
+	assert_true(inventory_arch_known("i686-linux"));
+	assert_true(inventory_arch_known("armv7l-linux"));
+	assert_false(inventory_arch_known("x86_64-darwin"));
+	inventory_free(inv);
+}
+
+/* ---- errors: the document ---- */
+
+static void test_inventory_reports_yaml_syntax_error_at_its_position(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    tags: [x, y\n  b:\n", 1,
+		"t.yaml:4:4: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+		"sequence at line 3)");
+	assert_errors("hosts:\n  a: {\n", 1,
+		"t.yaml:3:1: invalid YAML: did not find expected node content (while parsing a "
+		"flow node at line 3)");
+}
+
+static void test_inventory_reports_invalid_utf8_at_its_line(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n  b\xff:\n", 1,
+		"t.yaml:3:4: invalid YAML: invalid leading UTF-8 octet");
+}
+
+static void test_inventory_reports_undefined_alias(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a: *nothing\n", 1,
+		"t.yaml:2:6: invalid YAML: found undefined alias");
+}
+
+static void test_inventory_reports_a_second_document(void **state)
+{
+	(void)state;
+	assert_errors("hosts: { a: }\n---\nhosts: { b: }\n", 1,
+		"t.yaml:2:1: a second YAML document; the inventory must be one document");
+	assert_errors("hosts: { a: }\n---\n[\n", 1,
+		"t.yaml:4:1: invalid YAML: did not find expected node content (while parsing a "
+		"flow node at line 4)");
+}
+
+static void test_inventory_reports_an_empty_file(void **state)
+{
+	(void)state;
+	assert_errors("", 1, "t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
+	assert_errors("# nothing yet\n", 1,
+		"t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
+	assert_errors("~\n", 1,
+		"t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
+}
+
+static void test_inventory_reports_missing_or_empty_hosts(void **state)
+{
+	(void)state;
+	assert_errors("defaults: { user: root }\n", 1, "t.yaml:1:1: the inventory has no 'hosts'");
+	assert_errors("hosts:\n", 1,
+		"t.yaml:1:7: 'hosts' is empty; the inventory needs at least one host");
+	assert_errors("hosts: {}\n", 1,
+		"t.yaml:1:8: 'hosts' is empty; the inventory needs at least one host");
+	assert_errors("hosts: [a, b]\n", 1, "t.yaml:1:8: hosts must be a mapping, not a list");
+	assert_errors("- hosts\n", 1, "t.yaml:1:1: the inventory must be a mapping, not a list");
+}
+
+/* ---- errors: keys and types ---- */
+
+static void test_inventory_reports_unknown_key_with_did_you_mean(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a:\n"
+		      "    adress: a.lan\n"
+		      "    servics: { x: 1 }\n"
+		      "    depends-on: []\n",
+		3, "t.yaml:3:5: unknown key 'adress' in host 'a'; did you mean 'address'?",
+		"t.yaml:4:5: unknown key 'servics' in host 'a'; did you mean 'services'?",
+		"t.yaml:5:5: unknown key 'depends-on' in host 'a'; did you mean 'depends_on'?");
+	assert_errors("defaults:\n  paralel: 3\nhost:\n  a:\n", 3,
+		"t.yaml:2:3: unknown key 'paralel' in defaults; did you mean 'parallel'?",
+		"t.yaml:3:1: unknown key 'host' in the inventory; did you mean 'hosts'?",
+		"t.yaml:1:1: the inventory has no 'hosts'");
+}
+
+static void test_inventory_reports_unknown_key_without_a_far_fetched_hint(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    x: 1\n    colour: blue\n", 2,
+		"t.yaml:3:5: unknown key 'x' in host 'a'",
+		"t.yaml:4:5: unknown key 'colour' in host 'a'");
+}
+
+static void test_inventory_reports_key_that_belongs_in_another_section(void **state)
+{
+	(void)state;
+	assert_errors("defaults:\n  arch: aarch64-linux\nhosts:\n  a:\n    parallel: 3\n"
+		      "    hosts: {}\n",
+		3, "t.yaml:2:3: unknown key 'arch' in defaults; it belongs in a host",
+		"t.yaml:5:5: unknown key 'parallel' in host 'a'; it belongs in 'defaults'",
+		"t.yaml:6:5: unknown key 'hosts' in host 'a'; it belongs in the top level");
+}
+
+static void test_inventory_reports_duplicate_host(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n  b:\n  a:\n    arch: nope\n  a:\n", 2,
+		"t.yaml:4:3: duplicate host 'a' (first at line 2)",
+		"t.yaml:6:3: duplicate host 'a' (first at line 2)");
+}
+
+static void test_inventory_reports_duplicate_key(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    arch: x86_64-linux\n    arch: aarch64-linux\n", 1,
+		"t.yaml:4:5: duplicate key 'arch' in host 'a' (first at line 3)");
+}
+
+static void test_inventory_reports_non_scalar_key(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  [a, b]: {}\n  c:\n", 1,
+		"t.yaml:2:3: keys in hosts must be plain names, not a list");
+	assert_errors("hosts:\n  ? {a: 1}\n  : {}\n  c:\n", 1,
+		"t.yaml:2:5: keys in hosts must be plain names, not a mapping");
+}
+
+static void test_inventory_reports_wrong_types(void **state)
+{
+	(void)state;
+	assert_errors("defaults: [user]\n"
+		      "hosts:\n"
+		      "  a:\n"
+		      "    address: [a, b]\n"
+		      "    tags: { x: 1 }\n"
+		      "    uses: { x: 1 }\n"
+		      "    local: maybe\n"
+		      "    build: [target]\n"
+		      "  b: [x]\n",
+		7, "t.yaml:1:11: defaults must be a mapping, not a list",
+		"t.yaml:4:14: address of host 'a' must be a non-empty string, not a list",
+		"t.yaml:5:11: tags of host 'a' must be a list, not a mapping",
+		"t.yaml:7:12: local of host 'a' must be true or false, not 'maybe'",
+		"t.yaml:8:12: build of host 'a' must be local, target, a host of the inventory or "
+		"user@address, not a list",
+		"t.yaml:9:6: host 'b' must be a mapping, not a list",
+		"t.yaml:6:11: uses of host 'a' must be a list, not a mapping");
+}
+
+static void test_inventory_reports_null_values(void **state)
+{
+	(void)state;
+	assert_errors("defaults:\n  user:\nhosts:\n  a:\n    address: ~\n    port: null\n"
+		      "    uses: [ '' ]\n",
+		4, "t.yaml:2:8: defaults.user must be a non-empty string, not an empty value",
+		"t.yaml:5:14: address of host 'a' must be a non-empty string, not an empty value",
+		"t.yaml:6:11: port of host 'a' must be a whole number from 1 to 65535, not an "
+		"empty value",
+		"t.yaml:7:13: uses of host 'a' must list non-empty strings, not an empty value");
+}
+
+static void test_inventory_reports_services_given_as_a_list(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    services: [auth, ntfy]\n  b:\n    services: auth\n", 2,
+		"t.yaml:3:15: services of host 'a' must be a mapping of names to ports "
+		"({ name: port }), not a list",
+		"t.yaml:5:15: services of host 'b' must be a mapping of names to ports "
+		"({ name: port }), not a scalar");
+}
+
+static void test_inventory_reports_port_out_of_range(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a:\n"
+		      "    port: 0\n"
+		      "    services: { web: 70000, ssh: 99999999999999999999999, x: -1, y: 0x50, "
+		      "z: ' 22', w: 8.0 }\n",
+		7, "t.yaml:3:11: port of host 'a' must be a whole number from 1 to 65535, not '0'",
+		"t.yaml:4:22: port of service 'web' on host 'a' must be a whole number from 1 to "
+		"65535, not '70000'",
+		"t.yaml:4:34: port of service 'ssh' on host 'a' must be a whole number from 1 to "
+		"65535, not '99999999999999999999999'",
+		"t.yaml:4:62: port of service 'x' on host 'a' must be a whole number from 1 to "
+		"65535, not '-1'",
+		"t.yaml:4:69: port of service 'y' on host 'a' must be a whole number from 1 to "
+		"65535, not '0x50'",
+		"t.yaml:4:78: port of service 'z' on host 'a' must be a whole number from 1 to "
+		"65535, not ' 22'",
+		"t.yaml:4:88: port of service 'w' on host 'a' must be a whole number from 1 to "
+		"65535, not '8.0'");
+	assert_errors("defaults: { parallel: 0, confirm_timeout: 1e9 }\nhosts: { a: }\n", 2,
+		"t.yaml:1:23: defaults.parallel must be a whole number from 1 to 1024, not '0'",
+		"t.yaml:1:43: defaults.confirm_timeout must be a whole number from 1 to 86400, not "
+		"'1e9'");
+}
+
+static void test_inventory_reports_duplicate_port_on_one_host(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a:\n"
+		      "    services:\n"
+		      "      restic: 8000\n"
+		      "      minio: 8000\n"
+		      "  b:\n"
+		      "    services: { restic: 8000 }\n",
+		1, "t.yaml:5:14: duplicate port 8000 on host 'a': services 'restic' (line 4) and "
+		   "'minio'");
+}
+
+static void test_inventory_reports_unknown_architecture(void **state)
+{
+	(void)state;
+	assert_errors("builders:\n  sparc-linux: b\nhosts:\n  a:\n    arch: x86_64-darwin\n", 2,
+		"t.yaml:2:3: unknown architecture 'sparc-linux'; known: x86_64-linux, "
+		"aarch64-linux, i686-linux, armv7l-linux, armv6l-linux, riscv64-linux, "
+		"powerpc64le-linux",
+		"t.yaml:5:11: unknown architecture 'x86_64-darwin'; known: x86_64-linux, "
+		"aarch64-linux, i686-linux, armv7l-linux, armv6l-linux, riscv64-linux, "
+		"powerpc64le-linux");
+}
+
+static void test_inventory_reports_unknown_goal(void **state)
+{
+	(void)state;
+	assert_errors("defaults: { goal: swtich }\nhosts:\n  a: { goal: reboot }\n", 2,
+		"t.yaml:1:19: unknown goal 'swtich'; expected switch, boot, test or dry-activate",
+		"t.yaml:3:14: unknown goal 'reboot'; expected switch, boot, test or dry-activate");
+}
+
+static void test_inventory_reports_invalid_names(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  -bad:\n"
+		      "  'a b':\n"
+		      "  c:\n"
+		      "    tags: [ok, 'no way']\n"
+		      "    services: { 'x/y': 1 }\n",
+		4, "t.yaml:2:3: invalid host name '-bad': use letters, digits, '-', '_' and '.', "
+		   "not starting with '-' or '.'",
+		"t.yaml:3:3: invalid host name 'a b': use letters, digits, '-', '_' and '.', not "
+		"starting with '-' or '.'",
+		"t.yaml:5:16: invalid tag 'no way' on host 'c': use letters, digits, '-', '_' and "
+		"'.', not starting with '-' or '.'",
+		"t.yaml:6:17: invalid service name 'x/y' on host 'c': use letters, digits, '-', "
+		"'_' and '.', not starting with '-' or '.'");
+}
+
+static void test_inventory_reports_flake_and_file_together(void **state)
+{
+	(void)state;
+	assert_errors("defaults: { flake: ., file: f.nix }\nhosts:\n"
+		      "  a: { file: a.nix, flake: . }\n",
+		2, "t.yaml:1:23: defaults set both 'flake' and 'file'; choose one",
+		"t.yaml:3:21: host 'a' sets both 'flake' and 'file'; choose one");
+}
+
+static void test_inventory_reports_bad_builders(void **state)
+{
+	(void)state;
+	assert_errors("builders:\n  aarch64-linux: basestr\n  i686-linux: [x]\n"
+		      "hosts:\n  basestar:\n  a: { build: nowhere }\n",
+		3, "t.yaml:3:15: builder of 'i686-linux' must be a non-empty string, not a list",
+		"t.yaml:2:18: builder 'basestr' of 'aarch64-linux': expected local, target, a host "
+		"of the inventory or user@address",
+		"t.yaml:6:15: build 'nowhere' of host 'a': expected local, target, a host of the "
+		"inventory or user@address");
+}
+
+/* ---- errors: relations ---- */
+
+static void test_inventory_reports_unknown_service_with_a_hint(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a:\n"
+		      "    services: { prometheus: 9090 }\n"
+		      "  b:\n"
+		      "    uses: [promethеus, prometeus, zzz]\n",
+		3,
+		"t.yaml:5:12: uses 'promethеus' of host 'b': no host provides a service "
+		"'promethеus'; did you mean 'prometheus'?",
+		"t.yaml:5:24: uses 'prometeus' of host 'b': no host provides a service 'prometeus'; "
+		"did you mean 'prometheus'?",
+		"t.yaml:5:35: uses 'zzz' of host 'b': no host provides a service 'zzz'");
+}
+
+static void test_inventory_reports_ambiguous_service_with_candidates(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  galactica: { services: { restic: 8000 } }\n"
+		      "  pegasus: { services: { restic: 8000 } }\n"
+		      "  raptor: { services: { restic: 8000 } }\n"
+		      "  basestar:\n"
+		      "    uses: [restic]\n"
+		      "    wants: restic\n",
+		2,
+		"t.yaml:6:12: ambiguous service 'restic' in uses of host 'basestar': provided by "
+		"'galactica', 'pegasus' and 'raptor'; write one as 'galactica/restic'",
+		"t.yaml:7:12: ambiguous service 'restic' in wants of host 'basestar': provided by "
+		"'galactica', 'pegasus' and 'raptor'; write one as 'galactica/restic'");
+}
+
+static void test_inventory_caps_the_candidates_of_an_ambiguous_service(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a: { services: { x: 1 } }\n"
+		      "  b: { services: { x: 1 } }\n"
+		      "  c: { services: { x: 1 } }\n"
+		      "  d: { services: { x: 1 } }\n"
+		      "  e: { services: { x: 1 } }\n"
+		      "  f: { services: { x: 1 } }\n"
+		      "  g: { services: { x: 1 } }\n"
+		      "  h: { uses: x }\n",
+		1,
+		"t.yaml:9:14: ambiguous service 'x' in uses of host 'h': provided by 'a', 'b', 'c', "
+		"'d', 'e' and 2 more; write one as 'a/x'");
+}
+
+static void test_inventory_reports_qualified_use_of_unknown_host_or_service(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  galactica: { services: { restic: 8000 } }\n"
+		      "  b:\n"
+		      "    uses: [galactca/restic, galactica/restc, galactica/nope, /x]\n",
+		4,
+		"t.yaml:4:12: uses 'galactca/restic' of host 'b': unknown host 'galactca'; did you "
+		"mean 'galactica'?",
+		"t.yaml:4:29: uses 'galactica/restc' of host 'b': host 'galactica' provides no "
+		"service 'restc'; did you mean 'restic'?",
+		"t.yaml:4:46: uses 'galactica/nope' of host 'b': host 'galactica' provides no "
+		"service 'nope'",
+		"t.yaml:4:62: uses '/x' of host 'b': unknown host ''");
+}
+
+static void test_inventory_reports_use_of_own_service(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    services: { x: 1 }\n    uses: [x]\n    wants: [a/x]\n", 2,
+		"t.yaml:4:12: host 'a' uses its own service 'x'",
+		"t.yaml:5:13: host 'a' wants its own service 'x'");
+}
+
+static void test_inventory_reports_unknown_depends_on_host_or_tag(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  galactica: { tags: [tier1] }\n"
+		      "  b:\n"
+		      "    depends_on: [galactic, '@tier2', nobody]\n",
+		3,
+		"t.yaml:4:18: depends_on 'galactic' of host 'b': unknown host 'galactic'; did you "
+		"mean 'galactica'?",
+		"t.yaml:4:28: depends_on '@tier2' of host 'b': no host has the tag 'tier2'",
+		"t.yaml:4:38: depends_on 'nobody' of host 'b': unknown host 'nobody'");
+}
+
+static void test_inventory_reports_host_depending_on_itself(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n  a:\n    depends_on: a\n", 1,
+		"t.yaml:3:17: host 'a' depends on itself");
+}
+
+static void test_inventory_reports_every_error_in_a_file(void **state)
+{
+	(void)state;
+	assert_errors("defaults:\n"
+		      "  goal: switch\n"
+		      "  usr: root\n"
+		      "hosts:\n"
+		      "  galactica:\n"
+		      "    arch: x86_64\n"
+		      "    services: { auth: 9091, ntfy: 9091 }\n"
+		      "  pegasus:\n"
+		      "    port: 70000\n"
+		      "    uses: [nfty]\n"
+		      "  galactica:\n"
+		      "  viper:\n"
+		      "    depends_on: [raptor]\n",
+		7, "t.yaml:3:3: unknown key 'usr' in defaults; did you mean 'user'?",
+		"t.yaml:6:11: unknown architecture 'x86_64'; known: x86_64-linux, aarch64-linux, "
+		"i686-linux, armv7l-linux, armv6l-linux, riscv64-linux, powerpc64le-linux",
+		"t.yaml:7:35: duplicate port 9091 on host 'galactica': services 'auth' (line 7) and "
+		"'ntfy'",
+		"t.yaml:9:11: port of host 'pegasus' must be a whole number from 1 to 65535, not "
+		"'70000'",
+		"t.yaml:11:3: duplicate host 'galactica' (first at line 5)",
+		"t.yaml:10:12: uses 'nfty' of host 'pegasus': no host provides a service 'nfty'",
+		"t.yaml:13:18: depends_on 'raptor' of host 'viper': unknown host 'raptor'");
+}
+
+static void test_inventory_appends_to_the_callers_errors(void **state)
+{
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = NULL;
+	const char *yaml = "hosts: { a: { arch: z } }\n";
+
+	(void)state;
+	strvec_push(&errors, "earlier");
+	assert_int_equal(inventory_load_buffer(&inv, "t.yaml", yaml, strlen(yaml), &errors), -1);
+	assert_int_equal(errors.nr, 2);
+	assert_string_equal(errors.v[0], "earlier");
+	strvec_release(&errors);
+}
+
+static void test_inventory_loads_a_large_fleet_in_file_order(void **state)
+{
+	struct buf b = BUF_INIT(0);
+	struct inventory *inv;
+
+	(void)state;
+	buf_adds(&b, "hosts:\n");
+	for (int i = 0; i < 20000; i++)
+		buf_printf(&b, "  h%d: { services: { s%d: 80 }, uses: [%s] }\n", i, i,
+			i ? "h0/s0" : "");
+	inv = load_ok(b.data);
+	assert_int_equal(inv->nhosts, 20000);
+	assert_string_equal(inv->hosts[19999].name, "h19999");
+	assert_int_equal(inv->hosts[19999].rels[0].provider, 0);
+	assert_int_equal(inventory_host_index(inv, "h12345"), 12345);
+	inventory_free(inv);
+	buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_inventory_loads_the_example),
+		cmocka_unit_test(test_inventory_reports_a_missing_file),
+		cmocka_unit_test(test_inventory_applies_builtin_defaults),
+		cmocka_unit_test(test_inventory_applies_the_defaults_section),
+		cmocka_unit_test(test_inventory_builders_set_each_hosts_build_mode),
+		cmocka_unit_test(test_inventory_loopback_address_means_local),
+		cmocka_unit_test(test_inventory_keeps_tags_and_services_in_file_order),
+		cmocka_unit_test(test_inventory_resolves_bare_and_qualified_uses),
+		cmocka_unit_test(test_inventory_records_wants_as_their_own_kind),
+		cmocka_unit_test(test_inventory_depends_on_names_and_tags_but_never_self),
+		cmocka_unit_test(test_inventory_follows_aliases),
+		cmocka_unit_test(test_inventory_host_lookup),
+		cmocka_unit_test(test_inventory_reports_yaml_syntax_error_at_its_position),
+		cmocka_unit_test(test_inventory_reports_invalid_utf8_at_its_line),
+		cmocka_unit_test(test_inventory_reports_undefined_alias),
+		cmocka_unit_test(test_inventory_reports_a_second_document),
+		cmocka_unit_test(test_inventory_reports_an_empty_file),
+		cmocka_unit_test(test_inventory_reports_missing_or_empty_hosts),
+		cmocka_unit_test(test_inventory_reports_unknown_key_with_did_you_mean),
+		cmocka_unit_test(test_inventory_reports_unknown_key_without_a_far_fetched_hint),
+		cmocka_unit_test(test_inventory_reports_key_that_belongs_in_another_section),
+		cmocka_unit_test(test_inventory_reports_duplicate_host),
+		cmocka_unit_test(test_inventory_reports_duplicate_key),
+		cmocka_unit_test(test_inventory_reports_non_scalar_key),
+		cmocka_unit_test(test_inventory_reports_wrong_types),
+		cmocka_unit_test(test_inventory_reports_null_values),
+		cmocka_unit_test(test_inventory_reports_services_given_as_a_list),
+		cmocka_unit_test(test_inventory_reports_port_out_of_range),
+		cmocka_unit_test(test_inventory_reports_duplicate_port_on_one_host),
+		cmocka_unit_test(test_inventory_reports_unknown_architecture),
+		cmocka_unit_test(test_inventory_reports_unknown_goal),
+		cmocka_unit_test(test_inventory_reports_invalid_names),
+		cmocka_unit_test(test_inventory_reports_flake_and_file_together),
+		cmocka_unit_test(test_inventory_reports_bad_builders),
+		cmocka_unit_test(test_inventory_reports_unknown_service_with_a_hint),
+		cmocka_unit_test(test_inventory_reports_ambiguous_service_with_candidates),
+		cmocka_unit_test(test_inventory_caps_the_candidates_of_an_ambiguous_service),
+		cmocka_unit_test(test_inventory_reports_qualified_use_of_unknown_host_or_service),
+		cmocka_unit_test(test_inventory_reports_use_of_own_service),
+		cmocka_unit_test(test_inventory_reports_unknown_depends_on_host_or_tag),
+		cmocka_unit_test(test_inventory_reports_host_depending_on_itself),
+		cmocka_unit_test(test_inventory_reports_every_error_in_a_file),
+		cmocka_unit_test(test_inventory_appends_to_the_callers_errors),
+		cmocka_unit_test(test_inventory_loads_a_large_fleet_in_file_order),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
