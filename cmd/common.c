@@ -8,6 +8,15 @@
 const struct cmd cmd_table[] = {
 	{ "plan", cmd_plan, "[--json] [--dot] [--on LIST] [--with-deps] [HOST...]",
 		"validate the inventory and print the deployment order" },
+	{ "build", cmd_build, "[--json] [--on LIST] [--with-deps] [HOST...]",
+		"build the selected hosts' systems and print host and store path" },
+	{ "deploy", cmd_deploy,
+		"[--on LIST] [--with-deps] [--goal G] [--parallel N] [--confirm-timeout S]\n"
+		"       [--no-magic-rollback] [--no-auto-rollback] [--rollback-fleet] [--dry-run]\n"
+		"       [--build-on local|target] [--log-dir DIR] [HOST...]",
+		"build, copy, activate, confirm and health-check, in dependency order" },
+	{ "rollback", cmd_rollback, "[--to N] [--parallel N] [--confirm-timeout S] HOST...",
+		"switch hosts back to their previous (or Nth) generation" },
 	{ NULL, NULL, NULL, NULL },
 };
 

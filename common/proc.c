@@ -20,21 +20,27 @@ char *proc_describe(const char *const *argv)
 	return buf_detach(&b);
 }
 
-int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout)
+int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout)
 {
 	posix_spawn_file_actions_t fa;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	size_t insent = 0;
 	pid_t pid = -1;
 	int status = 0, ret = -1, rc;
 	double deadline = timeout > 0 ? now_seconds() + timeout : 0;
 	bool timed_out = false;
 
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+		(in && pipe2(inp, O_CLOEXEC) < 0)) {
 		ret = error_set("cannot create a pipe for '%s': %s", argv[0], strerror(errno));
 		goto out;
 	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (in)
+		posix_spawn_file_actions_adddup2(&fa, inp[0], 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
 	rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
@@ -42,13 +48,22 @@ int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, 
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;
+	if (in) {
+		close(inp[0]);
+		inp[0] = -1;
+		if (!inlen) {
+			close(inp[1]);
+			inp[1] = -1;
+		}
+	}
 	if (rc) {
 		pid = -1;
 		ret = error_set("cannot run '%s': %s", argv[0], strerror(rc));
 		goto out;
 	}
 	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd pfd[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
+		struct pollfd pfd[3] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 },
+			{ inp[1], POLLOUT, 0 } };
 		int wait_ms = -1;
 		char chunk[65536];
 
@@ -62,9 +77,19 @@ int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, 
 			}
 			wait_ms = (int)(left * 1000) + 1;
 		}
-		rc = poll(pfd, 2, wait_ms);
+		rc = poll(pfd, 3, wait_ms);
 		if (rc < 0 && errno == EINTR)
 			continue;
+		if (inp[1] >= 0 && (pfd[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t w = write(inp[1], (const char *)in + insent, inlen - insent);
+
+			if (w > 0)
+				insent += (size_t)w;
+			if ((w < 0 && errno != EINTR && errno != EAGAIN) || insent == inlen) {
+				close(inp[1]);
+				inp[1] = -1;
+			}
+		}
 		for (int i = 0; i < 2; i++) {
 			ssize_t n;
 			struct buf *dst = i == 0 ? out : err;
@@ -103,11 +128,18 @@ out:
 			close(outp[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
+		if (inp[i] >= 0)
+			close(inp[i]);
 	}
 	return ret;
 }
 
+int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout)
+{
+	return proc_run_input(argv, NULL, 0, out, err, timeout);
+}
+
 int proc_run(const char *const *argv, struct buf *out, struct buf *err)
 {
-	return proc_run_timeout(argv, out, err, 0);
+	return proc_run_input(argv, NULL, 0, out, err, 0);
 }

@@ -18,6 +18,10 @@ int proc_run(const char *const *argv, struct buf *out, struct buf *err);
 /* Like proc_run, with a deadline in seconds (0: none); CONSTEL_ETIMEOUT on expiry. */
 int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout);
 
+/* Like proc_run_timeout, feeding `in` (borrowed, may be NULL) on standard input. */
+int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout);
+
 /* The argv as one line, for logs: `nix build --json ...` (caller frees). */
 char *proc_describe(const char *const *argv);
 

@@ -1,0 +1,253 @@
+/* constel deploy / build: build the selected hosts, then (deploy) ship and activate them. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/run.h"
+#include "deploy/build.h"
+
+/* What deploy and build share: inventory, graph, selection, builds. */
+struct prepared {
+	struct inventory *inv;
+	struct graph *graph;
+	bool *selected;
+	struct build_set builds;
+	bool have_builds;
+	char *log_dir;
+};
+
+static void prepared_release(struct prepared *p)
+{
+	if (p->have_builds)
+		build_set_release(&p->builds);
+	graph_free(p->graph);
+	inventory_free(p->inv);
+	free(p->selected);
+	free(p->log_dir);
+}
+
+static int write_file(const char *path, const struct buf *b)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	if (b->len)
+		fwrite(b->data, 1, b->len, f);
+	return fclose(f);
+}
+
+/* Loads, selects and builds. Returns CMD_OK or the exit status to return. */
+static int prepare(const struct global_opts *g, struct run_args *a, struct prepared *p,
+	bool build_target_hosts_too)
+{
+	struct buf where = BUF_INIT(0), log = BUF_INIT(64u << 20);
+	char *log_path = NULL;
+	size_t failed;
+	int ret;
+
+	(void)build_target_hosts_too;
+	memset(p, 0, sizeof(*p));
+	if ((ret = cmd_load_inventory(g, &p->inv)) != CMD_OK)
+		goto out;
+	if ((ret = cmd_build_graph(p->inv, &p->graph)) != CMD_OK)
+		goto out;
+	p->selected = xcalloc(p->inv->nhosts + 1, sizeof(*p->selected));
+	if ((ret = cmd_select(p->inv, p->graph, &a->patterns, a->with_deps, p->selected)) != CMD_OK)
+		goto out;
+	if (build_plan(&p->builds, p->inv, p->selected, a->build_on, NULL) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		ret = CMD_USAGE;
+		goto out;
+	}
+	p->have_builds = true;
+	p->log_dir = run_log_dir(a->log_dir);
+	build_describe(&p->builds, p->inv, &where);
+	fprintf(stderr, "%s", where.data ? where.data : "");
+	fprintf(stderr, "building %zu host%s...\n", p->builds.nitems,
+		p->builds.nitems == 1 ? "" : "s");
+	failed = build_run(&p->builds, p->inv, &log);
+	log_path = xasprintf("%s/build.log", p->log_dir);
+	write_file(log_path, &log);
+	for (size_t i = 0; i < p->builds.nitems; i++) {
+		const struct build_item *it = &p->builds.items[i];
+		const char *name = p->inv->hosts[it->host].name;
+
+		if (it->error)
+			fprintf(stderr, "  %s: build failed: %s\n", name, it->error);
+		else if (it->out_path)
+			fprintf(stderr, "  %s: %s\n", name, it->out_path);
+	}
+	if (failed)
+		fprintf(stderr, "constel: %zu host%s did not build; nix's output is in %s\n", failed,
+			failed == 1 ? "" : "s", log_path);
+	ret = CMD_OK;
+out:
+	buf_release(&where);
+	buf_release(&log);
+	free(log_path);
+	return ret;
+}
+
+static void runner_opts_from(struct runner_opts *o, const struct inventory *inv,
+	const struct run_args *a, const struct global_opts *g, const char *log_dir)
+{
+	memset(o, 0, sizeof(*o));
+	o->op = RUNNER_DEPLOY;
+	o->goal = a->goal;
+	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;
+	o->confirm_timeout = a->no_magic ? 0
+			     : a->confirm_timeout > 0 ? a->confirm_timeout
+						      : inv->defaults.confirm_timeout;
+	o->activation_timeout = inv->defaults.activation_timeout;
+	o->health_timeout = inv->defaults.health_timeout;
+	o->connect_timeout = inv->defaults.connect_timeout;
+	o->auto_rollback = !a->no_auto;
+	o->rollback_fleet = a->rollback_fleet;
+	o->rollback_to = a->rollback_to;
+	o->ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
+	o->log_dir = log_dir;
+}
+
+int cmd_deploy(int argc, char **argv, const struct global_opts *g)
+{
+	struct run_args a;
+	struct prepared p;
+	struct runner_opts o;
+	struct runner r;
+	int ret;
+
+	if (run_parse_args(argc, argv, "deploy", &a) < 0) {
+		run_args_release(&a);
+		return cmd_usage(cmd_find("deploy"));
+	}
+	ret = prepare(g, &a, &p, false);
+	if (ret != CMD_OK)
+		goto out;
+	if (a.dry_run) {
+		size_t failed = 0;
+
+		for (size_t i = 0; i < p.builds.nitems; i++)
+			failed += p.builds.items[i].error != NULL;
+		fprintf(stderr, "dry run: built %zu host%s, touched none\n",
+			p.builds.nitems - failed, p.builds.nitems - failed == 1 ? "" : "s");
+		ret = failed ? CMD_FAILED : CMD_OK;
+		goto out;
+	}
+	runner_opts_from(&o, p.inv, &a, g, p.log_dir);
+	runner_init(&r, p.inv, p.graph, p.selected, &p.builds, &o);
+	run_install_sigint(&r);
+	if (runner_start(&r) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		ret = CMD_USAGE;
+	} else {
+		ret = run_drive(&r, g, "deploy");
+	}
+	runner_release(&r);
+out:
+	prepared_release(&p);
+	run_args_release(&a);
+	return ret;
+}
+
+int cmd_build(int argc, char **argv, const struct global_opts *g)
+{
+	struct run_args a;
+	struct prepared p;
+	json_t *root = NULL, *hosts;
+	int ret;
+
+	if (run_parse_args(argc, argv, "build", &a) < 0) {
+		run_args_release(&a);
+		return cmd_usage(cmd_find("build"));
+	}
+	if (a.build_on && !strcmp(a.build_on, "target")) {
+		fprintf(stderr, "constel: build prints what this machine built; use 'deploy "
+				"--build-on target' to build on the hosts\n");
+		run_args_release(&a);
+		return CMD_USAGE;
+	}
+	ret = prepare(g, &a, &p, false);
+	if (ret != CMD_OK)
+		goto out;
+	root = json_object();
+	hosts = json_array();
+	for (size_t i = 0; i < p.builds.nitems; i++) {
+		const struct build_item *it = &p.builds.items[i];
+		const char *name = p.inv->hosts[it->host].name;
+		json_t *o = json_object();
+
+		if (it->error || !it->out_path)
+			ret = CMD_FAILED;
+		if (!g->json && it->out_path && !it->error)
+			printf("%s %s\n", name, it->out_path);
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "arch", json_string(p.inv->hosts[it->host].arch));
+		json_object_set_new(o, "path", it->out_path ? json_string(it->out_path) : json_null());
+		json_object_set_new(o, "error", it->error ? json_string(it->error) : json_null());
+		json_array_append_new(hosts, o);
+	}
+	json_object_set_new(root, "result", json_string(ret == CMD_OK ? "ok" : "failed"));
+	json_object_set_new(root, "hosts", hosts);
+	if (g->json) {
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	}
+out:
+	json_decref(root);
+	prepared_release(&p);
+	run_args_release(&a);
+	return ret;
+}
+
+int cmd_rollback(int argc, char **argv, const struct global_opts *g)
+{
+	struct run_args a;
+	struct runner_opts o;
+	struct runner r;
+	struct inventory *inv = NULL;
+	struct graph *graph = NULL;
+	bool *selected = NULL;
+	char *log_dir = NULL;
+	int ret;
+
+	if (run_parse_args(argc, argv, "rollback", &a) < 0) {
+		run_args_release(&a);
+		return cmd_usage(cmd_find("rollback"));
+	}
+	if (!a.patterns.nr) {
+		fprintf(stderr, "constel: rollback needs the hosts to roll back (names, globs or "
+				"@tags)\n");
+		run_args_release(&a);
+		return cmd_usage(cmd_find("rollback"));
+	}
+	if ((ret = cmd_load_inventory(g, &inv)) != CMD_OK)
+		goto out;
+	if ((ret = cmd_build_graph(inv, &graph)) != CMD_OK)
+		goto out;
+	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
+	if ((ret = cmd_select(inv, graph, &a.patterns, false, selected)) != CMD_OK)
+		goto out;
+	log_dir = run_log_dir(a.log_dir);
+	runner_opts_from(&o, inv, &a, g, log_dir);
+	o.op = RUNNER_ROLLBACK;
+	o.rollback_fleet = false;
+	runner_init(&r, inv, graph, selected, NULL, &o);
+	run_install_sigint(&r);
+	if (runner_start(&r) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		ret = CMD_USAGE;
+	} else {
+		ret = run_drive(&r, g, "rollback");
+	}
+	runner_release(&r);
+out:
+	free(selected);
+	free(log_dir);
+	graph_free(graph);
+	inventory_free(inv);
+	run_args_release(&a);
+	return ret;
+}

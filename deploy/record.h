@@ -1,0 +1,38 @@
+/*
+ * deploy/record.h: what constel leaves on a host about what it deployed.
+ *
+ * After a host is deployed, /var/lib/constel/deployment.json on the host
+ * says what runs there and where it came from, and the same record is
+ * appended as one line to /var/lib/constel/history.jsonl. `status` reads
+ * them back: the record whose path is the host's current system tells the
+ * revision it runs, and a current system no record names was changed by
+ * hand.
+ */
+#ifndef CONSTEL_RECORD_H
+#define CONSTEL_RECORD_H
+
+#include <stdbool.h>
+
+#include "common/util.h"
+#include "transport/transport.h"
+
+struct record_info {
+	const char *revision; /* the git commit built from, or NULL when unknown */
+	bool dirty;	      /* the working tree had changes */
+	const char *deployer; /* user@machine */
+};
+
+#define RECORD_DIR "/var/lib/constel"
+
+/* The record as a JSON object text (caller frees). */
+char *record_json(const struct record_info *info, const char *host, const char *path,
+	long generation, const char *goal);
+
+/* Writes the record on the host over `conn`. 0 or -1. */
+int record_host(struct ssh_conn *conn, const struct record_info *info, const char *host,
+	const char *path, long generation, const char *goal);
+
+/* The command printing the host's history, one JSON record per line. */
+const char *record_cmd_history(void);
+
+#endif
