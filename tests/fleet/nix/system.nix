@@ -4,7 +4,7 @@
 #
 #   import ./system.nix { name = "alpha"; host = fleet.hosts.alpha; }
 #   host = { arch; generation; knob; services = { name = port; }; payload = null | { size_mb; paths; }; }
-{ name, host }:
+{ name, host, salt ? "" }:
 let
   arch = host.arch;
   isArm = arch == "aarch64-linux";
@@ -20,7 +20,7 @@ let
     builder = if isArm then "/bin/busybox" else "/bin/sh";
     args = (if isArm then [ "sh" ] else [ ]) ++ [ "-c" (builtins.readFile ./build.sh) ];
     inherit kind;
-  } // attrs);
+  } // (if salt == "" then { } else { inherit salt; }) // attrs);
 
   # Stable per architecture: shared by every host and generation.
   sw = mk "sw" "fleet-sw-${arch}" { listenPy = builtins.readFile ./listen.py; };
