@@ -2,8 +2,9 @@
 #   . "$(dirname "$0")/lib.sh"
 # ). A test exits 0 to pass, 77 to skip (reason on the last line), else fails.
 #
-#   need_root_and_netns       skip unless root and `ip netns add` works
-#   need_aarch64              skip unless aarch64 binaries run (qemu-user + binfmt)
+#   need_root_and_netns       skip unless root and `ip netns add` works; fail
+#                             (not skip) if a package the fleet needs is missing
+#   need_aarch64              fail unless aarch64 binaries run (qemu-user + binfmt)
 #   fleet_up INVENTORY        fresh DIR under /tmp, `fleet up DIR INVENTORY`;
 #                             sets FLEET_DIR; DIR is always torn down at exit
 #   fleet_repo [ARGS...]      `mkrepo FLEET_DIR INVENTORY ARGS...` (same inventory)
@@ -82,15 +83,17 @@ need_root_and_netns() {
 	_ns=constel-probe-$$
 	ip netns add "$_ns" >/dev/null 2>&1 || skip "cannot create network namespaces (ip netns add failed)"
 	ip netns del "$_ns" >/dev/null 2>&1
-	[ -x /usr/sbin/sshd ] || skip "needs openssh-server (/usr/sbin/sshd)"
-	command -v nix-store >/dev/null 2>&1 || skip "needs nix-bin (nix-store)"
-	/usr/bin/python3 -c 'import yaml' 2>/dev/null || skip "needs python3-yaml for /usr/bin/python3"
+	[ -x /usr/sbin/sshd ] || fail "needs openssh-server (/usr/sbin/sshd)"
+	command -v ssh >/dev/null 2>&1 || fail "needs openssh-client (ssh)"
+	command -v nix-store >/dev/null 2>&1 || fail "needs nix-bin (nix-store)"
+	command -v nsenter >/dev/null 2>&1 || fail "needs util-linux (nsenter, unshare)"
+	/usr/bin/python3 -c 'import yaml' 2>/dev/null || fail "needs python3-yaml for /usr/bin/python3"
 }
 
 need_aarch64() {
-	[ -x /bin/busybox ] || skip "needs busybox-static:arm64 (/bin/busybox)"
+	[ -x /bin/busybox ] || fail "needs busybox-static:arm64 (/bin/busybox)"
 	_m=$(/bin/busybox uname -m 2>/dev/null)
-	[ "$_m" = aarch64 ] || skip "/bin/busybox is not an aarch64 binary running under qemu-user (uname -m: ${_m:-none}); install busybox-static:arm64, qemu-user-static, and enable binfmt (update-binfmts --enable qemu-aarch64)"
+	[ "$_m" = aarch64 ] || fail "/bin/busybox is not an aarch64 binary running under qemu-user (uname -m: ${_m:-none}); install busybox-static:arm64, qemu-user-static, and enable binfmt (update-binfmts --enable qemu-aarch64)"
 }
 
 fleet_up() {
