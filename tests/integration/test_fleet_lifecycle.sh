@@ -9,6 +9,14 @@ need_root_and_netns
 NINE=$TOP/tests/fleet/examples/nine.yaml
 PAIR=$TOP/tests/fleet/examples/pair.yaml
 
+# PIDs of live processes whose command line contains STRING
+running() {
+	for _p in /proc/[0-9]*; do
+		grep -q '^State:.*Z' "$_p/status" 2>/dev/null && continue
+		{ tr '\0' ' ' <"$_p/cmdline"; } 2>/dev/null | grep -qF -- "$1" && echo "${_p#/proc/}"
+	done
+}
+
 # what exists of a fleet in DIR: netns, links, mounts, live processes
 traces() {
 	_st=$1/fleet.json
@@ -16,10 +24,7 @@ traces() {
 	ip netns list | grep "^cfl$_net-" | sed 's/^/netns /'
 	ip -o link show | grep -E "^[0-9]+: cfl$_net[:@-]" | sed 's/^/link /'
 	grep -F "$1" /proc/self/mountinfo | sed 's/^/mount /'
-	for _p in /proc/[0-9]*; do
-		grep -q '^State:.*Z' "$_p/status" 2>/dev/null && continue
-		{ tr '\0' ' ' <"$_p/cmdline"; } 2>/dev/null | grep -qF "$1" && echo "process ${_p#/proc/}"
-	done
+	running "$1" | sed 's/^/process /'
 	ip -o -4 addr show | grep -F " 10.231.$_net." | sed 's/^/address /'
 }
 
@@ -66,7 +71,7 @@ ssh -F "$A/ssh_config" alpha 'setsid sleep 4242 </dev/null >/dev/null 2>&1 &' ||
 "$FLEET" exec "$A" beta sh -c 'setsid sleep 4343 </dev/null >/dev/null 2>&1 &' || fail "exec start"
 ssh -F "$A/ssh_config" gamma 'mkdir -p /run/x && mount -t tmpfs tmpfs /run/x' || fail "mount inside gamma"
 sleep 0.3
-pgrep -f 'sleep 4242' >/dev/null && pgrep -f 'sleep 4343' >/dev/null || fail "sleepers not running"
+[ -n "$(running 'sleep 4242')" ] && [ -n "$(running 'sleep 4343')" ] || fail "sleepers not running"
 grep -q ' /run/x ' /proc/self/mountinfo && fail "a mount inside gamma leaked to the orchestrator"
 
 note "down A: A is gone, B and the nine are untouched"
@@ -74,8 +79,8 @@ note "down A: A is gone, B and the nine are untouched"
 "$FLEET" down "$A" || fail "fleet down A failed"
 left=$(traces "$A")
 [ -z "$left" ] || fail "after down, left of A: $left"
-pgrep -f 'sleep 4242' >/dev/null && fail "sleeper started over ssh survived down"
-pgrep -f 'sleep 4343' >/dev/null && fail "sleeper started by fleet exec survived down"
+[ -z "$(running 'sleep 4242')" ] || fail "sleeper started over ssh survived down"
+[ -z "$(running 'sleep 4343')" ] || fail "sleeper started by fleet exec survived down"
 "$FLEET" down "$A" || fail "second down A failed"
 [ "$(ssh -F "$B/ssh_config" castor hostname)" = castor ] || fail "fleet B broken by down A"
 [ "$(fleet_ssh caprica hostname)" = caprica ] || fail "nine broken by down A"
