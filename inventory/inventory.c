@@ -130,13 +130,41 @@ static bool has_nul(const yaml_node_t *node)
 	       strlen(scalar(node)) != node->data.scalar.length;
 }
 
-static int expect_string(struct loader *l, yaml_node_t *node, const char *what, char **out)
+/*
+ * What a message is about: "KEY", "KEY of host 'H'" or "host 'H'". Kept as
+ * parts and only formatted for a message, since a large inventory has
+ * hundreds of thousands of values and almost never an error.
+ */
+struct subject {
+	const char *key;
+	const char *host;
+};
+
+static struct subject subj(const char *key, const char *host)
+{
+	struct subject s = { key, host };
+
+	return s;
+}
+
+static char *subject_text(struct subject s)
+{
+	if (s.key && s.host)
+		return xasprintf("%s of host '%s'", s.key, s.host);
+	if (s.host)
+		return xasprintf("host '%s'", s.host);
+	return xstrdup(s.key);
+}
+
+static int expect_string(struct loader *l, yaml_node_t *node, struct subject what, char **out)
 {
 	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node) ||
 		has_nul(node)) {
 		char *f = has_nul(node) ? xstrdup("a string with a NUL byte") : found(node);
+		char *w = subject_text(what);
 
-		report(l, node, "%s must be a non-empty string, not %s", what, f);
+		report(l, node, "%s must be a non-empty string, not %s", w, f);
+		free(w);
 		free(f);
 		return -1;
 	}
@@ -161,25 +189,25 @@ static int parse_number(const yaml_node_t *node, long min, long max, long *out)
 	return parse_long(s, min, max, out);
 }
 
-static int expect_long(struct loader *l, yaml_node_t *node, const char *what, long min, long max,
-	long *out)
+static int expect_long(struct loader *l, yaml_node_t *node, struct subject what, long min,
+	long max, long *out)
 {
 	if (parse_number(node, min, max, out) < 0) {
-		char *f = found(node);
+		char *f = found(node), *w = subject_text(what);
 
-		report(l, node, "%s must be a whole number from %ld to %ld, not %s", what, min, max,
-			f);
+		report(l, node, "%s must be a whole number from %ld to %ld, not %s", w, min, max, f);
+		free(w);
 		free(f);
 		return -1;
 	}
 	return 0;
 }
 
-static int expect_bool(struct loader *l, yaml_node_t *node, const char *what, bool *out)
+static int expect_bool(struct loader *l, yaml_node_t *node, struct subject what, bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on", "True", "TRUE" };
 	static const char *const no[] = { "false", "no", "off", "False", "FALSE" };
-	char *f;
+	char *f, *w;
 
 	if (node->type == YAML_SCALAR_NODE) {
 		for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
@@ -194,7 +222,9 @@ static int expect_bool(struct loader *l, yaml_node_t *node, const char *what, bo
 		}
 	}
 	f = found(node);
-	report(l, node, "%s must be true or false, not %s", what, f);
+	w = subject_text(what);
+	report(l, node, "%s must be true or false, not %s", w, f);
+	free(w);
 	free(f);
 	return -1;
 }
@@ -308,26 +338,43 @@ static int key_ref_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int each_pair(struct loader *l, yaml_node_t *node, const char *what, pair_fn fn, void *data)
+/* Mappings this small find their duplicate keys by comparing every pair. */
+#define SMALL_MAPPING 16
+
+/*
+ * Sets first[i] to the index of the first pair with the same key as pair
+ * i, or SIZE_MAX when pair i is the first (or its key is not a scalar).
+ */
+static void find_duplicate_keys(struct loader *l, yaml_node_pair_t *pairs, size_t n, size_t *first)
 {
-	yaml_node_pair_t *start;
-	size_t n, nrefs = 0;
-	struct key_ref *refs = NULL;
-	size_t *first = NULL; /* for a duplicate key, the index of its first pair */
+	struct key_ref *refs;
+	size_t nrefs = 0;
 
-	if (node->type != YAML_MAPPING_NODE) {
-		report(l, node, "%s must be a mapping, not %s", what, node_type_name(node));
-		return -1;
-	}
-	start = node->data.mapping.pairs.start;
-	n = (size_t)(node->data.mapping.pairs.top - start);
-	/* sorting, not comparing each key with all before it: `hosts` may hold 100,000 */
-	refs = xmalloc((n + 1) * sizeof(*refs));
-	first = xmalloc((n + 1) * sizeof(*first));
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *key = node_at(l, start[i].key);
-
+	for (size_t i = 0; i < n; i++)
 		first[i] = SIZE_MAX;
+	if (n <= SMALL_MAPPING) {
+		for (size_t i = 1; i < n; i++) {
+			yaml_node_t *key = node_at(l, pairs[i].key);
+
+			if (!key || key->type != YAML_SCALAR_NODE)
+				continue;
+			for (size_t j = 0; j < i; j++) {
+				yaml_node_t *prev = node_at(l, pairs[j].key);
+
+				if (prev && prev->type == YAML_SCALAR_NODE &&
+					!strcmp(scalar(prev), scalar(key))) {
+					first[i] = j;
+					break;
+				}
+			}
+		}
+		return;
+	}
+	/* sorting, not comparing each key with all before it: `hosts` may hold 100,000 */
+	refs = xmalloc(n * sizeof(*refs));
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *key = node_at(l, pairs[i].key);
+
 		if (key && key->type == YAML_SCALAR_NODE) {
 			refs[nrefs].name = scalar(key);
 			refs[nrefs++].idx = i;
@@ -339,51 +386,82 @@ static int each_pair(struct loader *l, yaml_node_t *node, const char *what, pair
 			first[refs[i].idx] = first[refs[i - 1].idx] != SIZE_MAX
 						     ? first[refs[i - 1].idx]
 						     : refs[i - 1].idx;
+	free(refs);
+}
+
+static int each_pair(struct loader *l, yaml_node_t *node, struct subject what, pair_fn fn,
+	void *data)
+{
+	yaml_node_pair_t *pairs;
+	size_t n;
+	size_t small[SMALL_MAPPING];
+	size_t *first = small; /* see find_duplicate_keys() */
+	char *w;
+
+	if (node->type != YAML_MAPPING_NODE) {
+		w = subject_text(what);
+		report(l, node, "%s must be a mapping, not %s", w, node_type_name(node));
+		free(w);
+		return -1;
+	}
+	pairs = node->data.mapping.pairs.start;
+	n = (size_t)(node->data.mapping.pairs.top - pairs);
+	if (n > SMALL_MAPPING)
+		first = xmalloc(n * sizeof(*first));
+	find_duplicate_keys(l, pairs, n, first);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *key = node_at(l, start[i].key);
-		yaml_node_t *value = node_at(l, start[i].value);
+		yaml_node_t *key = node_at(l, pairs[i].key);
+		yaml_node_t *value = node_at(l, pairs[i].value);
 
 		if (!key || !value)
 			continue;
 		if (key->type != YAML_SCALAR_NODE || has_nul(key)) {
-			report(l, key, "keys in %s must be plain names, not %s", what,
+			w = subject_text(what);
+			report(l, key, "keys in %s must be plain names, not %s", w,
 				has_nul(key) ? "a string with a NUL byte" : node_type_name(key));
+			free(w);
 			continue;
 		}
 		if (first[i] != SIZE_MAX) {
-			yaml_node_t *prev = node_at(l, start[first[i]].key);
+			yaml_node_t *prev = node_at(l, pairs[first[i]].key);
 
-			if (!strcmp(what, "hosts"))
+			w = subject_text(what);
+			if (!strcmp(w, "hosts"))
 				report(l, key, "duplicate host '%s' (first at line %zu)",
 					scalar(key), prev->start_mark.line + 1);
 			else
 				report(l, key, "duplicate key '%s' in %s (first at line %zu)",
-					scalar(key), what, prev->start_mark.line + 1);
+					scalar(key), w, prev->start_mark.line + 1);
+			free(w);
 			continue;
 		}
 		fn(l, key, value, data);
 	}
-	free(refs);
-	free(first);
+	if (first != small)
+		free(first);
 	return 0;
 }
 
 /* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
 typedef void (*item_fn)(struct loader *l, yaml_node_t *item, void *data);
 
-static void one_item(struct loader *l, yaml_node_t *item, const char *what, item_fn fn, void *data)
+static void one_item(struct loader *l, yaml_node_t *item, struct subject what, item_fn fn,
+	void *data)
 {
 	if (item->type != YAML_SCALAR_NODE || is_null(item) || !*scalar(item) || has_nul(item)) {
 		char *f = has_nul(item) ? xstrdup("a string with a NUL byte") : found(item);
+		char *w = subject_text(what);
 
-		report(l, item, "%s must list non-empty strings, not %s", what, f);
+		report(l, item, "%s must list non-empty strings, not %s", w, f);
+		free(w);
 		free(f);
 		return;
 	}
 	fn(l, item, data);
 }
 
-static void each_item(struct loader *l, yaml_node_t *node, const char *what, item_fn fn, void *data)
+static void each_item(struct loader *l, yaml_node_t *node, struct subject what, item_fn fn,
+	void *data)
 {
 	if (is_null(node))
 		return;
@@ -392,7 +470,10 @@ static void each_item(struct loader *l, yaml_node_t *node, const char *what, ite
 		return;
 	}
 	if (node->type != YAML_SEQUENCE_NODE) {
-		report(l, node, "%s must be a list, not %s", what, node_type_name(node));
+		char *w = subject_text(what);
+
+		report(l, node, "%s must be a list, not %s", w, node_type_name(node));
+		free(w);
 		return;
 	}
 	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top;
@@ -452,29 +533,29 @@ static void defaults_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 	const char *k = scalar(key);
 
 	if (!strcmp(k, "user")) {
-		expect_string(l, value, "defaults.user", &d->user);
+		expect_string(l, value, subj("defaults.user", NULL), &d->user);
 	} else if (!strcmp(k, "goal")) {
-		if (!expect_string(l, value, "defaults.goal", &d->goal))
+		if (!expect_string(l, value, subj("defaults.goal", NULL), &d->goal))
 			check_goal(l, value);
 	} else if (!strcmp(k, "flake")) {
-		if (!expect_string(l, value, "defaults.flake", &d->flake))
+		if (!expect_string(l, value, subj("defaults.flake", NULL), &d->flake))
 			l->defaults_flake = key;
 	} else if (!strcmp(k, "file")) {
-		if (!expect_string(l, value, "defaults.file", &d->file))
+		if (!expect_string(l, value, subj("defaults.file", NULL), &d->file))
 			l->defaults_file = key;
 	} else if (!strcmp(k, "ssh_config")) {
-		expect_string(l, value, "defaults.ssh_config", &d->ssh_config);
+		expect_string(l, value, subj("defaults.ssh_config", NULL), &d->ssh_config);
 	} else if (!strcmp(k, "parallel")) {
-		expect_long(l, value, "defaults.parallel", 1, 1024, &d->parallel);
+		expect_long(l, value, subj("defaults.parallel", NULL), 1, 1024, &d->parallel);
 	} else if (!strcmp(k, "confirm_timeout")) {
-		expect_long(l, value, "defaults.confirm_timeout", 1, 86400, &d->confirm_timeout);
+		expect_long(l, value, subj("defaults.confirm_timeout", NULL), 1, 86400, &d->confirm_timeout);
 	} else if (!strcmp(k, "health_timeout")) {
-		expect_long(l, value, "defaults.health_timeout", 0, 86400, &d->health_timeout);
+		expect_long(l, value, subj("defaults.health_timeout", NULL), 0, 86400, &d->health_timeout);
 	} else if (!strcmp(k, "activation_timeout")) {
-		expect_long(l, value, "defaults.activation_timeout", 1, 86400,
+		expect_long(l, value, subj("defaults.activation_timeout", NULL), 1, 86400,
 			&d->activation_timeout);
 	} else if (!strcmp(k, "connect_timeout")) {
-		expect_long(l, value, "defaults.connect_timeout", 1, 3600, &d->connect_timeout);
+		expect_long(l, value, subj("defaults.connect_timeout", NULL), 1, 3600, &d->connect_timeout);
 	} else {
 		report_unknown_key(l, key, "defaults", default_keys, ARRAY_SIZE(default_keys));
 	}
@@ -495,7 +576,7 @@ static void builders_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 		return;
 	}
 	what = xasprintf("builder of '%s'", scalar(key));
-	ret = expect_string(l, value, what, &spec);
+	ret = expect_string(l, value, subj(what, NULL), &spec);
 	free(what);
 	if (ret < 0)
 		return;
@@ -584,7 +665,7 @@ static void host_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, vo
 	struct host_ctx *c = data;
 	struct inv_host *h = c->host;
 	const char *k = scalar(key);
-	char *what = xasprintf("%s of host '%s'", k, h->name);
+	struct subject what = subj(k, h->name);
 	long n;
 	bool b;
 
@@ -651,7 +732,6 @@ static void host_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, vo
 		report_unknown_key(l, key, where, host_keys, ARRAY_SIZE(host_keys));
 		free(where);
 	}
-	free(what);
 }
 
 struct hosts_ctx {
@@ -685,21 +765,19 @@ static void hosts_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, v
 	c.raw = &hc->raws[inv->nhosts];
 	inv->nhosts++;
 	if (!is_null(value)) {
-		char *what = xasprintf("host '%s'", h->name);
-
-		each_pair(l, value, what, host_pair, &c);
-		free(what);
+		each_pair(l, value, subj(NULL, h->name), host_pair, &c);
 	}
 }
 
 /* ---- relations ---- */
 
-static void add_rel(struct inv_host *h, enum inv_rel_kind kind, yaml_node_t *item, size_t provider,
-	const char *service)
+/* `alloc` is the capacity of h->rels: a host's relations are added all at once. */
+static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, yaml_node_t *item,
+	size_t provider, const char *service)
 {
 	struct inv_relation *r;
 
-	h->rels = xrealloc(h->rels, (h->nrels + 1) * sizeof(*h->rels));
+	xgrow((void **)&h->rels, alloc, h->nrels + 1, sizeof(*h->rels));
 	r = &h->rels[h->nrels++];
 	r->kind = kind;
 	r->text = xstrdup((const char *)item->data.scalar.value);
@@ -737,7 +815,8 @@ struct resolver {
 	size_t nsvcs;
 	struct svc_entry *tags; /* every tag of the fleet, by tag then host */
 	size_t ntags;
-	size_t host; /* the host whose entries are being resolved */
+	size_t host;	   /* the host whose entries are being resolved */
+	size_t rels_alloc; /* capacity of its rels */
 	enum inv_rel_kind kind;
 };
 
@@ -860,7 +939,7 @@ static void service_item(struct loader *l, yaml_node_t *item, void *data)
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
 		} else {
-			add_rel(h, r->kind, item, (size_t)p, slash + 1);
+			add_rel(h, &r->rels_alloc, r->kind, item, (size_t)p, slash + 1);
 		}
 		free(hname);
 		buf_release(&b);
@@ -886,7 +965,7 @@ static void service_item(struct loader *l, yaml_node_t *item, void *data)
 	} else if (r->svcs[first].host == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		add_rel(h, r->kind, item, r->svcs[first].host, text);
+		add_rel(h, &r->rels_alloc, r->kind, item, r->svcs[first].host, text);
 	}
 	buf_release(&b);
 }
@@ -909,7 +988,8 @@ static void depends_item(struct loader *l, yaml_node_t *item, void *data)
 		/* a host carrying the tag it depends on does not depend on itself */
 		for (size_t i = first; i < first + n; i++)
 			if (r->tags[i].host != r->host)
-				add_rel(h, INV_DEPENDS_ON, item, r->tags[i].host, NULL);
+				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, r->tags[i].host,
+					NULL);
 		return;
 	}
 	p = loader_host(l, text);
@@ -920,7 +1000,7 @@ static void depends_item(struct loader *l, yaml_node_t *item, void *data)
 	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
 	} else {
-		add_rel(h, INV_DEPENDS_ON, item, (size_t)p, NULL);
+		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (size_t)p, NULL);
 	}
 	buf_release(&b);
 }
@@ -954,26 +1034,20 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const char *name = inv->hosts[i].name;
-		char *what;
 
 		r.host = i;
+		r.rels_alloc = 0;
 		if (raws[i].uses) {
 			r.kind = INV_USES;
-			what = xasprintf("uses of host '%s'", name);
-			each_item(l, raws[i].uses, what, service_item, &r);
-			free(what);
+			each_item(l, raws[i].uses, subj("uses", name), service_item, &r);
 		}
 		if (raws[i].wants) {
 			r.kind = INV_WANTS;
-			what = xasprintf("wants of host '%s'", name);
-			each_item(l, raws[i].wants, what, service_item, &r);
-			free(what);
+			each_item(l, raws[i].wants, subj("wants", name), service_item, &r);
 		}
-		if (raws[i].depends_on) {
-			what = xasprintf("depends_on of host '%s'", name);
-			each_item(l, raws[i].depends_on, what, depends_item, &r);
-			free(what);
-		}
+		if (raws[i].depends_on)
+			each_item(l, raws[i].depends_on, subj("depends_on", name), depends_item,
+				&r);
 	}
 	free(r.svcs);
 	free(r.tags);
@@ -1085,10 +1159,10 @@ static void top_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, voi
 
 	if (!strcmp(k, "defaults")) {
 		if (!is_null(value))
-			each_pair(l, value, "defaults", defaults_pair, &l->inv->defaults);
+			each_pair(l, value, subj("defaults", NULL), defaults_pair, &l->inv->defaults);
 	} else if (!strcmp(k, "builders")) {
 		if (!is_null(value))
-			each_pair(l, value, "builders", builders_pair, NULL);
+			each_pair(l, value, subj("builders", NULL), builders_pair, NULL);
 	} else if (!strcmp(k, "hosts")) {
 		*hosts = value;
 	} else {
@@ -1203,7 +1277,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 			path);
 		goto out;
 	}
-	if (each_pair(&l, root, "the inventory", top_pair, &hosts) < 0)
+	if (each_pair(&l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)
 		goto out;
 	if (!hosts) {
 		report(&l, root, "the inventory has no 'hosts'");
@@ -1214,7 +1288,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 		report(&l, hosts, "'hosts' is empty; the inventory needs at least one host");
 		goto out;
 	}
-	if (each_pair(&l, hosts, "hosts", hosts_pair, &hc) < 0)
+	if (each_pair(&l, hosts, subj("hosts", NULL), hosts_pair, &hc) < 0)
 		goto out;
 	index_hosts(&l);
 	apply_defaults(&l, hc.raws);
