@@ -26,6 +26,32 @@ static const char *const known_arches[] = {
 
 static const char *const goals[] = { "switch", "boot", "test", "dry-activate" };
 
+/*
+ * The document as a compact tree, built from libyaml's events. libyaml's own
+ * document model (yaml_parser_load) costs about 150 bytes and three
+ * allocations per node, which made loading a large fleet several times
+ * slower than parsing it. Here a node is one array element, scalars live in
+ * one string arena and containers list their children in one index array.
+ */
+struct ynode {
+	yaml_node_type_t type;
+	yaml_scalar_style_t style; /* of a scalar: plain ones can be null */
+	unsigned line, col;	   /* 0-based, as libyaml counts */
+	const char *value;	   /* a scalar's text, NUL-terminated */
+	size_t len;		   /* bytes of a scalar, items of a list, pairs of a mapping */
+	size_t first;		   /* a container's first child in ydoc.kids; a scalar's arena offset */
+};
+
+struct ydoc {
+	struct ynode *nodes;
+	size_t nnodes, anodes;
+	size_t *kids; /* children of containers; a mapping's are key, value, key, ... */
+	size_t nkids, akids;
+	char *strings;
+	size_t nstrings, astrings;
+	size_t root; /* SIZE_MAX: the document is empty */
+};
+
 /* A name → host index, sorted by name, so lookups are logarithmic. */
 struct name_entry {
 	const char *name;
@@ -35,17 +61,17 @@ struct name_entry {
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
 	const char *path;
-	yaml_document_t doc;
+	struct ydoc doc;
 	struct strvec *errors;
 	struct inventory *inv;
 	/* the value of each builders: entry, parallel to inv->builders */
-	yaml_node_t **builder_nodes;
+	struct ynode **builder_nodes;
 	/* the keys of defaults.flake and defaults.file, when set */
-	yaml_node_t *defaults_flake, *defaults_file;
+	struct ynode *defaults_flake, *defaults_file;
 	struct name_entry *names; /* every host, sorted by name */
 };
 
-__attribute__((format(printf, 3, 4))) static void report(struct loader *l, const yaml_node_t *node,
+__attribute__((format(printf, 3, 4))) static void report(struct loader *l, const struct ynode *node,
 	const char *fmt, ...)
 {
 	va_list ap;
@@ -55,21 +81,21 @@ __attribute__((format(printf, 3, 4))) static void report(struct loader *l, const
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	if (node)
-		strvec_pushf(l->errors, "%s:%zu:%zu: %s", l->path, node->start_mark.line + 1,
-			node->start_mark.column + 1, msg);
+		strvec_pushf(l->errors, "%s:%u:%u: %s", l->path, node->line + 1, node->col + 1,
+			msg);
 	else
 		strvec_pushf(l->errors, "%s: %s", l->path, msg);
 	free(msg);
 }
 
-static struct inv_pos pos_of(const yaml_node_t *node)
+static struct inv_pos pos_of(const struct ynode *node)
 {
-	struct inv_pos p = { (int)node->start_mark.line + 1, (int)node->start_mark.column + 1 };
+	struct inv_pos p = { (int)node->line + 1, (int)node->col + 1 };
 
 	return p;
 }
 
-static const char *node_type_name(const yaml_node_t *node)
+static const char *node_type_name(const struct ynode *node)
 {
 	switch (node->type) {
 	case YAML_SCALAR_NODE:
@@ -83,14 +109,14 @@ static const char *node_type_name(const yaml_node_t *node)
 	}
 }
 
-static const char *scalar(const yaml_node_t *node);
-static bool is_null(const yaml_node_t *node);
+static const char *scalar(const struct ynode *node);
+static bool is_null(const struct ynode *node);
 
 /*
  * What a node is, for "..., not X" in messages: the quoted value of a
  * scalar (cut short if long), else its kind. Owned by the caller.
  */
-static char *found(const yaml_node_t *node)
+static char *found(const struct ynode *node)
 {
 	if (node->type != YAML_SCALAR_NODE)
 		return xstrdup(node_type_name(node));
@@ -101,22 +127,35 @@ static char *found(const yaml_node_t *node)
 	return xasprintf("'%s'", scalar(node));
 }
 
-static yaml_node_t *node_at(struct loader *l, int id)
+static struct ynode *node_at(struct loader *l, size_t id)
 {
-	return yaml_document_get_node(&l->doc, id);
+	assert(id < l->doc.nnodes);
+	return &l->doc.nodes[id];
 }
 
-static const char *scalar(const yaml_node_t *node)
+/* The i-th child of a container: an item of a list, or key 2i / value 2i+1 of a mapping. */
+static struct ynode *child(struct loader *l, const struct ynode *node, size_t i)
 {
-	return (const char *)node->data.scalar.value;
+	return node_at(l, l->doc.kids[node->first + i]);
+}
+
+/* Whether a starts after b in the file. */
+static bool node_after(const struct ynode *a, const struct ynode *b)
+{
+	return a->line > b->line || (a->line == b->line && a->col > b->col);
+}
+
+static const char *scalar(const struct ynode *node)
+{
+	return node->value;
 }
 
 /* YAML 1.1's null: empty, `~`, `null`, `Null`, `NULL`, unquoted. */
-static bool is_null(const yaml_node_t *node)
+static bool is_null(const struct ynode *node)
 {
 	const char *s;
 
-	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+	if (node->type != YAML_SCALAR_NODE || node->style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
 	s = scalar(node);
 	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
@@ -124,10 +163,10 @@ static bool is_null(const yaml_node_t *node)
 }
 
 /* A scalar holding a NUL ("a\0b") would be cut short by every C string use. */
-static bool has_nul(const yaml_node_t *node)
+static bool has_nul(const struct ynode *node)
 {
 	return node->type == YAML_SCALAR_NODE &&
-	       strlen(scalar(node)) != node->data.scalar.length;
+	       strlen(scalar(node)) != node->len;
 }
 
 /*
@@ -156,7 +195,7 @@ static char *subject_text(struct subject s)
 	return xstrdup(s.key);
 }
 
-static int expect_string(struct loader *l, yaml_node_t *node, struct subject what, char **out)
+static int expect_string(struct loader *l, struct ynode *node, struct subject what, char **out)
 {
 	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node) ||
 		has_nul(node)) {
@@ -177,7 +216,7 @@ static int expect_string(struct loader *l, yaml_node_t *node, struct subject wha
  * Whole numbers as YAML writes them: digits with an optional '-'; no
  * spaces, '+', hex or octal (strtol would take some of those).
  */
-static int parse_number(const yaml_node_t *node, long min, long max, long *out)
+static int parse_number(const struct ynode *node, long min, long max, long *out)
 {
 	const char *s;
 
@@ -189,7 +228,7 @@ static int parse_number(const yaml_node_t *node, long min, long max, long *out)
 	return parse_long(s, min, max, out);
 }
 
-static int expect_long(struct loader *l, yaml_node_t *node, struct subject what, long min,
+static int expect_long(struct loader *l, struct ynode *node, struct subject what, long min,
 	long max, long *out)
 {
 	if (parse_number(node, min, max, out) < 0) {
@@ -203,7 +242,7 @@ static int expect_long(struct loader *l, yaml_node_t *node, struct subject what,
 	return 0;
 }
 
-static int expect_bool(struct loader *l, yaml_node_t *node, struct subject what, bool *out)
+static int expect_bool(struct loader *l, struct ynode *node, struct subject what, bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on", "True", "TRUE" };
 	static const char *const no[] = { "false", "no", "off", "False", "FALSE" };
@@ -289,7 +328,7 @@ static const char *key_home(const char *key, const char *where)
  * a plausible typo (a quarter of the key's length, at least 1), else with
  * the section it belongs in when it is known elsewhere.
  */
-static void report_unknown_key(struct loader *l, yaml_node_t *key, const char *where,
+static void report_unknown_key(struct loader *l, struct ynode *key, const char *where,
 	const char *const *known, size_t nknown)
 {
 	const char *best = NULL, *home;
@@ -321,7 +360,7 @@ static void report_unknown_key(struct loader *l, yaml_node_t *key, const char *w
  * Reports non-scalar and duplicate keys itself (the first of duplicates is
  * the one used). Returns -1 if `node` is not a mapping.
  */
-typedef void (*pair_fn)(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data);
+typedef void (*pair_fn)(struct loader *l, struct ynode *key, struct ynode *value, void *data);
 
 struct key_ref {
 	const char *name;
@@ -345,21 +384,21 @@ static int key_ref_cmp(const void *a, const void *b)
  * Sets first[i] to the index of the first pair with the same key as pair
  * i, or SIZE_MAX when pair i is the first (or its key is not a scalar).
  */
-static void find_duplicate_keys(struct loader *l, yaml_node_pair_t *pairs, size_t n, size_t *first)
+static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_t *first)
 {
 	struct key_ref *refs;
-	size_t nrefs = 0;
+	size_t n = map->len, nrefs = 0;
 
 	for (size_t i = 0; i < n; i++)
 		first[i] = SIZE_MAX;
 	if (n <= SMALL_MAPPING) {
 		for (size_t i = 1; i < n; i++) {
-			yaml_node_t *key = node_at(l, pairs[i].key);
+			struct ynode *key = child(l, map, 2 * i);
 
 			if (!key || key->type != YAML_SCALAR_NODE)
 				continue;
 			for (size_t j = 0; j < i; j++) {
-				yaml_node_t *prev = node_at(l, pairs[j].key);
+				struct ynode *prev = child(l, map, 2 * j);
 
 				if (prev && prev->type == YAML_SCALAR_NODE &&
 					!strcmp(scalar(prev), scalar(key))) {
@@ -373,7 +412,7 @@ static void find_duplicate_keys(struct loader *l, yaml_node_pair_t *pairs, size_
 	/* sorting, not comparing each key with all before it: `hosts` may hold 100,000 */
 	refs = xmalloc(n * sizeof(*refs));
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *key = node_at(l, pairs[i].key);
+		struct ynode *key = child(l, map, 2 * i);
 
 		if (key && key->type == YAML_SCALAR_NODE) {
 			refs[nrefs].name = scalar(key);
@@ -389,10 +428,9 @@ static void find_duplicate_keys(struct loader *l, yaml_node_pair_t *pairs, size_
 	free(refs);
 }
 
-static int each_pair(struct loader *l, yaml_node_t *node, struct subject what, pair_fn fn,
+static int each_pair(struct loader *l, struct ynode *node, struct subject what, pair_fn fn,
 	void *data)
 {
-	yaml_node_pair_t *pairs;
 	size_t n;
 	size_t small[SMALL_MAPPING];
 	size_t *first = small; /* see find_duplicate_keys() */
@@ -404,17 +442,14 @@ static int each_pair(struct loader *l, yaml_node_t *node, struct subject what, p
 		free(w);
 		return -1;
 	}
-	pairs = node->data.mapping.pairs.start;
-	n = (size_t)(node->data.mapping.pairs.top - pairs);
+	n = node->len;
 	if (n > SMALL_MAPPING)
 		first = xmalloc(n * sizeof(*first));
-	find_duplicate_keys(l, pairs, n, first);
+	find_duplicate_keys(l, node, first);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *key = node_at(l, pairs[i].key);
-		yaml_node_t *value = node_at(l, pairs[i].value);
+		struct ynode *key = child(l, node, 2 * i);
+		struct ynode *value = child(l, node, 2 * i + 1);
 
-		if (!key || !value)
-			continue;
 		if (key->type != YAML_SCALAR_NODE || has_nul(key)) {
 			w = subject_text(what);
 			report(l, key, "keys in %s must be plain names, not %s", w,
@@ -423,15 +458,15 @@ static int each_pair(struct loader *l, yaml_node_t *node, struct subject what, p
 			continue;
 		}
 		if (first[i] != SIZE_MAX) {
-			yaml_node_t *prev = node_at(l, pairs[first[i]].key);
+			struct ynode *prev = child(l, node, 2 * first[i]);
 
 			w = subject_text(what);
 			if (!strcmp(w, "hosts"))
-				report(l, key, "duplicate host '%s' (first at line %zu)",
-					scalar(key), prev->start_mark.line + 1);
+				report(l, key, "duplicate host '%s' (first at line %u)",
+					scalar(key), prev->line + 1);
 			else
-				report(l, key, "duplicate key '%s' in %s (first at line %zu)",
-					scalar(key), w, prev->start_mark.line + 1);
+				report(l, key, "duplicate key '%s' in %s (first at line %u)",
+					scalar(key), w, prev->line + 1);
 			free(w);
 			continue;
 		}
@@ -443,9 +478,9 @@ static int each_pair(struct loader *l, yaml_node_t *node, struct subject what, p
 }
 
 /* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
-typedef void (*item_fn)(struct loader *l, yaml_node_t *item, void *data);
+typedef void (*item_fn)(struct loader *l, struct ynode *item, void *data);
 
-static void one_item(struct loader *l, yaml_node_t *item, struct subject what, item_fn fn,
+static void one_item(struct loader *l, struct ynode *item, struct subject what, item_fn fn,
 	void *data)
 {
 	if (item->type != YAML_SCALAR_NODE || is_null(item) || !*scalar(item) || has_nul(item)) {
@@ -460,7 +495,7 @@ static void one_item(struct loader *l, yaml_node_t *item, struct subject what, i
 	fn(l, item, data);
 }
 
-static void each_item(struct loader *l, yaml_node_t *node, struct subject what, item_fn fn,
+static void each_item(struct loader *l, struct ynode *node, struct subject what, item_fn fn,
 	void *data)
 {
 	if (is_null(node))
@@ -476,13 +511,8 @@ static void each_item(struct loader *l, yaml_node_t *node, struct subject what, 
 		free(w);
 		return;
 	}
-	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top;
-		i++) {
-		yaml_node_t *item = node_at(l, *i);
-
-		if (item)
-			one_item(l, item, what, fn, data);
-	}
+	for (size_t i = 0; i < node->len; i++)
+		one_item(l, child(l, node, i), what, fn, data);
 }
 
 static bool valid_name(const char *s)
@@ -504,7 +534,7 @@ bool inventory_arch_known(const char *arch)
 	return false;
 }
 
-static void check_arch(struct loader *l, yaml_node_t *node)
+static void check_arch(struct loader *l, struct ynode *node)
 {
 	struct buf b = BUF_INIT(0);
 
@@ -516,7 +546,7 @@ static void check_arch(struct loader *l, yaml_node_t *node)
 	buf_release(&b);
 }
 
-static void check_goal(struct loader *l, yaml_node_t *node)
+static void check_goal(struct loader *l, struct ynode *node)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(goals); i++)
 		if (!strcmp(scalar(node), goals[i]))
@@ -527,7 +557,7 @@ static void check_goal(struct loader *l, yaml_node_t *node)
 
 /* ---- defaults ---- */
 
-static void defaults_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void defaults_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inv_defaults *d = data;
 	const char *k = scalar(key);
@@ -563,7 +593,7 @@ static void defaults_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 
 /* ---- builders ---- */
 
-static void builders_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void builders_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inventory *inv = l->inv;
 	struct inv_builder *b;
@@ -593,8 +623,8 @@ static void builders_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value
 
 /* What a host's entries are, before relations are resolved. */
 struct host_raw {
-	yaml_node_t *uses, *wants, *depends_on, *build;
-	yaml_node_t *flake, *file; /* the keys, for "sets both" */
+	struct ynode *uses, *wants, *depends_on, *build;
+	struct ynode *flake, *file; /* the keys, for "sets both" */
 	bool local_set;		   /* `local:` given: the address does not decide */
 };
 
@@ -603,7 +633,7 @@ struct host_ctx {
 	struct host_raw *raw;
 };
 
-static void tag_item(struct loader *l, yaml_node_t *item, void *data)
+static void tag_item(struct loader *l, struct ynode *item, void *data)
 {
 	struct inv_host *h = data;
 	const char *tag = scalar(item);
@@ -621,7 +651,7 @@ static void tag_item(struct loader *l, yaml_node_t *item, void *data)
 		strvec_push(&h->tags, tag);
 }
 
-static void service_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void service_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inv_host *h = data;
 	struct inv_service *s;
@@ -660,7 +690,7 @@ static void service_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value,
 	s->pos = pos_of(key);
 }
 
-static void host_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct host_ctx *c = data;
 	struct inv_host *h = c->host;
@@ -739,7 +769,7 @@ struct hosts_ctx {
 	size_t alloc;
 };
 
-static void hosts_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct hosts_ctx *hc = data;
 	struct inventory *inv = l->inv;
@@ -772,7 +802,7 @@ static void hosts_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, v
 /* ---- relations ---- */
 
 /* `alloc` is the capacity of h->rels: a host's relations are added all at once. */
-static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, yaml_node_t *item,
+static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, struct ynode *item,
 	size_t provider, const char *service)
 {
 	struct inv_relation *r;
@@ -780,7 +810,7 @@ static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, y
 	xgrow((void **)&h->rels, alloc, h->nrels + 1, sizeof(*h->rels));
 	r = &h->rels[h->nrels++];
 	r->kind = kind;
-	r->text = xstrdup((const char *)item->data.scalar.value);
+	r->text = xstrdup(scalar(item));
 	r->provider = provider;
 	r->service = service ? xstrdup(service) : NULL;
 	r->pos = pos_of(item);
@@ -912,7 +942,7 @@ static void suggest_host(struct loader *l, struct buf *hint, const char *name)
 /* Providers listed in an "ambiguous service" message before "and N more". */
 #define AMBIGUOUS_MAX_LISTED 5
 
-static void service_item(struct loader *l, yaml_node_t *item, void *data)
+static void service_item(struct loader *l, struct ynode *item, void *data)
 {
 	struct resolver *r = data;
 	struct inventory *inv = l->inv;
@@ -970,7 +1000,7 @@ static void service_item(struct loader *l, yaml_node_t *item, void *data)
 	buf_release(&b);
 }
 
-static void depends_item(struct loader *l, yaml_node_t *item, void *data)
+static void depends_item(struct loader *l, struct ynode *item, void *data)
 {
 	struct resolver *r = data;
 	struct inventory *inv = l->inv;
@@ -1069,7 +1099,7 @@ static bool builder_spec_valid(struct loader *l, const char *spec)
 	       loader_host(l, spec) >= 0;
 }
 
-static void apply_build(struct loader *l, struct inv_host *h, yaml_node_t *build)
+static void apply_build(struct loader *l, struct inv_host *h, struct ynode *build)
 {
 	const char *spec = build ? scalar(build) : inventory_builder(l->inv, h->arch);
 
@@ -1099,10 +1129,9 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 	struct inv_defaults *d = &inv->defaults;
 
 	if (d->flake && d->file) {
-		yaml_node_t *later = l->defaults_flake->start_mark.index >
-					     l->defaults_file->start_mark.index
-				     ? l->defaults_flake
-				     : l->defaults_file;
+		struct ynode *later = node_after(l->defaults_flake, l->defaults_file)
+					      ? l->defaults_flake
+					      : l->defaults_file;
 
 		report(l, later, "defaults set both 'flake' and 'file'; choose one");
 	}
@@ -1128,10 +1157,9 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->attr = xasprintf("nixosConfigurations.%s.config.system.build.toplevel",
 				h->name);
 		if (h->flake && h->file) {
-			yaml_node_t *later = raws[i].flake->start_mark.index >
-						     raws[i].file->start_mark.index
-					     ? raws[i].flake
-					     : raws[i].file;
+			struct ynode *later = node_after(raws[i].flake, raws[i].file)
+						      ? raws[i].flake
+						      : raws[i].file;
 
 			report(l, later, "host '%s' sets both 'flake' and 'file'; choose one",
 				h->name);
@@ -1152,9 +1180,9 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 		d->goal = xstrdup("switch");
 }
 
-static void top_pair(struct loader *l, yaml_node_t *key, yaml_node_t *value, void *data)
+static void top_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
-	yaml_node_t **hosts = data;
+	struct ynode **hosts = data;
 	const char *k = scalar(key);
 
 	if (!strcmp(k, "defaults")) {
@@ -1208,6 +1236,157 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *parser, con
 			problem);
 }
 
+static void ydoc_release(struct ydoc *d)
+{
+	free(d->nodes);
+	free(d->kids);
+	free(d->strings);
+}
+
+/* The state of building a ydoc from events. */
+struct ybuilder {
+	struct ydoc *doc;
+	size_t *pending; /* children of the open containers, innermost last */
+	size_t npending, apending;
+	struct yframe {
+		size_t node;
+		size_t start; /* its first child in pending */
+		char *anchor;
+	} *open;
+	size_t nopen, aopen;
+	struct yanchor {
+		char *name;
+		size_t node;
+	} *anchors;
+	size_t nanchors, aanchors;
+};
+
+static size_t ydoc_add(struct ydoc *d, yaml_node_type_t type, yaml_mark_t mark)
+{
+	struct ynode *n;
+
+	xgrow((void **)&d->nodes, &d->anodes, d->nnodes + 1, sizeof(*d->nodes));
+	n = &d->nodes[d->nnodes];
+	memset(n, 0, sizeof(*n));
+	n->type = type;
+	n->line = mark.line > UINT_MAX ? UINT_MAX : (unsigned)mark.line;
+	n->col = mark.column > UINT_MAX ? UINT_MAX : (unsigned)mark.column;
+	return d->nnodes++;
+}
+
+/* Makes `node` the next child of the innermost open container, or the root. */
+static void ybuilder_attach(struct ybuilder *b, size_t node)
+{
+	if (!b->nopen) {
+		b->doc->root = node;
+		return;
+	}
+	xgrow((void **)&b->pending, &b->apending, b->npending + 1, sizeof(*b->pending));
+	b->pending[b->npending++] = node;
+}
+
+static void ybuilder_anchor(struct ybuilder *b, char *name, size_t node)
+{
+	xgrow((void **)&b->anchors, &b->aanchors, b->nanchors + 1, sizeof(*b->anchors));
+	b->anchors[b->nanchors].name = name;
+	b->anchors[b->nanchors++].node = node;
+}
+
+static long ybuilder_find_anchor(const struct ybuilder *b, const char *name)
+{
+	/* the latest definition wins, as YAML says */
+	for (size_t i = b->nanchors; i-- > 0;)
+		if (!strcmp(b->anchors[i].name, name))
+			return (long)b->anchors[i].node;
+	return -1;
+}
+
+static void ybuilder_release(struct ybuilder *b)
+{
+	free(b->pending);
+	for (size_t i = 0; i < b->nopen; i++)
+		free(b->open[i].anchor);
+	free(b->open);
+	for (size_t i = 0; i < b->nanchors; i++)
+		free(b->anchors[i].name);
+	free(b->anchors);
+}
+
+/*
+ * Adds one event of the first document to the tree. An anchor is defined
+ * when its node is complete, so a node can never contain itself (libyaml's
+ * loader allows `&a [*a]`). Returns -1 and reports an undefined alias.
+ */
+static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
+{
+	struct ydoc *d = b->doc;
+	size_t id;
+	long target;
+
+	switch (e->type) {
+	case YAML_SCALAR_EVENT: {
+		size_t len = e->data.scalar.length;
+
+		id = ydoc_add(d, YAML_SCALAR_NODE, e->start_mark);
+		xgrow((void **)&d->strings, &d->astrings, d->nstrings + len + 1, 1);
+		memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
+		d->strings[d->nstrings + len] = '\0';
+		d->nodes[id].style = e->data.scalar.style;
+		d->nodes[id].len = len;
+		d->nodes[id].first = d->nstrings;
+		d->nstrings += len + 1;
+		ybuilder_attach(b, id);
+		if (e->data.scalar.anchor)
+			ybuilder_anchor(b, xstrdup((const char *)e->data.scalar.anchor), id);
+		return 0;
+	}
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT: {
+		const yaml_char_t *anchor = e->type == YAML_SEQUENCE_START_EVENT
+						    ? e->data.sequence_start.anchor
+						    : e->data.mapping_start.anchor;
+
+		id = ydoc_add(d,
+			e->type == YAML_SEQUENCE_START_EVENT ? YAML_SEQUENCE_NODE : YAML_MAPPING_NODE,
+			e->start_mark);
+		ybuilder_attach(b, id);
+		xgrow((void **)&b->open, &b->aopen, b->nopen + 1, sizeof(*b->open));
+		b->open[b->nopen].node = id;
+		b->open[b->nopen].start = b->npending;
+		b->open[b->nopen++].anchor = anchor ? xstrdup((const char *)anchor) : NULL;
+		return 0;
+	}
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT: {
+		struct yframe f = b->open[--b->nopen];
+		size_t n = b->npending - f.start;
+		struct ynode *node = &d->nodes[f.node];
+
+		xgrow((void **)&d->kids, &d->akids, d->nkids + n + 1, sizeof(*d->kids));
+		memcpy(d->kids + d->nkids, b->pending + f.start, n * sizeof(*d->kids));
+		node->first = d->nkids;
+		node->len = node->type == YAML_MAPPING_NODE ? n / 2 : n;
+		d->nkids += n;
+		b->npending = f.start;
+		if (f.anchor)
+			ybuilder_anchor(b, f.anchor, f.node);
+		return 0;
+	}
+	case YAML_ALIAS_EVENT:
+		target = ybuilder_find_anchor(b, (const char *)e->data.alias.anchor);
+		if (target < 0) {
+			strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: found undefined alias '%s'",
+				l->path, e->start_mark.line + 1, e->start_mark.column + 1,
+				(const char *)e->data.alias.anchor);
+			return -1;
+		}
+		ybuilder_attach(b, (size_t)target);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /*
  * Parses the first document into l->doc. One inventory is one document: a
  * second one is an error, and so is a syntax error in it.
@@ -1215,34 +1394,50 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *parser, con
 static int parse_document(struct loader *l, const char *data, size_t len)
 {
 	yaml_parser_t parser;
-	yaml_document_t extra;
-	yaml_node_t *root;
+	yaml_event_t e;
+	struct ybuilder b = { 0 };
+	int ndocs = 0;
+	yaml_mark_t second = { 0, 0, 0 };
+	bool done = false;
 	int ret = -1;
 
+	memset(&l->doc, 0, sizeof(l->doc));
+	l->doc.root = SIZE_MAX;
+	b.doc = &l->doc;
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-	if (!yaml_parser_load(&parser, &l->doc)) {
-		report_yaml_error(l, &parser, data, len);
-		goto out;
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &e)) {
+			report_yaml_error(l, &parser, data, len);
+			goto out;
+		}
+		done = e.type == YAML_STREAM_END_EVENT;
+		if (e.type == YAML_DOCUMENT_START_EVENT && ++ndocs == 2)
+			second = e.start_mark;
+		/* later documents are parsed for syntax errors only */
+		if (ndocs == 1 && ybuilder_event(l, &b, &e) < 0) {
+			yaml_event_delete(&e);
+			goto out;
+		}
+		yaml_event_delete(&e);
 	}
-	if (!yaml_parser_load(&parser, &extra)) {
-		report_yaml_error(l, &parser, data, len);
-		yaml_document_delete(&l->doc);
-		goto out;
-	}
-	root = yaml_document_get_root_node(&extra);
-	if (root) {
+	if (ndocs > 1) {
 		strvec_pushf(l->errors,
 			"%s:%zu:%zu: a second YAML document; the inventory must be one document",
-			l->path, extra.start_mark.line + 1, extra.start_mark.column + 1);
-		yaml_document_delete(&extra);
-		yaml_document_delete(&l->doc);
+			l->path, second.line + 1, second.column + 1);
 		goto out;
 	}
-	yaml_document_delete(&extra);
+	for (size_t i = 0; i < l->doc.nnodes; i++)
+		if (l->doc.nodes[i].type == YAML_SCALAR_NODE)
+			l->doc.nodes[i].value = l->doc.strings + l->doc.nodes[i].first;
 	ret = 0;
 out:
+	if (ret < 0) {
+		ydoc_release(&l->doc);
+		memset(&l->doc, 0, sizeof(l->doc));
+	}
+	ybuilder_release(&b);
 	yaml_parser_delete(&parser);
 	return ret;
 }
@@ -1251,7 +1446,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	struct strvec *errors)
 {
 	struct loader l = { 0 };
-	yaml_node_t *root, *hosts = NULL;
+	struct ynode *root, *hosts = NULL;
 	struct hosts_ctx hc = { 0 };
 	size_t nerrors = errors->nr;
 	int ret = -1;
@@ -1271,7 +1466,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	l.inv->defaults.activation_timeout = 600;
 	l.inv->defaults.connect_timeout = 10;
 
-	root = yaml_document_get_root_node(&l.doc);
+	root = l.doc.root == SIZE_MAX ? NULL : node_at(&l, l.doc.root);
 	if (!root || is_null(root)) {
 		strvec_pushf(errors, "%s:1:1: the inventory is empty; expected a mapping with 'hosts'",
 			path);
@@ -1283,8 +1478,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 		report(&l, root, "the inventory has no 'hosts'");
 		goto out;
 	}
-	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE &&
-				      hosts->data.mapping.pairs.top == hosts->data.mapping.pairs.start)) {
+	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE && hosts->len == 0)) {
 		report(&l, hosts, "'hosts' is empty; the inventory needs at least one host");
 		goto out;
 	}
@@ -1304,7 +1498,7 @@ out:
 	free(l.builder_nodes);
 	free(l.names);
 	inventory_free(l.inv);
-	yaml_document_delete(&l.doc);
+	ydoc_release(&l.doc);
 	return ret;
 }
 

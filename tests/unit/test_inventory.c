@@ -388,7 +388,10 @@ static void test_inventory_reports_undefined_alias(void **state)
 {
 	(void)state;
 	assert_errors("hosts:\n  a: *nothing\n", 1,
-		"t.yaml:2:6: invalid YAML: found undefined alias");
+		"t.yaml:2:6: invalid YAML: found undefined alias 'nothing'");
+	/* an anchor is defined once its node is complete: no node contains itself */
+	assert_errors("hosts: &h\n  a: *h\n", 1,
+		"t.yaml:2:6: invalid YAML: found undefined alias 'h'");
 }
 
 static void test_inventory_reports_a_second_document(void **state)
