@@ -34,12 +34,15 @@ static const char *const goals[] = { "switch", "boot", "test", "dry-activate" };
  * one string arena and containers list their children in one index array.
  */
 struct ynode {
-	yaml_node_type_t type;
-	yaml_scalar_style_t style; /* of a scalar: plain ones can be null */
-	unsigned line, col;	   /* 0-based, as libyaml counts */
-	const char *value;	   /* a scalar's text, NUL-terminated */
-	size_t len;		   /* bytes of a scalar, items of a list, pairs of a mapping */
-	size_t first;		   /* a container's first child in ydoc.kids; a scalar's arena offset */
+	unsigned char type;  /* yaml_node_type_t */
+	unsigned char style; /* yaml_scalar_style_t of a scalar: plain ones can be null */
+	unsigned line, col;  /* 0-based, as libyaml counts */
+	size_t len;	     /* bytes of a scalar, items of a list, pairs of a mapping */
+	union {
+		const char *value; /* a scalar's text, NUL-terminated */
+		size_t first;	   /* a container's first child in ydoc.kids; while
+				      loading, a scalar's offset in ydoc.strings */
+	};
 };
 
 struct ydoc {
@@ -801,18 +804,55 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 
 /* ---- relations ---- */
 
-/* `alloc` is the capacity of h->rels: a host's relations are added all at once. */
+/*
+ * The strings of relations: a fleet has hundreds of thousands, so they are
+ * carved from large blocks that inventory_free() releases at once.
+ */
+struct inv_pool {
+	struct inv_pool *next;
+	size_t used, size;
+	char data[];
+};
+
+#define POOL_BLOCK (64u << 10)
+
+static char *pool_strdup(struct inventory *inv, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	struct inv_pool *p = inv->pool;
+	char *copy;
+
+	if (!p || p->size - p->used < n) {
+		size_t size = n > POOL_BLOCK ? n : POOL_BLOCK;
+
+		p = xmalloc(sizeof(*p) + size);
+		p->used = 0;
+		p->size = size;
+		p->next = inv->pool;
+		inv->pool = p;
+	}
+	copy = p->data + p->used;
+	memcpy(copy, s, n);
+	p->used += n;
+	return copy;
+}
+
+/*
+ * Adds a relation for the entry `item`. `text` is its pooled copy, shared by
+ * every relation of the entry, and `service` NULL or a suffix of it.
+ * `alloc` is the capacity of h->rels: a host's relations are added at once.
+ */
 static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, struct ynode *item,
-	size_t provider, const char *service)
+	char *text, size_t provider, char *service)
 {
 	struct inv_relation *r;
 
 	xgrow((void **)&h->rels, alloc, h->nrels + 1, sizeof(*h->rels));
 	r = &h->rels[h->nrels++];
 	r->kind = kind;
-	r->text = xstrdup(scalar(item));
+	r->text = text;
 	r->provider = provider;
-	r->service = service ? xstrdup(service) : NULL;
+	r->service = service;
 	r->pos = pos_of(item);
 }
 
@@ -969,7 +1009,10 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
 		} else {
-			add_rel(h, &r->rels_alloc, r->kind, item, (size_t)p, slash + 1);
+			char *copy = pool_strdup(inv, text);
+
+			add_rel(h, &r->rels_alloc, r->kind, item, copy, (size_t)p,
+				copy + (slash + 1 - text));
 		}
 		free(hname);
 		buf_release(&b);
@@ -995,7 +1038,9 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	} else if (r->svcs[first].host == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		add_rel(h, &r->rels_alloc, r->kind, item, r->svcs[first].host, text);
+		char *copy = pool_strdup(inv, text);
+
+		add_rel(h, &r->rels_alloc, r->kind, item, copy, r->svcs[first].host, copy);
 	}
 	buf_release(&b);
 }
@@ -1008,6 +1053,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	const char *text = scalar(item);
 	size_t first, n;
 	struct buf b = BUF_INIT(0);
+	char *copy;
 	long p;
 
 	if (*text == '@') {
@@ -1016,10 +1062,11 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
 				text, h->name, text + 1);
 		/* a host carrying the tag it depends on does not depend on itself */
+		copy = n ? pool_strdup(inv, text) : NULL;
 		for (size_t i = first; i < first + n; i++)
 			if (r->tags[i].host != r->host)
-				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, r->tags[i].host,
-					NULL);
+				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, copy,
+					r->tags[i].host, NULL);
 		return;
 	}
 	p = loader_host(l, text);
@@ -1030,7 +1077,8 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
 	} else {
-		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (size_t)p, NULL);
+		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, pool_strdup(inv, text),
+			(size_t)p, NULL);
 	}
 	buf_release(&b);
 }
@@ -1268,7 +1316,7 @@ static size_t ydoc_add(struct ydoc *d, yaml_node_type_t type, yaml_mark_t mark)
 	xgrow((void **)&d->nodes, &d->anodes, d->nnodes + 1, sizeof(*d->nodes));
 	n = &d->nodes[d->nnodes];
 	memset(n, 0, sizeof(*n));
-	n->type = type;
+	n->type = (unsigned char)type;
 	n->line = mark.line > UINT_MAX ? UINT_MAX : (unsigned)mark.line;
 	n->col = mark.column > UINT_MAX ? UINT_MAX : (unsigned)mark.column;
 	return d->nnodes++;
@@ -1331,7 +1379,7 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 		xgrow((void **)&d->strings, &d->astrings, d->nstrings + len + 1, 1);
 		memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
 		d->strings[d->nstrings + len] = '\0';
-		d->nodes[id].style = e->data.scalar.style;
+		d->nodes[id].style = (unsigned char)e->data.scalar.style;
 		d->nodes[id].len = len;
 		d->nodes[id].first = d->nstrings;
 		d->nstrings += len + 1;
@@ -1545,11 +1593,7 @@ static void host_release(struct inv_host *h)
 	for (size_t i = 0; i < h->nservices; i++)
 		free(h->services[i].name);
 	free(h->services);
-	for (size_t i = 0; i < h->nrels; i++) {
-		free(h->rels[i].text);
-		free(h->rels[i].service);
-	}
-	free(h->rels);
+	free(h->rels); /* their strings are in inv->pool */
 	free(h->attr);
 	free(h->builder);
 	free(h->flake);
@@ -1574,6 +1618,12 @@ void inventory_free(struct inventory *inv)
 	free(inv->defaults.flake);
 	free(inv->defaults.file);
 	free(inv->defaults.ssh_config);
+	while (inv->pool) {
+		struct inv_pool *next = inv->pool->next;
+
+		free(inv->pool);
+		inv->pool = next;
+	}
 	free(inv->path);
 	free(inv->dir);
 	free(inv);

@@ -98,6 +98,8 @@ struct inv_builder {
 	char *spec; /* a host of the inventory or user@address */
 };
 
+struct inv_pool;
+
 struct inventory {
 	char *path; /* as given */
 	char *dir;  /* directory of the file: relative flake/file paths start here */
@@ -106,6 +108,7 @@ struct inventory {
 	size_t nbuilders;
 	struct inv_host *hosts;
 	size_t nhosts;
+	struct inv_pool *pool; /* private: holds the strings of the relations */
 };
 
 /*
