@@ -1,0 +1,113 @@
+/*
+ * constel log: the deployment history kept in the configuration
+ * repository's git notes (refs/notes/constel), newest first.
+ *
+ * The repository is the one holding the inventory; the inventory itself is
+ * not loaded, so the history stays readable while the inventory is broken.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "deploy/provenance.h"
+
+static void print_events(const struct provenance_event *ev, size_t n)
+{
+	size_t w = 4;
+
+	for (size_t i = 0; i < n; i++)
+		if (strlen(ev[i].host) > w)
+			w = strlen(ev[i].host);
+	printf("%-20s  %-*s  %-12s  %4s  %-8s  %s\n", "TIME", (int)w, "HOST", "RESULT", "GEN",
+		"REVISION", "PATH");
+	for (size_t i = 0; i < n; i++) {
+		char gen[24];
+
+		snprintf(gen, sizeof(gen), "%ld", ev[i].generation);
+		printf("%-20s  %-*s  %-12s  %4s  %.8s%s  %s\n", ev[i].time, (int)w, ev[i].host,
+			ev[i].result, ev[i].generation >= 0 ? gen : "-", ev[i].revision,
+			ev[i].dirty ? "+dirty" : "", ev[i].path ? ev[i].path : "-");
+	}
+}
+
+static void print_json(const struct provenance_event *ev, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "time", json_string(ev[i].time));
+		json_object_set_new(o, "host", json_string(ev[i].host));
+		json_object_set_new(o, "result", json_string(ev[i].result));
+		json_object_set_new(o, "generation",
+			ev[i].generation >= 0 ? json_integer(ev[i].generation) : json_null());
+		json_object_set_new(o, "revision", json_string(ev[i].revision));
+		json_object_set_new(o, "path", ev[i].path ? json_string(ev[i].path) : json_null());
+		json_object_set_new(o, "dirty", json_boolean(ev[i].dirty));
+		json_array_append_new(arr, o);
+	}
+	json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(arr);
+}
+
+int cmd_log(int argc, char **argv, const struct global_opts *g)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct provenance prov;
+	struct provenance_event *ev = NULL;
+	size_t n = 0;
+	const char *host = NULL;
+	char *inv_copy = xstrdup(g->inventory ? g->inventory : "constellation.yaml");
+	bool json = g->json;
+	int c, ret;
+
+	memset(&prov, 0, sizeof(prov));
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		if (c != 'j') {
+			ret = cmd_usage(cmd_find("log"));
+			goto out;
+		}
+		json = true;
+	}
+	if (argc - optind > 1) {
+		ret = cmd_usage(cmd_find("log"));
+		goto out;
+	}
+	if (optind < argc)
+		host = argv[optind];
+	if (provenance_open(&prov, dirname(inv_copy)) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		ret = CMD_USAGE;
+		goto out;
+	}
+	if (provenance_log(prov.repo_path, host, &ev, &n) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		ret = CMD_FAILED;
+		goto out;
+	}
+	if (json)
+		print_json(ev, n);
+	else if (n)
+		print_events(ev, n);
+	else
+		fprintf(stderr, "constel: no deployment recorded in %s%s%s\n", PROVENANCE_NOTES_REF,
+			host ? " for " : "", host ? host : "");
+	ret = CMD_OK;
+out:
+	provenance_events_free(ev, n);
+	provenance_release(&prov);
+	free(inv_copy);
+	return ret;
+}
