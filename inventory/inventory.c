@@ -80,14 +80,11 @@ __attribute__((format(printf, 3, 4))) static void report(struct loader *l, const
 	va_list ap;
 	char *msg;
 
+	assert(node);
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (node)
-		strvec_pushf(l->errors, "%s:%u:%u: %s", l->path, node->line + 1, node->col + 1,
-			msg);
-	else
-		strvec_pushf(l->errors, "%s: %s", l->path, msg);
+	strvec_pushf(l->errors, "%s:%u:%u: %s", l->path, node->line + 1, node->col + 1, msg);
 	free(msg);
 }
 
@@ -1377,7 +1374,8 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 
 		id = ydoc_add(d, YAML_SCALAR_NODE, e->start_mark);
 		xgrow((void **)&d->strings, &d->astrings, d->nstrings + len + 1, 1);
-		memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
+		if (len)
+			memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
 		d->strings[d->nstrings + len] = '\0';
 		d->nodes[id].style = (unsigned char)e->data.scalar.style;
 		d->nodes[id].len = len;
@@ -1411,7 +1409,8 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 		struct ynode *node = &d->nodes[f.node];
 
 		xgrow((void **)&d->kids, &d->akids, d->nkids + n + 1, sizeof(*d->kids));
-		memcpy(d->kids + d->nkids, b->pending + f.start, n * sizeof(*d->kids));
+		if (n)
+			memcpy(d->kids + d->nkids, b->pending + f.start, n * sizeof(*d->kids));
 		node->first = d->nkids;
 		node->len = node->type == YAML_MAPPING_NODE ? n / 2 : n;
 		d->nkids += n;
