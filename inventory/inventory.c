@@ -36,6 +36,7 @@ static const char *const goals[] = { "switch", "boot", "test", "dry-activate" };
 struct ynode {
 	unsigned char type;  /* yaml_node_type_t */
 	unsigned char style; /* yaml_scalar_style_t of a scalar: plain ones can be null */
+	bool walked;	     /* a container already walked: this visit is through an alias */
 	unsigned line, col;  /* 0-based, as libyaml counts */
 	size_t len;	     /* bytes of a scalar, items of a list, pairs of a mapping */
 	union {
@@ -72,6 +73,9 @@ struct loader {
 	/* the keys of defaults.flake and defaults.file, when set */
 	struct ynode *defaults_flake, *defaults_file;
 	struct name_entry *names; /* every host, sorted by name */
+	/* children that walks through aliases may still visit; see walk_container() */
+	size_t alias_budget;
+	bool alias_reported;
 };
 
 __attribute__((format(printf, 3, 4))) static void report(struct loader *l, const struct ynode *node,
@@ -428,6 +432,29 @@ static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_
 	free(refs);
 }
 
+/*
+ * Whether to walk a container. One reached again through an alias costs its
+ * children from a budget proportional to the document, so a small file of
+ * aliases to aliases can not make the loader do (or allocate) without bound.
+ */
+static bool walk_container(struct loader *l, struct ynode *node)
+{
+	if (!node->walked) {
+		node->walked = true;
+		return true;
+	}
+	if (node->len <= l->alias_budget) {
+		l->alias_budget -= node->len;
+		return true;
+	}
+	if (!l->alias_reported)
+		report(l, node,
+			"aliases repeat this node too often: they may expand the inventory at "
+			"most fourfold");
+	l->alias_reported = true;
+	return false;
+}
+
 static int each_pair(struct loader *l, struct ynode *node, struct subject what, pair_fn fn,
 	void *data)
 {
@@ -442,6 +469,8 @@ static int each_pair(struct loader *l, struct ynode *node, struct subject what, 
 		free(w);
 		return -1;
 	}
+	if (!walk_container(l, node))
+		return 0;
 	n = node->len;
 	if (n > SMALL_MAPPING)
 		first = xmalloc(n * sizeof(*first));
@@ -511,6 +540,8 @@ static void each_item(struct loader *l, struct ynode *node, struct subject what,
 		free(w);
 		return;
 	}
+	if (!walk_container(l, node))
+		return;
 	for (size_t i = 0; i < node->len; i++)
 		one_item(l, child(l, node, i), what, fn, data);
 }
@@ -1503,6 +1534,7 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	l.errors = errors;
 	if (parse_document(&l, data, len) < 0)
 		return -1;
+	l.alias_budget = 4 * l.doc.nnodes + 4096;
 
 	l.inv = xcalloc(1, sizeof(*l.inv));
 	l.inv->path = xstrdup(path);

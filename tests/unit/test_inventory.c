@@ -347,6 +347,24 @@ static void test_inventory_follows_aliases(void **state)
 	inventory_free(inv);
 }
 
+static void test_inventory_limits_what_aliases_expand_to(void **state)
+{
+	struct buf b = BUF_INIT(0);
+
+	(void)state;
+	/* 1000 hosts each using the same 1000-entry list: a million relations from 12 KB */
+	buf_adds(&b, "hosts:\n  p: { services: { s: 1 } }\n  h0: { uses: &l [");
+	for (int i = 0; i < 1000; i++)
+		buf_adds(&b, i ? ", p/s" : "p/s");
+	buf_adds(&b, "] }\n");
+	for (int i = 1; i < 1000; i++)
+		buf_printf(&b, "  h%d: { uses: *l }\n", i);
+	assert_errors(b.data, 1,
+		"t.yaml:3:15: aliases repeat this node too often: they may expand the inventory "
+		"at most fourfold");
+	buf_release(&b);
+}
+
 static void test_inventory_host_lookup(void **state)
 {
 	struct inventory *inv = load_ok("hosts: { a: , b: , c: }\n");
@@ -805,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_records_wants_as_their_own_kind),
 		cmocka_unit_test(test_inventory_depends_on_names_and_tags_but_never_self),
 		cmocka_unit_test(test_inventory_follows_aliases),
+		cmocka_unit_test(test_inventory_limits_what_aliases_expand_to),
 		cmocka_unit_test(test_inventory_host_lookup),
 		cmocka_unit_test(test_inventory_reports_yaml_syntax_error_at_its_position),
 		cmocka_unit_test(test_inventory_reports_invalid_utf8_at_its_line),
