@@ -1,0 +1,31 @@
+/*
+ * transport/internal.h: shared between the files of transport/ and its unit
+ * tests; not part of the module's API.
+ */
+#ifndef CONSTEL_TRANSPORT_INTERNAL_H
+#define CONSTEL_TRANSPORT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "transport/transport.h"
+
+/* Initialises libssh once for the process (thread-safe). */
+void transport__init(void);
+
+/*
+ * Parses the host's answer to "which of these paths are invalid": one path
+ * per line, each of which must be one of paths[0..n). Sets missing[i] for
+ * each path named. Fails (naming the line) on anything else, since the
+ * answer is untrusted.
+ */
+int transport__parse_missing(const char *const *paths, size_t n, const char *answer,
+			     size_t len, bool *missing);
+
+/* Is p a store path we are willing to put on a command line or in a list? */
+bool transport__valid_path(const char *p);
+
+/* Splits "user@host:port" (ProxyJump's first hop); parts may be NULL. */
+int transport__parse_jump(const char *spec, char **user, char **host, int *port);
+
+#endif
