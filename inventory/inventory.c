@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
-#include <stdint.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,7 @@ static const char *const known_arches[] = {
 	"powerpc64le-linux",
 };
 
-static const char *const goals[] = { "switch", "boot", "test", "dry-activate" };
+static const char *const goals[] = {"switch", "boot", "test", "dry-activate"};
 
 /*
  * The document as a compact tree, built from libyaml's events. libyaml's own
@@ -78,8 +78,8 @@ struct loader {
 	bool alias_reported;
 };
 
-__attribute__((format(printf, 3, 4))) static void report(struct loader *l, const struct ynode *node,
-	const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void report(
+	struct loader *l, const struct ynode *node, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -94,7 +94,7 @@ __attribute__((format(printf, 3, 4))) static void report(struct loader *l, const
 
 static struct inv_pos pos_of(const struct ynode *node)
 {
-	struct inv_pos p = { (int)node->line + 1, (int)node->col + 1 };
+	struct inv_pos p = {(int)node->line + 1, (int)node->col + 1};
 
 	return p;
 }
@@ -169,8 +169,7 @@ static bool is_null(const struct ynode *node)
 /* A scalar holding a NUL ("a\0b") would be cut short by every C string use. */
 static bool has_nul(const struct ynode *node)
 {
-	return node->type == YAML_SCALAR_NODE &&
-	       strlen(scalar(node)) != node->len;
+	return node->type == YAML_SCALAR_NODE && strlen(scalar(node)) != node->len;
 }
 
 /*
@@ -185,7 +184,7 @@ struct subject {
 
 static struct subject subj(const char *key, const char *host)
 {
-	struct subject s = { key, host };
+	struct subject s = {key, host};
 
 	return s;
 }
@@ -201,8 +200,7 @@ static char *subject_text(struct subject s)
 
 static int expect_string(struct loader *l, struct ynode *node, struct subject what, char **out)
 {
-	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node) ||
-		has_nul(node)) {
+	if (node->type != YAML_SCALAR_NODE || is_null(node) || !*scalar(node) || has_nul(node)) {
 		char *f = has_nul(node) ? xstrdup("a string with a NUL byte") : found(node);
 		char *w = subject_text(what);
 
@@ -232,13 +230,14 @@ static int parse_number(const struct ynode *node, long min, long max, long *out)
 	return parse_long(s, min, max, out);
 }
 
-static int expect_long(struct loader *l, struct ynode *node, struct subject what, long min,
-	long max, long *out)
+static int expect_long(
+	struct loader *l, struct ynode *node, struct subject what, long min, long max, long *out)
 {
 	if (parse_number(node, min, max, out) < 0) {
 		char *f = found(node), *w = subject_text(what);
 
-		report(l, node, "%s must be a whole number from %ld to %ld, not %s", w, min, max, f);
+		report(l, node, "%s must be a whole number from %ld to %ld, not %s", w, min, max,
+			f);
 		free(w);
 		free(f);
 		return -1;
@@ -248,8 +247,8 @@ static int expect_long(struct loader *l, struct ynode *node, struct subject what
 
 static int expect_bool(struct loader *l, struct ynode *node, struct subject what, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on", "True", "TRUE" };
-	static const char *const no[] = { "false", "no", "off", "False", "FALSE" };
+	static const char *const yes[] = {"true", "yes", "on", "True", "TRUE"};
+	static const char *const no[] = {"false", "no", "off", "False", "FALSE"};
 	char *f, *w;
 
 	if (node->type == YAML_SCALAR_NODE) {
@@ -272,7 +271,7 @@ static int expect_bool(struct loader *l, struct ynode *node, struct subject what
 	return -1;
 }
 
-static const char *const top_keys[] = { "defaults", "builders", "hosts" };
+static const char *const top_keys[] = {"defaults", "builders", "hosts"};
 
 static const char *const default_keys[] = {
 	"user",
@@ -455,8 +454,8 @@ static bool walk_container(struct loader *l, struct ynode *node)
 	return false;
 }
 
-static int each_pair(struct loader *l, struct ynode *node, struct subject what, pair_fn fn,
-	void *data)
+static int each_pair(
+	struct loader *l, struct ynode *node, struct subject what, pair_fn fn, void *data)
 {
 	size_t n;
 	size_t small[SMALL_MAPPING];
@@ -509,8 +508,8 @@ static int each_pair(struct loader *l, struct ynode *node, struct subject what, 
 /* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
 typedef void (*item_fn)(struct loader *l, struct ynode *item, void *data);
 
-static void one_item(struct loader *l, struct ynode *item, struct subject what, item_fn fn,
-	void *data)
+static void one_item(
+	struct loader *l, struct ynode *item, struct subject what, item_fn fn, void *data)
 {
 	if (item->type != YAML_SCALAR_NODE || is_null(item) || !*scalar(item) || has_nul(item)) {
 		char *f = has_nul(item) ? xstrdup("a string with a NUL byte") : found(item);
@@ -524,8 +523,8 @@ static void one_item(struct loader *l, struct ynode *item, struct subject what, 
 	fn(l, item, data);
 }
 
-static void each_item(struct loader *l, struct ynode *node, struct subject what, item_fn fn,
-	void *data)
+static void each_item(
+	struct loader *l, struct ynode *node, struct subject what, item_fn fn, void *data)
 {
 	if (is_null(node))
 		return;
@@ -609,14 +608,17 @@ static void defaults_pair(struct loader *l, struct ynode *key, struct ynode *val
 	} else if (!strcmp(k, "parallel")) {
 		expect_long(l, value, subj("defaults.parallel", NULL), 1, 1024, &d->parallel);
 	} else if (!strcmp(k, "confirm_timeout")) {
-		expect_long(l, value, subj("defaults.confirm_timeout", NULL), 1, 86400, &d->confirm_timeout);
+		expect_long(l, value, subj("defaults.confirm_timeout", NULL), 1, 86400,
+			&d->confirm_timeout);
 	} else if (!strcmp(k, "health_timeout")) {
-		expect_long(l, value, subj("defaults.health_timeout", NULL), 0, 86400, &d->health_timeout);
+		expect_long(l, value, subj("defaults.health_timeout", NULL), 0, 86400,
+			&d->health_timeout);
 	} else if (!strcmp(k, "activation_timeout")) {
 		expect_long(l, value, subj("defaults.activation_timeout", NULL), 1, 86400,
 			&d->activation_timeout);
 	} else if (!strcmp(k, "connect_timeout")) {
-		expect_long(l, value, subj("defaults.connect_timeout", NULL), 1, 3600, &d->connect_timeout);
+		expect_long(l, value, subj("defaults.connect_timeout", NULL), 1, 3600,
+			&d->connect_timeout);
 	} else {
 		report_unknown_key(l, key, "defaults", default_keys, ARRAY_SIZE(default_keys));
 	}
@@ -656,7 +658,7 @@ static void builders_pair(struct loader *l, struct ynode *key, struct ynode *val
 struct host_raw {
 	struct ynode *uses, *wants, *depends_on, *build;
 	struct ynode *flake, *file; /* the keys, for "sets both" */
-	bool local_set;		   /* `local:` given: the address does not decide */
+	bool local_set;		    /* `local:` given: the address does not decide */
 };
 
 struct host_ctx {
@@ -938,7 +940,7 @@ static void index_hosts(struct loader *l)
 
 static long loader_host(const struct loader *l, const char *name)
 {
-	struct name_entry key = { name, 0 }, *e;
+	struct name_entry key = {name, 0}, *e;
 
 	e = bsearch(&key, l->names, l->inv->nhosts, sizeof(key), name_cmp);
 	return e ? (long)e->host : -1;
@@ -963,8 +965,8 @@ static size_t entries_named(const struct svc_entry *v, size_t nv, const char *na
 	return n;
 }
 
-static void suggest_service(struct loader *l, const struct resolver *r, struct buf *hint,
-	const char *name)
+static void suggest_service(
+	struct loader *l, const struct resolver *r, struct buf *hint, const char *name)
 {
 	const char *best = NULL;
 	size_t best_d = SIZE_MAX;
@@ -1031,8 +1033,9 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 				h->name, hname, b.data ? b.data : "");
 		} else if (!host_provides(&inv->hosts[p], slash + 1)) {
 			suggest_service(l, r, &b, slash + 1);
-			report(l, item, "%s '%s' of host '%s': host '%s' provides no service '%s'%s",
-				kind, text, h->name, hname, slash + 1, b.data ? b.data : "");
+			report(l, item,
+				"%s '%s' of host '%s': host '%s' provides no service '%s'%s", kind,
+				text, h->name, hname, slash + 1, b.data ? b.data : "");
 		} else if ((size_t)p == r->host) {
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
@@ -1055,7 +1058,10 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		size_t listed = n > AMBIGUOUS_MAX_LISTED ? AMBIGUOUS_MAX_LISTED : n;
 
 		for (size_t i = 0; i < listed; i++)
-			buf_printf(&b, "%s'%s'", i == 0 ? "" : i + 1 == n ? " and " : ", ",
+			buf_printf(&b, "%s'%s'",
+				i == 0	     ? ""
+				: i + 1 == n ? " and "
+					     : ", ",
 				inv->hosts[r->svcs[first + i].host].name);
 		if (listed < n)
 			buf_printf(&b, " and %zu more", n - listed);
@@ -1105,8 +1111,8 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
 	} else {
-		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, pool_strdup(inv, text),
-			(size_t)p, NULL);
+		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, pool_strdup(inv, text), (size_t)p,
+			NULL);
 	}
 	buf_release(&b);
 }
@@ -1114,7 +1120,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 static void resolve_relations(struct loader *l, struct host_raw *raws)
 {
 	struct inventory *inv = l->inv;
-	struct resolver r = { 0 };
+	struct resolver r = {0};
 	size_t n = 0, ntags = 0;
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
@@ -1152,8 +1158,8 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 			each_item(l, raws[i].wants, subj("wants", name), service_item, &r);
 		}
 		if (raws[i].depends_on)
-			each_item(l, raws[i].depends_on, subj("depends_on", name), depends_item,
-				&r);
+			each_item(
+				l, raws[i].depends_on, subj("depends_on", name), depends_item, &r);
 	}
 	free(r.svcs);
 	free(r.tags);
@@ -1230,8 +1236,8 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 		if (!h->arch)
 			h->arch = xstrdup("x86_64-linux");
 		if (!h->attr)
-			h->attr = xasprintf("nixosConfigurations.%s.config.system.build.toplevel",
-				h->name);
+			h->attr = xasprintf(
+				"nixosConfigurations.%s.config.system.build.toplevel", h->name);
 		if (h->flake && h->file) {
 			struct ynode *later = node_after(raws[i].flake, raws[i].file)
 						      ? raws[i].flake
@@ -1263,7 +1269,8 @@ static void top_pair(struct loader *l, struct ynode *key, struct ynode *value, v
 
 	if (!strcmp(k, "defaults")) {
 		if (!is_null(value))
-			each_pair(l, value, subj("defaults", NULL), defaults_pair, &l->inv->defaults);
+			each_pair(
+				l, value, subj("defaults", NULL), defaults_pair, &l->inv->defaults);
 	} else if (!strcmp(k, "builders")) {
 		if (!is_null(value))
 			each_pair(l, value, subj("builders", NULL), builders_pair, NULL);
@@ -1286,8 +1293,8 @@ static char *dir_of(const char *path)
 }
 
 /* Reports libyaml's error with its position (a reader error only has an offset). */
-static void report_yaml_error(struct loader *l, const yaml_parser_t *parser, const char *data,
-	size_t len)
+static void report_yaml_error(
+	struct loader *l, const yaml_parser_t *parser, const char *data, size_t len)
 {
 	size_t line = parser->problem_mark.line + 1, col = parser->problem_mark.column + 1;
 	const char *problem = parser->problem ? parser->problem : "cannot parse";
@@ -1308,8 +1315,8 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *parser, con
 		strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)", l->path,
 			line, col, problem, parser->context, parser->context_mark.line + 1);
 	else
-		strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: %s", l->path, line, col,
-			problem);
+		strvec_pushf(
+			l->errors, "%s:%zu:%zu: invalid YAML: %s", l->path, line, col, problem);
 }
 
 static void ydoc_release(struct ydoc *d)
@@ -1328,12 +1335,12 @@ struct ybuilder {
 		size_t node;
 		size_t start; /* its first child in pending */
 		char *anchor;
-	} *open;
+	} * open;
 	size_t nopen, aopen;
 	struct yanchor {
 		char *name;
 		size_t node;
-	} *anchors;
+	} * anchors;
 	size_t nanchors, aanchors;
 };
 
@@ -1424,7 +1431,8 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 						    : e->data.mapping_start.anchor;
 
 		id = ydoc_add(d,
-			e->type == YAML_SEQUENCE_START_EVENT ? YAML_SEQUENCE_NODE : YAML_MAPPING_NODE,
+			e->type == YAML_SEQUENCE_START_EVENT ? YAML_SEQUENCE_NODE
+							     : YAML_MAPPING_NODE,
 			e->start_mark);
 		ybuilder_attach(b, id);
 		xgrow((void **)&b->open, &b->aopen, b->nopen + 1, sizeof(*b->open));
@@ -1453,8 +1461,9 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 	case YAML_ALIAS_EVENT:
 		target = ybuilder_find_anchor(b, (const char *)e->data.alias.anchor);
 		if (target < 0) {
-			strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: found undefined alias '%s'",
-				l->path, e->start_mark.line + 1, e->start_mark.column + 1,
+			strvec_pushf(l->errors,
+				"%s:%zu:%zu: invalid YAML: found undefined alias '%s'", l->path,
+				e->start_mark.line + 1, e->start_mark.column + 1,
 				(const char *)e->data.alias.anchor);
 			return -1;
 		}
@@ -1473,9 +1482,9 @@ static int parse_document(struct loader *l, const char *data, size_t len)
 {
 	yaml_parser_t parser;
 	yaml_event_t e;
-	struct ybuilder b = { 0 };
+	struct ybuilder b = {0};
 	int ndocs = 0;
-	yaml_mark_t second = { 0, 0, 0 };
+	yaml_mark_t second = {0, 0, 0};
 	bool done = false;
 	int ret = -1;
 
@@ -1523,9 +1532,9 @@ out:
 int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
 	struct strvec *errors)
 {
-	struct loader l = { 0 };
+	struct loader l = {0};
 	struct ynode *root, *hosts = NULL;
-	struct hosts_ctx hc = { 0 };
+	struct hosts_ctx hc = {0};
 	size_t nerrors = errors->nr;
 	int ret = -1;
 
@@ -1547,8 +1556,8 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 
 	root = l.doc.root == SIZE_MAX ? NULL : node_at(&l, l.doc.root);
 	if (!root || is_null(root)) {
-		strvec_pushf(errors, "%s:1:1: the inventory is empty; expected a mapping with 'hosts'",
-			path);
+		strvec_pushf(errors,
+			"%s:1:1: the inventory is empty; expected a mapping with 'hosts'", path);
 		goto out;
 	}
 	if (each_pair(&l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)

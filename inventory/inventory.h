@@ -71,7 +71,7 @@ struct inv_host {
 	size_t nservices;
 	struct inv_relation *rels;
 	size_t nrels;
-	char *attr;  /* the attribute built for the host; never NULL */
+	char *attr; /* the attribute built for the host; never NULL */
 	enum inv_build build;
 	char *builder; /* for INV_BUILD_BUILDER only: a host of the inventory or user@address */
 	char *flake;   /* exactly one of flake and file is set */

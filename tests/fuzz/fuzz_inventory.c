@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(!host->flake != !host->file);
 			for (size_t r = 0; r < host->nrels; r++)
 				assert(host->rels[r].provider < inv->nhosts &&
-				       host->rels[r].provider != h);
+					host->rels[r].provider != h);
 			assert(inventory_host(inv, host->name) == host);
 		}
 	}

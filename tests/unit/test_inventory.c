@@ -408,8 +408,8 @@ static void test_inventory_reports_undefined_alias(void **state)
 	assert_errors("hosts:\n  a: *nothing\n", 1,
 		"t.yaml:2:6: invalid YAML: found undefined alias 'nothing'");
 	/* an anchor is defined once its node is complete: no node contains itself */
-	assert_errors("hosts: &h\n  a: *h\n", 1,
-		"t.yaml:2:6: invalid YAML: found undefined alias 'h'");
+	assert_errors(
+		"hosts: &h\n  a: *h\n", 1, "t.yaml:2:6: invalid YAML: found undefined alias 'h'");
 }
 
 static void test_inventory_reports_a_second_document(void **state)
@@ -428,8 +428,8 @@ static void test_inventory_reports_an_empty_file(void **state)
 	assert_errors("", 1, "t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
 	assert_errors("# nothing yet\n", 1,
 		"t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
-	assert_errors("~\n", 1,
-		"t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
+	assert_errors(
+		"~\n", 1, "t.yaml:1:1: the inventory is empty; expected a mapping with 'hosts'");
 }
 
 static void test_inventory_reports_missing_or_empty_hosts(void **state)
@@ -586,8 +586,9 @@ static void test_inventory_reports_duplicate_port_on_one_host(void **state)
 		      "      minio: 8000\n"
 		      "  b:\n"
 		      "    services: { restic: 8000 }\n",
-		1, "t.yaml:5:14: duplicate port 8000 on host 'a': services 'restic' (line 4) and "
-		   "'minio'");
+		1,
+		"t.yaml:5:14: duplicate port 8000 on host 'a': services 'restic' (line 4) and "
+		"'minio'");
 }
 
 static void test_inventory_reports_unknown_architecture(void **state)
@@ -619,8 +620,9 @@ static void test_inventory_reports_invalid_names(void **state)
 		      "  c:\n"
 		      "    tags: [ok, 'no way']\n"
 		      "    services: { 'x/y': 1 }\n",
-		4, "t.yaml:2:3: invalid host name '-bad': use letters, digits, '-', '_' and '.', "
-		   "not starting with '-' or '.'",
+		4,
+		"t.yaml:2:3: invalid host name '-bad': use letters, digits, '-', '_' and '.', "
+		"not starting with '-' or '.'",
 		"t.yaml:3:3: invalid host name 'a b': use letters, digits, '-', '_' and '.', not "
 		"starting with '-' or '.'",
 		"t.yaml:5:16: invalid tag 'no way' on host 'c': use letters, digits, '-', '_' and "
@@ -663,7 +665,8 @@ static void test_inventory_reports_unknown_service_with_a_hint(void **state)
 		3,
 		"t.yaml:5:12: uses 'promethеus' of host 'b': no host provides a service "
 		"'promethеus'; did you mean 'prometheus'?",
-		"t.yaml:5:24: uses 'prometeus' of host 'b': no host provides a service 'prometeus'; "
+		"t.yaml:5:24: uses 'prometeus' of host 'b': no host provides a service "
+		"'prometeus'; "
 		"did you mean 'prometheus'?",
 		"t.yaml:5:35: uses 'zzz' of host 'b': no host provides a service 'zzz'");
 }
@@ -698,7 +701,8 @@ static void test_inventory_caps_the_candidates_of_an_ambiguous_service(void **st
 		      "  g: { services: { x: 1 } }\n"
 		      "  h: { uses: x }\n",
 		1,
-		"t.yaml:9:14: ambiguous service 'x' in uses of host 'h': provided by 'a', 'b', 'c', "
+		"t.yaml:9:14: ambiguous service 'x' in uses of host 'h': provided by 'a', 'b', "
+		"'c', "
 		"'d', 'e' and 2 more; write one as 'a/x'");
 }
 
@@ -744,8 +748,8 @@ static void test_inventory_reports_unknown_depends_on_host_or_tag(void **state)
 static void test_inventory_reports_host_depending_on_itself(void **state)
 {
 	(void)state;
-	assert_errors("hosts:\n  a:\n    depends_on: a\n", 1,
-		"t.yaml:3:17: host 'a' depends on itself");
+	assert_errors(
+		"hosts:\n  a:\n    depends_on: a\n", 1, "t.yaml:3:17: host 'a' depends on itself");
 }
 
 static void test_inventory_reports_every_error_in_a_file(void **state)
@@ -767,7 +771,8 @@ static void test_inventory_reports_every_error_in_a_file(void **state)
 		7, "t.yaml:3:3: unknown key 'usr' in defaults; did you mean 'user'?",
 		"t.yaml:6:11: unknown architecture 'x86_64'; known: x86_64-linux, aarch64-linux, "
 		"i686-linux, armv7l-linux, armv6l-linux, riscv64-linux, powerpc64le-linux",
-		"t.yaml:7:35: duplicate port 9091 on host 'galactica': services 'auth' (line 7) and "
+		"t.yaml:7:35: duplicate port 9091 on host 'galactica': services 'auth' (line 7) "
+		"and "
 		"'ntfy'",
 		"t.yaml:9:11: port of host 'pegasus' must be a whole number from 1 to 65535, not "
 		"'70000'",
