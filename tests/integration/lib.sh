@@ -25,13 +25,9 @@
 # (substituters and flake-registry empty) and applies to everything the test
 # runs, including constel and the baseline script.
 
-NIX_CONFIG="substituters =
-flake-registry = /dev/null
-experimental-features = nix-command flakes
-extra-platforms = aarch64-linux"
-export NIX_CONFIG
-
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
+# exports NIX_CONFIG (empty substituters and flake-registry, flakes, aarch64)
+. "$TOP/tests/fleet/env.sh"
 FLEET=$TOP/tests/fleet/fleet
 MKREPO=$TOP/tests/fleet/mkrepo
 BASELINE=$TOP/tests/bench/baseline-deploy
