@@ -37,6 +37,9 @@ int cmd_plan(int argc, char **argv, const struct global_opts *g);
 int cmd_build(int argc, char **argv, const struct global_opts *g);
 int cmd_deploy(int argc, char **argv, const struct global_opts *g);
 int cmd_rollback(int argc, char **argv, const struct global_opts *g);
+int cmd_status(int argc, char **argv, const struct global_opts *g);
+int cmd_log(int argc, char **argv, const struct global_opts *g);
+int cmd_exec(int argc, char **argv, const struct global_opts *g);
 
 /* The table main.c dispatches on; NULL-terminated. */
 extern const struct cmd cmd_table[];

@@ -17,6 +17,8 @@ const struct cmd cmd_table[] = {
 		"build, copy, activate, confirm and health-check, in dependency order" },
 	{ "rollback", cmd_rollback, "[--to N] [--parallel N] [--confirm-timeout S] HOST...",
 		"switch hosts back to their previous (or Nth) generation" },
+	{ "exec", cmd_exec, "[--on LIST] [--parallel N] [--prefix] [--json] [HOST...] -- CMD",
+		"run a command on the selected hosts in parallel" },
 	{ NULL, NULL, NULL, NULL },
 };
 

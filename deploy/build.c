@@ -41,7 +41,7 @@ static int local_platforms(struct build_set *set)
 			buf_tail_lines(&err, 1));
 		goto out;
 	}
-	root = json_loadb(out.data, out.len, 0, &jerr);
+	root = json_loadb(out.data, out.len, JSON_DECODE_INT_AS_REAL, &jerr);
 	if (!root) {
 		ret = error_set("cannot parse 'nix show-config --json': %s", jerr.text);
 		goto out;

@@ -67,8 +67,9 @@ static const char watchdog_script[] =
 	"	esac\n"
 	"}\n"
 	"prev=$(gen_of)\n"
-	"prevpath=$(readlink -f \"$profile\" 2>/dev/null)\n"
-	"running=$(readlink -f /run/current-system 2>/dev/null)\n"
+	"prevpath= running=\n"
+	"[ -e \"$profile\" ] && prevpath=$(readlink -f \"$profile\")\n"
+	"[ -e /run/current-system ] && running=$(readlink -f /run/current-system)\n"
 	"new=$prev target=\n"
 	"case $mode in\n"
 	"path)\n"
@@ -175,8 +176,9 @@ const char *host_cmd_query(void)
 {
 	return "p=/nix/var/nix/profiles/system; l=$(readlink $p 2>/dev/null); l=${l##*/}; "
 	       "l=${l#system-}; echo \"gen=${l%-link}\"; "
-	       "echo \"profile=$(readlink -f $p 2>/dev/null)\"; "
-	       "echo \"current=$(readlink -f /run/current-system 2>/dev/null)\"; "
+	       "[ -e $p ] && echo \"profile=$(readlink -f $p)\"; "
+	       "[ -e /run/current-system ] && "
+	       "echo \"current=$(readlink -f /run/current-system)\"; "
 	       "if [ -d /run/constel/lock ]; then echo \"locked=$(cat /run/constel/lock/pid "
 	       "2>/dev/null)\"; fi; "
 	       "echo \"switched=$(date -r /run/current-system '+%F %T' 2>/dev/null)\"";

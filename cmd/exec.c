@@ -1,0 +1,248 @@
+/* constel exec: runs a command on the selected hosts in parallel, output per host. */
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "transport/transport.h"
+
+/* Each host's output is kept whole, up to this much per stream. */
+#define EXEC_OUTPUT_MAX (4u << 20)
+
+struct exec_job {
+	const struct inventory *inv;
+	const struct global_opts *g;
+	const char *cmd;
+	size_t *hosts;
+	size_t nhosts;
+	size_t next; /* the next host to take, under lock */
+	pthread_mutex_t lock;
+	struct exec_host *out;
+};
+
+struct exec_host {
+	struct ssh_exec_result res;
+	char *error; /* could not run at all */
+	double seconds;
+};
+
+static void *exec_worker(void *arg)
+{
+	struct exec_job *j = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		size_t i;
+		const struct inv_host *h;
+		struct exec_host *o;
+		struct ssh_target t = { 0 };
+		struct ssh_conn *conn = NULL;
+		double start = now_seconds();
+
+		pthread_mutex_lock(&j->lock);
+		i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->nhosts)
+			break;
+		h = &j->inv->hosts[j->hosts[i]];
+		o = &j->out[i];
+		t.name = h->name;
+		t.address = strcmp(h->address, h->name) ? h->address : NULL;
+		t.user = h->user;
+		t.port = h->port;
+		t.ssh_config = j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config;
+		t.connect_timeout = (int)j->inv->defaults.connect_timeout;
+		if (ssh_conn_open(&conn, &t) < 0)
+			o->error = xstrdup(error_last());
+		else if (ssh_conn_exec(conn, j->cmd, NULL, 0, &o->res) < 0)
+			o->error = xstrdup(error_last());
+		ssh_conn_free(conn);
+		o->seconds = now_seconds() - start;
+	}
+	return NULL;
+}
+
+static void print_prefixed(const char *name, const struct buf *b, FILE *f)
+{
+	for (const char *line = b->data; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		int len = nl ? (int)(nl - line) : (int)strlen(line);
+
+		fprintf(f, "%s: %.*s\n", name, len, line);
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
+static void print_block(const char *name, const struct exec_host *o)
+{
+	const struct buf *streams[2] = { &o->res.out, &o->res.err };
+
+	if (o->error)
+		printf("=== %s: unreachable: %s\n", name, o->error);
+	else
+		printf("=== %s: exit %d (%.1fs)\n", name, o->res.exit_status, o->seconds);
+	for (int s = 0; s < 2; s++) {
+		const struct buf *b = streams[s];
+
+		if (!b->len)
+			continue;
+		fwrite(b->data, 1, b->len, stdout);
+		if (b->data[b->len - 1] != '\n')
+			putchar('\n');
+		if (b->truncated)
+			printf("[%s output cut at %u MiB]\n", name, EXEC_OUTPUT_MAX >> 20);
+	}
+}
+
+int cmd_exec(int argc, char **argv, const struct global_opts *g)
+{
+	static const struct option longopts[] = {
+		{ "on", required_argument, NULL, 'o' },
+		{ "parallel", required_argument, NULL, 'p' },
+		{ "prefix", no_argument, NULL, 'x' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct exec_job j = { 0 };
+	struct inventory *inv = NULL;
+	struct graph *graph = NULL;
+	struct strvec patterns = STRVEC_INIT;
+	struct buf cmd = BUF_INIT(0);
+	bool *selected = NULL, prefix = false;
+	long parallel = -1;
+	pthread_t *threads = NULL;
+	size_t nthreads = 0, failed = 0;
+	int c, ret, dashdash = -1;
+
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			dashdash = i;
+			break;
+		}
+	if (dashdash < 0 || dashdash + 1 >= argc) {
+		fprintf(stderr, "constel: exec needs a command after '--'\n");
+		return cmd_usage(cmd_find("exec"));
+	}
+	optind = 1;
+	while ((c = getopt_long(dashdash, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			cmd_split_list(&patterns, optarg);
+			break;
+		case 'p':
+			if (parse_long(optarg, 1, 1024, &parallel) < 0) {
+				ret = cmd_usage(cmd_find("exec"));
+				goto out;
+			}
+			break;
+		case 'x':
+			prefix = true;
+			break;
+		default:
+			ret = cmd_usage(cmd_find("exec"));
+			goto out;
+		}
+	}
+	for (int i = optind; i < dashdash; i++)
+		strvec_push(&patterns, argv[i]);
+	/* the words after -- are one command line, as ssh joins them */
+	for (int i = dashdash + 1; i < argc; i++)
+		buf_printf(&cmd, "%s%s", i > dashdash + 1 ? " " : "", argv[i]);
+
+	if ((ret = cmd_load_inventory(g, &inv)) != CMD_OK)
+		goto out;
+	if ((ret = cmd_build_graph(inv, &graph)) != CMD_OK)
+		goto out;
+	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
+	if ((ret = cmd_select(inv, graph, &patterns, false, selected)) != CMD_OK)
+		goto out;
+	j.inv = inv;
+	j.g = g;
+	j.cmd = cmd.data;
+	j.hosts = xcalloc(inv->nhosts + 1, sizeof(*j.hosts));
+	for (size_t i = 0; i < inv->nhosts; i++)
+		if (selected[i])
+			j.hosts[j.nhosts++] = i;
+	j.out = xcalloc(j.nhosts + 1, sizeof(*j.out));
+	for (size_t i = 0; i < j.nhosts; i++)
+		ssh_exec_result_init(&j.out[i].res, EXEC_OUTPUT_MAX, EXEC_OUTPUT_MAX);
+	pthread_mutex_init(&j.lock, NULL);
+	nthreads = (size_t)(parallel > 0 ? parallel : inv->defaults.parallel);
+	if (nthreads > j.nhosts)
+		nthreads = j.nhosts;
+	threads = xcalloc(nthreads + 1, sizeof(*threads));
+	for (size_t i = 0; i < nthreads; i++)
+		if (pthread_create(&threads[i], NULL, exec_worker, &j))
+			abort();
+	for (size_t i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+
+	/* one printer, after the fact: each host's output whole, never interleaved */
+	for (size_t i = 0; i < j.nhosts; i++) {
+		const char *name = inv->hosts[j.hosts[i]].name;
+		struct exec_host *o = &j.out[i];
+
+		if (o->error || o->res.exit_status != 0)
+			failed++;
+		if (g->json)
+			continue;
+		if (prefix) {
+			if (o->error)
+				printf("%s: unreachable: %s\n", name, o->error);
+			print_prefixed(name, &o->res.out, stdout);
+			print_prefixed(name, &o->res.err, stdout);
+		} else {
+			print_block(name, o);
+		}
+	}
+	if (g->json) {
+		json_t *root = json_object(), *hosts = json_array();
+
+		for (size_t i = 0; i < j.nhosts; i++) {
+			struct exec_host *o = &j.out[i];
+			json_t *h = json_object();
+
+			json_object_set_new(h, "name", json_string(inv->hosts[j.hosts[i]].name));
+			json_object_set_new(h, "reachable", json_boolean(!o->error));
+			json_object_set_new(h, "exit",
+				o->error ? json_null() : json_integer(o->res.exit_status));
+			json_object_set_new(h, "stdout",
+				json_stringn(o->res.out.data ? o->res.out.data : "", o->res.out.len));
+			json_object_set_new(h, "stderr",
+				json_stringn(o->res.err.data ? o->res.err.data : "", o->res.err.len));
+			json_object_set_new(h, "error",
+				o->error ? json_string(o->error) : json_null());
+			json_array_append_new(hosts, h);
+		}
+		json_object_set_new(root, "result", json_string(failed ? "failed" : "ok"));
+		json_object_set_new(root, "hosts", hosts);
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(root);
+	}
+	fprintf(stderr, "exec: %zu host%s, %zu ok, %zu failed or unreachable\n", j.nhosts,
+		j.nhosts == 1 ? "" : "s", j.nhosts - failed, failed);
+	ret = failed ? CMD_FAILED : CMD_OK;
+out:
+	if (j.out)
+		for (size_t i = 0; i < j.nhosts; i++) {
+			ssh_exec_result_release(&j.out[i].res);
+			free(j.out[i].error);
+		}
+	free(j.out);
+	free(j.hosts);
+	free(threads);
+	free(selected);
+	graph_free(graph);
+	inventory_free(inv);
+	strvec_release(&patterns);
+	buf_release(&cmd);
+	return ret;
+}
