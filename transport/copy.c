@@ -170,7 +170,8 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb,
 	pfd[1] = -1;
 	if (status != 0) {
 		pid = -1;
-		ret = error_set("cannot run nix-store --export: %s", strerror(status));
+		ret = error_set("'%s': cannot run nix-store --export: %s", c->label,
+				strerror(status));
 		goto out;
 	}
 	o.stdin_fd = pfd[0];
@@ -194,7 +195,7 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb,
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		char *tail = errfd >= 0 ? read_tail(errfd, 400) : xstrdup("");
 
-		ret = error_set("local nix-store --export failed (%s %d): %s",
+		ret = error_set("'%s': local nix-store --export failed (%s %d): %s", c->label,
 				WIFEXITED(status) ? "exit" : "signal",
 				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
 		free(tail);
