@@ -63,9 +63,18 @@ unit: $(UNIT_BIN)
 integration: constel
 	@tests/integration/run
 
-check: constel unit integration
+# The two commands of the README work on a fresh Debian machine: each first
+# installs what is missing (tests/setup.sh), then builds.
+deps:
+	@tests/setup.sh
 
-demo: constel
+check: deps
+	@$(MAKE) --no-print-directory constel
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+demo: deps
+	@$(MAKE) --no-print-directory constel
 	@tests/demo.sh
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -96,5 +105,5 @@ format:
 clean:
 	rm -rf build constel
 
-.PHONY: all check unit integration demo fuzz install format clean
+.PHONY: all deps check unit integration demo fuzz install format clean
 .SECONDARY:
