@@ -13,7 +13,8 @@ const struct cmd cmd_table[] = {
 	{ "deploy", cmd_deploy,
 		"[--on LIST] [--with-deps] [--goal G] [--parallel N] [--confirm-timeout S]\n"
 		"       [--no-magic-rollback] [--no-auto-rollback] [--rollback-fleet] [--dry-run]\n"
-		"       [--build-on local|target] [--log-dir DIR] [HOST...]",
+		"       [--build-on local|target] [--activation-timeout S] [--health-timeout S]\n"
+		"       [--log-dir DIR] [HOST...]",
 		"build, copy, activate, confirm and health-check, in dependency order" },
 	{ "rollback", cmd_rollback, "[--to N] [--parallel N] [--confirm-timeout S] HOST...",
 		"switch hosts back to their previous (or Nth) generation" },

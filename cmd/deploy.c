@@ -101,8 +101,10 @@ static void runner_opts_from(struct runner_opts *o, const struct inventory *inv,
 	o->confirm_timeout = a->no_magic ? 0
 			     : a->confirm_timeout > 0 ? a->confirm_timeout
 						      : inv->defaults.confirm_timeout;
-	o->activation_timeout = inv->defaults.activation_timeout;
-	o->health_timeout = inv->defaults.health_timeout;
+	o->activation_timeout = a->activation_timeout > 0 ? a->activation_timeout
+							   : inv->defaults.activation_timeout;
+	o->health_timeout = a->health_timeout >= 0 ? a->health_timeout
+						   : inv->defaults.health_timeout;
 	o->connect_timeout = inv->defaults.connect_timeout;
 	o->auto_rollback = !a->no_auto;
 	o->rollback_fleet = a->rollback_fleet;

@@ -27,6 +27,8 @@ enum {
 	OPT_LOG_DIR,
 	OPT_REV,
 	OPT_ALLOW_DIRTY,
+	OPT_ACTIVATION_TIMEOUT,
+	OPT_HEALTH_TIMEOUT,
 };
 
 int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
@@ -46,6 +48,8 @@ int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
 		{ "log-dir", required_argument, NULL, OPT_LOG_DIR },
 		{ "rev", required_argument, NULL, OPT_REV },
 		{ "allow-dirty", no_argument, NULL, OPT_ALLOW_DIRTY },
+		{ "activation-timeout", required_argument, NULL, OPT_ACTIVATION_TIMEOUT },
+		{ "health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -54,6 +58,8 @@ int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
 	strvec_init(&a->patterns);
 	a->parallel = -1;
 	a->confirm_timeout = -1;
+	a->activation_timeout = -1;
+	a->health_timeout = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -120,6 +126,18 @@ int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
 			break;
 		case OPT_ALLOW_DIRTY:
 			a->allow_dirty = true;
+			break;
+		case OPT_ACTIVATION_TIMEOUT:
+			if (parse_long(optarg, 1, 86400, &a->activation_timeout) < 0) {
+				fprintf(stderr, "constel: --activation-timeout takes seconds\n");
+				return -1;
+			}
+			break;
+		case OPT_HEALTH_TIMEOUT:
+			if (parse_long(optarg, 0, 86400, &a->health_timeout) < 0) {
+				fprintf(stderr, "constel: --health-timeout takes seconds\n");
+				return -1;
+			}
 			break;
 		default:
 			return -1;

@@ -14,6 +14,8 @@ struct run_args {
 	const char *goal;
 	long parallel; /* -1: from the inventory */
 	long confirm_timeout;
+	long activation_timeout; /* -1: from the inventory */
+	long health_timeout;	 /* -1: from the inventory */
 	bool no_magic;
 	bool no_auto;
 	bool rollback_fleet;

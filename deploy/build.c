@@ -138,6 +138,25 @@ void build_describe(const struct build_set *set, const struct inventory *inv, st
 	}
 }
 
+/* The last lines of nix's stderr as one line, for an error message. */
+static char *one_line(const struct buf *err, int lines)
+{
+	char *s = xstrdup(buf_tail_lines(err, lines)), *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (*r == '\n' || *r == '\r' || *r == '\t') {
+			if (w > s && w[-1] != ' ')
+				*w++ = ' ';
+		} else {
+			*w++ = *r;
+		}
+	}
+	while (w > s && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	return s;
+}
+
 /* nix build --json: [{"drvPath": ..., "outputs": {"out": ...}}, ...] in argument order. */
 static int read_build_json(const char *text, size_t len, struct build_item **items, size_t n)
 {
@@ -210,8 +229,10 @@ static int nix_build(const struct inventory *inv, struct build_item **items, siz
 	if (ret == 0)
 		ret = read_build_json(out.data ? out.data : "", out.len, items, n);
 	if (ret < 0) {
-		char *why = xasprintf("%s: %s", error_last(), buf_tail_lines(&err, 3));
+		char *tail = one_line(&err, 3);
+		char *why = xasprintf("%s: %s", error_last(), tail);
 
+		free(tail);
 		for (size_t i = 0; i < n; i++) {
 			free(items[i]->error);
 			items[i]->error = xstrdup(why);
@@ -295,8 +316,12 @@ static int nix_eval_attr(const struct build_item *item, const char *suffix, char
 		buf_add(log, err.data ? err.data : "", err.len);
 	if (ret == 0 && (!sout.len || strncmp(sout.data, "/nix/store/", 11)))
 		ret = error_set("'nix eval' gave no store path for '%s'", item->installable);
-	else if (ret < 0)
-		ret = error_set("%s: %s", error_last(), buf_tail_lines(&err, 3));
+	else if (ret < 0) {
+		char *tail = one_line(&err, 3);
+
+		ret = error_set("%s: %s", error_last(), tail);
+		free(tail);
+	}
 	if (ret == 0)
 		*out = buf_detach(&sout);
 	strvec_release(&argv);

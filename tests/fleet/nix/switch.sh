@@ -6,7 +6,8 @@
 #              PORTS restarted (pid files in /run/fleet/listeners)
 # boot, dry-activate: only log
 # Every goal appends "HOST GENERATION GOAL start" and, on success,
-# "HOST GENERATION GOAL done" to /var/lib/fleet/activation.log.
+# "HOST GENERATION GOAL done" to /var/lib/fleet/activation.log (and to
+# /var/lib/fleet/order.log when that exists: tests link it to one shared file).
 # KNOB: fail (exit 1 after start), hang (sleep 3600 after start),
 #       cutnet (switch, log done, then take eth0 down),
 #       noservice (stop old listeners, start none).
@@ -22,6 +23,10 @@ esac
 mkdir -p /var/lib/fleet /run/fleet/listeners
 fleet_log() {
 	echo "$HOST $GENERATION $GOAL $1" >>/var/lib/fleet/activation.log
+	# a test may link order.log of every host to one file, to see the fleet's order
+	if [ -e /var/lib/fleet/order.log ]; then
+		echo "$HOST $GENERATION $GOAL $1" >>/var/lib/fleet/order.log
+	fi
 }
 fleet_log start
 

@@ -1,0 +1,80 @@
+# constel deploy on the simulated fleet: ordered full deploy, unchanged
+# redeploy, one host, --with-deps, rollback and rollback --to, dry run.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/deploy_lib.sh"
+deploy_setup
+R=$FLEET_DIR/r
+
+note "full deploy: providers (alpha, beta) before their consumer (gamma, aarch64)"
+cj "$R.1"
+[ "$rc" = 0 ] || fail "deploy exited $rc"
+jq_py "$R.1" 'd["result"] == "ok"' || fail "result: $(cat "$R.1")"
+for h in alpha beta gamma; do
+	jq_py "$R.1" "hosts['$h']['status'] == 'deployed' and hosts['$h']['generation'] == 1" ||
+		fail "$h: $(cat "$R.1")"
+	[ "$(current $h)" = "$(fleet_path $h)" ] || fail "$h does not run what was built"
+	# one session for the work, one new session that proves the new system lets us in
+	jq_py "$R.1" "hosts['$h']['sessions'] == 2" || fail "$h sessions: $(cat "$R.1")"
+done
+gs=$(at 'gamma 1 switch start')
+[ -n "$gs" ] && [ "$(at 'alpha 1 switch done')" -lt "$gs" ] &&
+	[ "$(at 'beta 1 switch done')" -lt "$gs" ] || fail "order: $(order)"
+port_open "$(fleet_addr gamma)" 8090 || fail "gamma's service is not listening"
+fleet_exec gamma sh -c 'file -L /run/current-system/sw/bin/busybox' | grep -q 'ARM aarch64' ||
+	note "(gamma's system has no sw/bin/busybox to inspect)"
+
+note "redeploy: every host unchanged, no new generation, one session each"
+: >"$FLEET_DIR/order.log"
+cj "$R.2"
+[ "$rc" = 0 ] || fail "redeploy exited $rc"
+for h in alpha beta gamma; do
+	jq_py "$R.2" "hosts['$h']['status'] == 'unchanged' and hosts['$h']['sessions'] == 1" ||
+		fail "$h: $(cat "$R.2")"
+	[ "$(gens $h)" = "1 " ] || fail "$h generations: $(gens $h)"
+done
+[ ! -s "$FLEET_DIR/order.log" ] || fail "redeploy activated something: $(order)"
+
+note "one host: only alpha is evaluated, copied and activated"
+fleet_commit --only alpha
+: >"$FLEET_DIR/order.log"
+cj "$R.3" alpha
+[ "$rc" = 0 ] || fail "deploy alpha exited $rc"
+jq_py "$R.3" 'len(d["hosts"]) == 1 and hosts["alpha"]["generation"] == 2' || fail "$(cat "$R.3")"
+[ "$(order | cut -d' ' -f1 | sort -u)" = alpha ] || fail "others touched: $(order)"
+
+note "--with-deps: gamma pulls in alpha and beta, and goes last"
+fleet_commit
+: >"$FLEET_DIR/order.log"
+cj "$R.4" --with-deps gamma
+[ "$rc" = 0 ] || fail "deploy --with-deps gamma exited $rc"
+jq_py "$R.4" 'len(d["hosts"]) == 3' || fail "$(cat "$R.4")"
+[ "$(at 'alpha 3 switch done')" -lt "$(at 'gamma 2 switch start')" ] || fail "order: $(order)"
+
+note "rollback: alpha back to generation 2, then --to 1"
+C --json rollback alpha --log-dir "$LOGS" >"$R.5" || fail "rollback exited $?: $(cat "$R.5")"
+jq_py "$R.5" 'hosts["alpha"]["generation"] == 2' || fail "$(cat "$R.5")"
+[ "$(current alpha)" = "$(readlink -f "$FLEET_DIR/hosts/alpha/nix/var/nix/profiles/system-2-link")" ] ||
+	fail "alpha does not run generation 2"
+C --json rollback alpha --to 1 --log-dir "$LOGS" >"$R.6" || fail "rollback --to 1 failed"
+jq_py "$R.6" 'hosts["alpha"]["generation"] == 1' || fail "$(cat "$R.6")"
+C rollback alpha --to 9 --log-dir "$LOGS" 2>"$R.7" && fail "rollback to a missing generation succeeded"
+grep -q 'generation 9 does not exist' "$R.7" || fail "$(cat "$R.7")"
+
+note "dry run: builds, touches no host"
+fleet_commit
+: >"$FLEET_DIR/order.log"
+C deploy --dry-run >/dev/null 2>&1 || fail "dry run failed"
+[ ! -s "$FLEET_DIR/order.log" ] || fail "dry run activated: $(order)"
+
+note "a broken unrelated host does not block a one-host deploy"
+fleet_commit
+echo 'builtins.abort "broken"' >"$FLEET_DIR/repo/broken.nix"
+sed -i 's|^  outputs = { self }: import ./fleet.nix;|  outputs = { self }: let f = import ./fleet.nix; in f // { nixosConfigurations = f.nixosConfigurations // { beta = import ./broken.nix; }; };|' "$FLEET_DIR/repo/flake.nix"
+git -C "$FLEET_DIR/repo" add -A >/dev/null && git -C "$FLEET_DIR/repo" commit -qm broken-beta
+cj "$R.8" alpha
+[ "$rc" = 0 ] || fail "deploy alpha with beta broken exited $rc"
+cj "$R.9" beta
+[ "$rc" = 1 ] || fail "deploy of broken beta exited $rc"
+jq_py "$R.9" 'hosts["beta"]["status"] == "failed" and "build failed" in hosts["beta"]["error"]' ||
+	fail "$(cat "$R.9")"
+echo "all good"
