@@ -55,6 +55,7 @@ struct host_status_row {
 	long generation;
 	char *switched;
 	char *revision; /* of the record naming `current` */
+	char *recorded; /* the time of that record */
 	bool dirty;
 	size_t nrecords;
 	char *expected;
@@ -96,6 +97,10 @@ static void read_history(struct host_status_row *row, const char *history)
 				row->revision = json_is_string(rev) ? xstrdup(json_string_value(rev))
 								    : NULL;
 				row->dirty = json_is_true(json_object_get(rec, "dirty"));
+				free(row->recorded);
+				row->recorded = json_is_string(json_object_get(rec, "time"))
+					? xstrdup(json_string_value(json_object_get(rec, "time")))
+					: NULL;
 				row->drift = DRIFT_BEHIND; /* recorded; refined by the caller */
 			}
 		}
@@ -170,13 +175,17 @@ static void status_host(struct status_ctx *s, struct host_status_row *row)
 	row->current = host_get(answer, "current");
 	row->generation = host_get_long(answer, "gen", -1);
 	row->switched = host_get(answer, "switched");
-	if (row->switched && !*row->switched) {
-		free(row->switched);
-		row->switched = NULL;
-	}
 	row->drift = DRIFT_BY_HAND;
 	read_history(row, mark + strlen(HISTORY_MARK));
 	free(answer);
+	/*
+	 * A date taken through the /run/current-system link is the store's
+	 * canonical mtime (1970), not the switch: the record knows better.
+	 */
+	if (!row->switched || !*row->switched || !strncmp(row->switched, "1970-01-01", 10)) {
+		free(row->switched);
+		row->switched = row->recorded ? xstrdup(row->recorded) : NULL;
+	}
 	if (row->revision && p->repo_path && p->head &&
 		provenance_behind(p->repo_path, p->head, row->revision, &behind) == 0)
 		row->behind = (long)behind;
@@ -286,7 +295,7 @@ static void print_table(const struct status_ctx *s, const struct provenance *p)
 		if (l > w)
 			w = l;
 	}
-	printf("%-*s  %-15s  %4s  %-14s  %6s  %-19s  %s\n", (int)w, "HOST", "DRIFT", "GEN",
+	printf("%-*s  %-15s  %4s  %-14s  %6s  %-20s  %s\n", (int)w, "HOST", "DRIFT", "GEN",
 		"REVISION", "BEHIND", "SWITCHED", "CURRENT");
 	for (size_t i = 0; i < s->nrows; i++) {
 		const struct host_status_row *r = &s->rows[i];
@@ -296,7 +305,7 @@ static void print_table(const struct status_ctx *s, const struct provenance *p)
 			r->dirty ? "+dirty" : "");
 		snprintf(gen, sizeof(gen), "%ld", r->generation);
 		snprintf(behind, sizeof(behind), "%ld", r->behind);
-		printf("%-*s  %-15s  %4s  %-14s  %6s  %-19s  %s\n", (int)w,
+		printf("%-*s  %-15s  %4s  %-14s  %6s  %-20s  %s\n", (int)w,
 			s->inv->hosts[r->host].name, drift_name(r->drift),
 			r->generation >= 0 ? gen : "-", rev, r->behind >= 0 ? behind : "-",
 			r->switched ? r->switched : "-", short_path(r->current, path, sizeof(path)));
@@ -436,6 +445,7 @@ out:
 		free(r->current);
 		free(r->switched);
 		free(r->revision);
+		free(r->recorded);
 		free(r->expected);
 		free(r->eval_error);
 		free(r->error);
