@@ -392,18 +392,19 @@ int run_drive(struct runner *r, const struct global_opts *g, const char *what)
 		 strcmp(getenv("TERM"), "dumb");
 	if (r->opts.log_dir)
 		fprintf(stderr, "constel: logs in %s\n", r->opts.log_dir);
-	while (running) {
+	for (;;) {
 		struct runner_event *ev;
 		size_t n;
 
-		running = runner_wait(r, 250, &ev, &n);
 		if (interrupts)
 			runner_stop(r);
+		running = runner_wait(r, 250, &ev, &n);
 		view_clear(&v);
 		print_events(&v, r, ev, n);
+		if (!running)
+			break;
 		view_draw(&v, r);
 	}
-	view_clear(&v);
 	runner_finish(r);
 	print_summary(&v, r, what);
 	if (g->json)

@@ -611,7 +611,8 @@ static void run_host(struct hostctx *c)
 				goto record;
 			}
 		}
-		if (copy_closure(c, path) < 0)
+		/* built on the host: the closure is there already */
+		if ((!item || item->where != BUILD_TARGET) && copy_closure(c, path) < 0)
 			goto out;
 		a.path = path;
 	}
