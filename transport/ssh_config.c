@@ -231,6 +231,8 @@ static int apply(struct resolver *rs, const char *file, int line, const char *kw
 			       86400);
 	} else if (!strcasecmp(kw, "ServerAliveInterval")) {
 		return set_int(file, line, kw, v, &rs->have_alive, &r->alive_interval, 0, 86400);
+	} else if (!strcasecmp(kw, "Ciphers")) {
+		r->ciphers_set = true;
 	} else if (!strcasecmp(kw, "ProxyJump")) {
 		set_str(&rs->proxy_jump, v);
 	} else if (!strcasecmp(kw, "IdentitiesOnly")) {

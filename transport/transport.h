@@ -85,6 +85,7 @@ struct ssh_resolved {
 	char *proxy_jump;	 /* ProxyJump (first hop used), NULL: none */
 	char *proxy_command;	 /* ProxyCommand, NULL: none */
 	char *config_file;	 /* the file read, NULL when none exists */
+	bool ciphers_set;	 /* Ciphers in the config: libssh applies it, we don't */
 };
 
 /* Resolves t through its ssh config file. The caller releases *out. */
