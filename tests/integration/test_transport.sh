@@ -56,6 +56,13 @@ err=$(T -s -n 20 exec alpha true 2>&1) || fail "20 execs: $err"
 echo "$err" | grep -q 'connections=1$' || fail "$err"
 [ $(($(accepted alpha) - before)) = 1 ] || fail "sshd saw $(($(accepted alpha) - before)) logins"
 
+note "threads: one connection per host, all at once"
+out=$(T -n 5 pexec hostname alpha beta gamma 2>"$FLEET_DIR/err") || fail "pexec: $out"
+[ "$out" = "alpha 0 alpha
+beta 0 beta
+gamma 0 gamma" ] || fail "pexec said: $out"
+grep -q 'connections=3$' "$FLEET_DIR/err" || fail "pexec: $(cat "$FLEET_DIR/err")"
+
 note "a detached command: the channel closes after exit status"
 start=$(date +%s)
 out=$(T exec alpha 'setsid sh -c "sleep 97" </dev/null >/dev/null 2>&1 & echo started') ||

@@ -6,6 +6,9 @@
  *   ssh-tool [options] probe HOST PORT   exit 0 if localhost:PORT accepts on HOST
  *   ssh-tool [options] copy HOST [PATH...]  copies a closure (paths in dependency
  *                                        order; read from stdin when none given)
+ *   ssh-tool [options] pexec CMD HOST... one thread per host, each with its own
+ *                                        connection, -n runs each; prints
+ *                                        "HOST STATUS FIRST-LINE-OF-OUTPUT"
  *
  * options: -F ssh_config, -a address, -u user, -p port, -t connect_timeout,
  *          -T op_timeout, -n N (exec: run N times on the one connection),
@@ -14,6 +17,7 @@
  * stderr); 3 not found (probe refused); 4 timeout; 2 usage.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +54,70 @@ static void on_copy(void *data, const struct ssh_copy_stats *s)
 {
 	(void)data;
 	(void)s;
+}
+
+struct worker {
+	struct ssh_target t;
+	const char *cmd;
+	long repeat;
+	pthread_t thread;
+	int ret;
+	int status;
+	char *first_line;
+	char *error;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct ssh_exec_result res;
+	struct ssh_conn *c = NULL;
+
+	ssh_exec_result_init(&res, 64 * 1024, 64 * 1024);
+	w->ret = ssh_conn_open(&c, &w->t);
+	for (long i = 0; i < w->repeat && !w->ret; i++)
+		w->ret = ssh_conn_exec(c, w->cmd, NULL, 0, &res);
+	if (w->ret < 0) {
+		w->error = xstrdup(error_last());
+	} else {
+		w->status = res.exit_status;
+		w->first_line = xstrndup(res.out.data ? res.out.data : "",
+					 res.out.data ? strcspn(res.out.data, "\n") : 0);
+	}
+	ssh_exec_result_release(&res);
+	ssh_conn_free(c);
+	return NULL;
+}
+
+/* Each host in its own thread with its own session, at the same time. */
+static int pexec(const struct ssh_target *base, const char *cmd, char **hosts, int n,
+		 long repeat)
+{
+	struct worker *w = xcalloc((size_t)n, sizeof(*w));
+	int code = 0;
+
+	for (int i = 0; i < n; i++) {
+		w[i].t = *base;
+		w[i].t.name = hosts[i];
+		w[i].cmd = cmd;
+		w[i].repeat = repeat;
+		if (pthread_create(&w[i].thread, NULL, work, &w[i]) != 0)
+			return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(w[i].thread, NULL);
+		if (w[i].ret < 0) {
+			printf("%s error %s\n", hosts[i], w[i].error);
+			code = 1;
+		} else {
+			printf("%s %d %s\n", hosts[i], w[i].status, w[i].first_line);
+		}
+		free(w[i].error);
+		free(w[i].first_line);
+	}
+	free(w);
+	fprintf(stderr, "ssh-tool: connections=%u\n", ssh_conn_count());
+	return code;
 }
 
 int main(int argc, char **argv)
@@ -90,6 +158,11 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind < 2)
 		usage();
+	if (!strcmp(argv[optind], "pexec")) {
+		if (argc - optind < 3)
+			usage();
+		return pexec(&t, argv[optind + 1], argv + optind + 2, argc - optind - 2, repeat);
+	}
 	t.name = argv[optind + 1];
 	t0 = now_seconds();
 	ret = ssh_conn_open(&c, &t);
