@@ -620,14 +620,98 @@ static bool parse_line(const char *line, size_t len, struct provenance_event *e)
 	return false;
 }
 
+/*
+ * When each line of each note was appended: every append is one notes
+ * commit changing one note, so walking the notes ref's first-parent history
+ * from its tip numbers the appends newest first. The k-th newest change of
+ * a note is its k-th line from the end. That orders events within one
+ * second, where times alone cannot.
+ */
+struct note_appends {
+	git_oid annotated;
+	size_t *rank; /* newest first: rank[k] for the k-th line from the end */
+	size_t n, alloc;
+};
+
 struct log_walk {
 	git_repository *repo;
 	const char *host;
 	struct provenance_event *ev;
-	size_t *seq; /* order of reading, to keep later lines first among equal times */
-	size_t n, alloc, seq_alloc;
+	size_t *line;  /* per event: its line's index in the note, counting every line */
+	size_t *lines; /* per event: the number of lines of its note */
+	size_t n, alloc, line_alloc, lines_alloc;
+	struct note_appends *notes;
+	size_t nnotes, notes_alloc;
 	int error;
 };
+
+/* The annotated object of a notes tree path ("ab/cdef..." when fanned out), or -1. */
+static int note_path_oid(const char *path, git_oid *out)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	size_t n = 0;
+
+	for (; *path && n < GIT_OID_HEXSZ; path++)
+		if (*path != '/')
+			hex[n++] = *path;
+	hex[n] = '\0';
+	if (n != GIT_OID_HEXSZ || *path)
+		return -1;
+	return git_oid_fromstr(out, hex);
+}
+
+static struct note_appends *note_appends_of(struct log_walk *w, const git_oid *oid, bool add)
+{
+	for (size_t i = 0; i < w->nnotes; i++)
+		if (git_oid_equal(&w->notes[i].annotated, oid))
+			return &w->notes[i];
+	if (!add)
+		return NULL;
+	xgrow((void **)&w->notes, &w->notes_alloc, w->nnotes + 1, sizeof(*w->notes));
+	memset(&w->notes[w->nnotes], 0, sizeof(*w->notes));
+	git_oid_cpy(&w->notes[w->nnotes].annotated, oid);
+	return &w->notes[w->nnotes++];
+}
+
+/* Numbers the appends of the notes ref's history; on any error the order is by time only. */
+static void rank_appends(struct log_walk *w, const git_oid *tip)
+{
+	git_commit *c = NULL, *parent = NULL;
+	size_t rank = 0;
+
+	if (git_commit_lookup(&c, w->repo, tip) < 0)
+		return;
+	while (c) {
+		git_tree *tree = NULL, *ptree = NULL;
+		git_diff *diff = NULL;
+
+		parent = NULL;
+		if (git_commit_parentcount(c) > 0 && git_commit_parent(&parent, c, 0) < 0)
+			break;
+		if (git_commit_tree(&tree, c) == 0 &&
+			(!parent || git_commit_tree(&ptree, parent) == 0) &&
+			git_diff_tree_to_tree(&diff, w->repo, ptree, tree, NULL) == 0) {
+			for (size_t i = 0; i < git_diff_num_deltas(diff); i++) {
+				const git_diff_delta *d = git_diff_get_delta(diff, i);
+				struct note_appends *a;
+				git_oid oid;
+
+				if (note_path_oid(d->new_file.path, &oid) < 0)
+					continue;
+				a = note_appends_of(w, &oid, true);
+				xgrow((void **)&a->rank, &a->alloc, a->n + 1, sizeof(*a->rank));
+				a->rank[a->n++] = rank;
+			}
+		}
+		rank++;
+		git_diff_free(diff);
+		git_tree_free(ptree);
+		git_tree_free(tree);
+		git_commit_free(c);
+		c = parent;
+	}
+	git_commit_free(c);
+}
 
 static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data)
 {
@@ -635,6 +719,7 @@ static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data
 	git_blob *blob = NULL;
 	char sha[GIT_OID_HEXSZ + 1];
 	const char *p, *end;
+	size_t line = 0, first = w->n;
 
 	if (git_blob_lookup(&blob, w->repo, blob_id) < 0) {
 		w->error = error_set("cannot read a note of %s: %s", PROVENANCE_NOTES_REF,
@@ -644,7 +729,7 @@ static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data
 	git_oid_tostr(sha, sizeof(sha), annotated);
 	p = git_blob_rawcontent(blob);
 	end = git_blob_rawsize(blob) <= NOTE_MAX ? p + git_blob_rawsize(blob) : p;
-	while (p < end) {
+	for (; p < end; line++) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		struct provenance_event e;
@@ -655,20 +740,25 @@ static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data
 			} else {
 				e.revision = xstrdup(sha);
 				xgrow((void **)&w->ev, &w->alloc, w->n + 1, sizeof(*w->ev));
-				xgrow((void **)&w->seq, &w->seq_alloc, w->n + 1, sizeof(*w->seq));
-				w->seq[w->n] = w->n;
+				xgrow((void **)&w->line, &w->line_alloc, w->n + 1, sizeof(*w->line));
+				xgrow((void **)&w->lines, &w->lines_alloc, w->n + 1,
+					sizeof(*w->lines));
+				w->line[w->n] = line;
 				w->ev[w->n++] = e;
 			}
 		}
 		p = nl ? nl + 1 : end;
 	}
+	for (size_t i = first; i < w->n; i++)
+		w->lines[i] = line;
 	git_blob_free(blob);
 	return 0;
 }
 
 struct sorted_event {
 	struct provenance_event e;
-	size_t seq;
+	size_t rank; /* of its append, newest first; SIZE_MAX when unknown */
+	size_t seq;  /* order of reading */
 };
 
 static int cmp_newest_first(const void *a, const void *b)
@@ -678,7 +768,21 @@ static int cmp_newest_first(const void *a, const void *b)
 
 	if (c)
 		return c;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
 	return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+static size_t event_rank(struct log_walk *w, size_t i)
+{
+	git_oid oid;
+	struct note_appends *a;
+	size_t from_end = w->lines[i] - 1 - w->line[i];
+
+	if (git_oid_fromstr(&oid, w->ev[i].revision) < 0)
+		return SIZE_MAX;
+	a = note_appends_of(w, &oid, false);
+	return a && from_end < a->n ? a->rank[from_end] : SIZE_MAX;
 }
 
 int provenance_log(const char *repo_path, const char *host, struct provenance_event **out,
@@ -686,6 +790,7 @@ int provenance_log(const char *repo_path, const char *host, struct provenance_ev
 {
 	struct log_walk w = { 0 };
 	struct sorted_event *s = NULL;
+	git_oid tip;
 	int ret, err;
 
 	*out = NULL;
@@ -693,20 +798,24 @@ int provenance_log(const char *repo_path, const char *host, struct provenance_ev
 	if ((ret = repo_open(&w.repo, repo_path)) < 0)
 		goto out;
 	w.host = host;
-	err = git_note_foreach(w.repo, PROVENANCE_NOTES_REF, log_note, &w);
+	err = git_reference_name_to_id(&tip, w.repo, PROVENANCE_NOTES_REF);
 	if (err == GIT_ENOTFOUND) {
 		ret = 0;
 		goto out;
 	}
+	if (err == 0)
+		err = git_note_foreach(w.repo, PROVENANCE_NOTES_REF, log_note, &w);
 	if (err < 0) {
 		ret = w.error ? w.error
 			      : error_set("cannot read %s: %s", PROVENANCE_NOTES_REF, git_msg());
 		goto out;
 	}
+	rank_appends(&w, &tip);
 	s = xcalloc(w.n + 1, sizeof(*s));
 	for (size_t i = 0; i < w.n; i++) {
 		s[i].e = w.ev[i];
-		s[i].seq = w.seq[i];
+		s[i].rank = event_rank(&w, i);
+		s[i].seq = i;
 	}
 	qsort(s, w.n, sizeof(*s), cmp_newest_first);
 	for (size_t i = 0; i < w.n; i++)
@@ -719,7 +828,11 @@ int provenance_log(const char *repo_path, const char *host, struct provenance_ev
 out:
 	free(s);
 	provenance_events_free(w.ev, w.n);
-	free(w.seq);
+	free(w.line);
+	free(w.lines);
+	for (size_t i = 0; i < w.nnotes; i++)
+		free(w.notes[i].rank);
+	free(w.notes);
 	git_repository_free(w.repo);
 	return ret;
 }

@@ -591,6 +591,39 @@ static void test_provenance_log_is_newest_first_and_filters_host(void **state)
 	free(b);
 }
 
+static void test_provenance_log_orders_same_second_by_append(void **state)
+{
+	struct fixture *fx = *state;
+	char *a = commit_flake(fx, "1"), *b = commit_flake(fx, "2"), *c = commit_flake(fx, "3");
+	const char *order[][2] = { { "x1", NULL }, { "x2", NULL }, { "x3", NULL }, { "x4", NULL },
+		{ "x5", NULL } };
+	struct provenance_event *ev = NULL;
+	size_t n = 0;
+
+	/* all in one second, spread over three notes whose ids sort in no useful order */
+	order[0][1] = b;
+	order[1][1] = a;
+	order[2][1] = c;
+	order[3][1] = a;
+	order[4][1] = b;
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "2026-11-29T10:00:00Z %s deployed", order[i][0]);
+		assert_int_equal(provenance_note_append(fx->dir, order[i][1], line), 0);
+	}
+	assert_int_equal(provenance_log(fx->dir, NULL, &ev, &n), 0);
+	assert_int_equal(n, ARRAY_SIZE(order));
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(ev[i].host, order[n - 1 - i][0]);
+		assert_string_equal(ev[i].revision, order[n - 1 - i][1]);
+	}
+	provenance_events_free(ev, n);
+	free(a);
+	free(b);
+	free(c);
+}
+
 static void test_provenance_log_without_notes_is_empty(void **state)
 {
 	struct fixture *fx = *state;
@@ -652,6 +685,7 @@ int main(void)
 		T(test_provenance_notes_from_8_threads_all_kept),
 		T(test_provenance_notes_from_processes_all_kept),
 		T(test_provenance_log_is_newest_first_and_filters_host),
+		T(test_provenance_log_orders_same_second_by_append),
 		T(test_provenance_log_without_notes_is_empty),
 		cmocka_unit_test(test_provenance_note_line_format),
 		T(test_provenance_note_append_on_unknown_commit_fails),
