@@ -501,6 +501,12 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 				want = CHUNK;
 			if (want) {
 				n = ssh_channel_write(ch, p, (uint32_t)want);
+				if (n < 0 && ssh_is_connected(c->s) &&
+				    (st.exited || ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch))) {
+					/* the command finished without reading it all: fine */
+					stop_input = true;
+					continue;
+				}
 				if (n < 0) {
 					ret = error_set("'%s': sending input failed: %s", c->label,
 							ssh_get_error(c->s));

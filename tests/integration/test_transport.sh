@@ -50,6 +50,10 @@ want=$(sha256sum <"$FLEET_DIR/blob")
 got=$(T -i "$FLEET_DIR/blob" exec alpha sha256sum) || fail "exec with stdin"
 [ "$got" = "$want" ] || fail "stdin corrupted: $got vs $want"
 
+out=$(T -i "$FLEET_DIR/blob" exec alpha 'head -c 10 | wc -c') || fail "early exit with stdin left"
+[ "$out" = 10 ] || fail "head -c 10 read $out"
+T -i "$FLEET_DIR/blob" exec alpha true || fail "a command that reads no input"
+
 note "one session for many operations"
 before=$(accepted alpha)
 err=$(T -s -n 20 exec alpha true 2>&1) || fail "20 execs: $err"
