@@ -22,15 +22,16 @@ static void print_events(const struct provenance_event *ev, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (strlen(ev[i].host) > w)
 			w = strlen(ev[i].host);
-	printf("%-20s  %-*s  %-12s  %4s  %-8s  %s\n", "TIME", (int)w, "HOST", "RESULT", "GEN",
+	printf("%-20s  %-*s  %-12s  %4s  %-14s  %s\n", "TIME", (int)w, "HOST", "RESULT", "GEN",
 		"REVISION", "PATH");
 	for (size_t i = 0; i < n; i++) {
-		char gen[24];
+		char gen[24], rev[24];
 
 		snprintf(gen, sizeof(gen), "%ld", ev[i].generation);
-		printf("%-20s  %-*s  %-12s  %4s  %.8s%s  %s\n", ev[i].time, (int)w, ev[i].host,
-			ev[i].result, ev[i].generation >= 0 ? gen : "-", ev[i].revision,
-			ev[i].dirty ? "+dirty" : "", ev[i].path ? ev[i].path : "-");
+		snprintf(rev, sizeof(rev), "%.8s%s", ev[i].revision, ev[i].dirty ? "+dirty" : "");
+		printf("%-20s  %-*s  %-12s  %4s  %-14s  %s\n", ev[i].time, (int)w, ev[i].host,
+			ev[i].result, ev[i].generation >= 0 ? gen : "-", rev,
+			ev[i].path ? ev[i].path : "-");
 	}
 }
 
