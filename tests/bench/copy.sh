@@ -88,12 +88,12 @@ run_raw() {
 
 : >"$dir/rss.all"
 for i in $(seq "$runs"); do
-	empty_host
-	secs run_constel >>"$dir/t.constel"
-	echo >>"$dir/t.constel"
-	empty_host
-	secs run_nix >>"$dir/t.nix"
-	echo >>"$dir/t.nix"
+	# alternate which goes first: the disk's state after a delete is not neutral
+	for tool in $(if [ $((i % 2)) = 1 ]; then echo constel nix; else echo nix constel; fi); do
+		empty_host
+		secs "run_$tool" >>"$dir/t.$tool"
+		echo >>"$dir/t.$tool"
+	done
 	sync
 	secs run_raw >>"$dir/t.raw"
 	echo >>"$dir/t.raw"
