@@ -60,9 +60,9 @@ static void print_json(const struct provenance_event *ev, size_t n)
 int cmd_log(int argc, char **argv, const struct global_opts *g)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct provenance prov;
 	struct provenance_event *ev = NULL;

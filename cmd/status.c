@@ -25,9 +25,9 @@
 #include "transport/transport.h"
 
 /* A host's answer (query and history) is read up to this much. */
-#define ANSWER_MAX (4u << 20)
+#define ANSWER_MAX	  (4u << 20)
 #define STATUS_OP_TIMEOUT 20
-#define HISTORY_MARK "@@constel-history@@"
+#define HISTORY_MARK	  "@@constel-history@@"
 
 enum drift { DRIFT_IN_SYNC, DRIFT_BEHIND, DRIFT_BY_HAND, DRIFT_UNKNOWN, DRIFT_UNREACHABLE };
 
@@ -94,13 +94,15 @@ static void read_history(struct host_status_row *row, const char *history)
 			row->nrecords++;
 			if (path && row->current && !strcmp(path, row->current)) {
 				free(row->revision);
-				row->revision = json_is_string(rev) ? xstrdup(json_string_value(rev))
-								    : NULL;
+				row->revision = json_is_string(rev)
+							? xstrdup(json_string_value(rev))
+							: NULL;
 				row->dirty = json_is_true(json_object_get(rec, "dirty"));
 				free(row->recorded);
 				row->recorded = json_is_string(json_object_get(rec, "time"))
-					? xstrdup(json_string_value(json_object_get(rec, "time")))
-					: NULL;
+							? xstrdup(json_string_value(
+								  json_object_get(rec, "time")))
+							: NULL;
 				row->drift = DRIFT_BEHIND; /* recorded; refined by the caller */
 			}
 		}
@@ -115,13 +117,13 @@ static int ask_host(struct status_ctx *s, const struct inv_host *h, char **answe
 	struct ssh_target t;
 	struct ssh_conn *conn = NULL;
 	struct ssh_exec_result res;
-	char *cmd = xasprintf("%s; echo " HISTORY_MARK "; %s", host_cmd_query(),
-		record_cmd_history());
+	char *cmd =
+		xasprintf("%s; echo " HISTORY_MARK "; %s", host_cmd_query(), record_cmd_history());
 	int ret;
 
 	ssh_exec_result_init(&res, ANSWER_MAX, 65536);
 	if (h->local) {
-		const char *argv[] = { "sh", "-c", cmd, NULL };
+		const char *argv[] = {"sh", "-c", cmd, NULL};
 
 		ret = proc_run_timeout(argv, &res.out, &res.err, STATUS_OP_TIMEOUT);
 		/* the history's `cat` fails on a host never deployed: that is an answer */
@@ -265,7 +267,6 @@ static bool plan_eval(struct inventory *inv, const bool *selected, const struct 
 	return true;
 }
 
-
 /* The store path without /nix/store/ and with the hash cut, for the table. */
 static const char *short_path(const char *path, char *buf, size_t n)
 {
@@ -308,7 +309,8 @@ static void print_table(const struct status_ctx *s, const struct provenance *p)
 		printf("%-*s  %-15s  %4s  %-14s  %6s  %-20s  %s\n", (int)w,
 			s->inv->hosts[r->host].name, drift_name(r->drift),
 			r->generation >= 0 ? gen : "-", rev, r->behind >= 0 ? behind : "-",
-			r->switched ? r->switched : "-", short_path(r->current, path, sizeof(path)));
+			r->switched ? r->switched : "-",
+			short_path(r->current, path, sizeof(path)));
 	}
 }
 
@@ -329,8 +331,8 @@ static void print_json(const struct status_ctx *s)
 		json_object_set_new(o, "revision", STR_OR_NULL(r->revision));
 		json_object_set_new(o, "expected", STR_OR_NULL(r->expected));
 		json_object_set_new(o, "drift", json_string(drift_name(r->drift)));
-		json_object_set_new(o, "behind", r->behind >= 0 ? json_integer(r->behind)
-								: json_null());
+		json_object_set_new(
+			o, "behind", r->behind >= 0 ? json_integer(r->behind) : json_null());
 		json_object_set_new(o, "switched", STR_OR_NULL(r->switched));
 #undef STR_OR_NULL
 		json_array_append_new(hosts, o);
@@ -349,12 +351,12 @@ static int status_usage(void)
 int cmd_status(int argc, char **argv, const struct global_opts *g)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "no-eval", no_argument, NULL, 'E' },
-		{ "on", required_argument, NULL, 'o' },
-		{ "parallel", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"no-eval", no_argument, NULL, 'E'},
+		{"on", required_argument, NULL, 'o'},
+		{"parallel", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct strvec patterns = STRVEC_INIT;
 	struct inventory *inv = NULL;

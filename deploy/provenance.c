@@ -380,8 +380,8 @@ int provenance_source_init(struct provenance_source *s, const char *repo_path,
 			goto out;
 		}
 	}
-	if (flake && (ret = provenance_flake_ref(repo_path, inv->dir, flake, sha,
-			      &s->flake_ref)) < 0)
+	if (flake &&
+		(ret = provenance_flake_ref(repo_path, inv->dir, flake, sha, &s->flake_ref)) < 0)
 		goto out;
 	if (files) {
 		if (!(root = real_dir(repo_path)) || !(invdir = real_dir(inv->dir))) {
@@ -390,7 +390,8 @@ int provenance_source_init(struct provenance_source *s, const char *repo_path,
 		}
 		sub = path_under(invdir, root);
 		if (!sub) {
-			ret = error_set("the inventory's folder '%s' is outside the repository '%s'",
+			ret = error_set(
+				"the inventory's folder '%s' is outside the repository '%s'",
 				invdir, root);
 			goto out;
 		}
@@ -417,8 +418,8 @@ void provenance_source_release(struct provenance_source *s)
 	memset(s, 0, sizeof(*s));
 }
 
-char *provenance_note_line(const char *host, const char *result, long generation,
-	const char *path, bool dirty)
+char *provenance_note_line(
+	const char *host, const char *result, long generation, const char *path, bool dirty)
 {
 	struct buf b = BUF_INIT(0);
 	char when[32];
@@ -456,8 +457,8 @@ static bool note_conflict(int err)
  * holding the note plus `line`, and move the ref only if it still points at
  * that tip. 1 when another writer won the race (try again), 0 done, < 0 error.
  */
-static int note_try(git_repository *repo, const git_oid *target, const char *line,
-	const git_signature *sig)
+static int note_try(
+	git_repository *repo, const git_oid *target, const char *line, const git_signature *sig)
 {
 	git_oid tip, commit_id, blob_id;
 	git_commit *parent = NULL;
@@ -474,8 +475,8 @@ static int note_try(git_repository *repo, const git_oid *target, const char *lin
 	}
 	have_tip = err == 0;
 	if (have_tip && git_commit_lookup(&parent, repo, &tip) < 0) {
-		ret = error_set("cannot read the commit of %s: %s", PROVENANCE_NOTES_REF,
-			git_msg());
+		ret = error_set(
+			"cannot read the commit of %s: %s", PROVENANCE_NOTES_REF, git_msg());
 		goto out;
 	}
 	if (parent) {
@@ -494,17 +495,17 @@ static int note_try(git_repository *repo, const git_oid *target, const char *lin
 			buf_adds(&text, "\n");
 	}
 	buf_printf(&text, "%s\n", line);
-	if (git_note_commit_create(&commit_id, &blob_id, repo, parent, sig, sig, target, text.data,
-		    1) < 0) {
+	if (git_note_commit_create(
+		    &commit_id, &blob_id, repo, parent, sig, sig, target, text.data, 1) < 0) {
 		ret = error_set("cannot write the note: %s", git_msg());
 		goto out;
 	}
 	if (have_tip)
-		err = git_reference_create_matching(&ref, repo, PROVENANCE_NOTES_REF, &commit_id, 1,
-			&tip, "constel: note");
+		err = git_reference_create_matching(
+			&ref, repo, PROVENANCE_NOTES_REF, &commit_id, 1, &tip, "constel: note");
 	else
-		err = git_reference_create(&ref, repo, PROVENANCE_NOTES_REF, &commit_id, 0,
-			"constel: note");
+		err = git_reference_create(
+			&ref, repo, PROVENANCE_NOTES_REF, &commit_id, 0, "constel: note");
 	if (note_conflict(err)) {
 		ret = 1;
 		goto out;
@@ -722,8 +723,8 @@ static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data
 	size_t line = 0, first = w->n;
 
 	if (git_blob_lookup(&blob, w->repo, blob_id) < 0) {
-		w->error = error_set("cannot read a note of %s: %s", PROVENANCE_NOTES_REF,
-			git_msg());
+		w->error =
+			error_set("cannot read a note of %s: %s", PROVENANCE_NOTES_REF, git_msg());
 		return -1;
 	}
 	git_oid_tostr(sha, sizeof(sha), annotated);
@@ -740,7 +741,8 @@ static int log_note(const git_oid *blob_id, const git_oid *annotated, void *data
 			} else {
 				e.revision = xstrdup(sha);
 				xgrow((void **)&w->ev, &w->alloc, w->n + 1, sizeof(*w->ev));
-				xgrow((void **)&w->line, &w->line_alloc, w->n + 1, sizeof(*w->line));
+				xgrow((void **)&w->line, &w->line_alloc, w->n + 1,
+					sizeof(*w->line));
 				xgrow((void **)&w->lines, &w->lines_alloc, w->n + 1,
 					sizeof(*w->lines));
 				w->line[w->n] = line;
@@ -785,10 +787,10 @@ static size_t event_rank(struct log_walk *w, size_t i)
 	return a && from_end < a->n ? a->rank[from_end] : SIZE_MAX;
 }
 
-int provenance_log(const char *repo_path, const char *host, struct provenance_event **out,
-	size_t *n)
+int provenance_log(
+	const char *repo_path, const char *host, struct provenance_event **out, size_t *n)
 {
-	struct log_walk w = { 0 };
+	struct log_walk w = {0};
 	struct sorted_event *s = NULL;
 	git_oid tip;
 	int ret, err;
@@ -885,8 +887,7 @@ void provenance_on_result(void *data, size_t host, const struct host_result *res
 	struct provenance_notes *n = data;
 	char *line;
 
-	if (!n->repo_path || !n->sha || res->status == HOST_PENDING ||
-		res->status == HOST_SKIPPED)
+	if (!n->repo_path || !n->sha || res->status == HOST_PENDING || res->status == HOST_SKIPPED)
 		return;
 	line = provenance_note_line(n->inv->hosts[host].name, host_status_name(res->status),
 		res->generation, res->path, n->dirty);

@@ -50,11 +50,11 @@
 void provenance_global_init(void);
 
 struct provenance {
-	char *repo_path;	/* the working tree's top folder, absolute, no final '/' */
-	char *head;		/* HEAD's full commit id; NULL on a branch without commits */
-	bool dirty;		/* tracked files differ from HEAD (index or working tree) */
-	struct strvec changed;	/* those files, relative to repo_path, sorted */
-	char *deployer;		/* user@machine, for the records */
+	char *repo_path;       /* the working tree's top folder, absolute, no final '/' */
+	char *head;	       /* HEAD's full commit id; NULL on a branch without commits */
+	bool dirty;	       /* tracked files differ from HEAD (index or working tree) */
+	struct strvec changed; /* those files, relative to repo_path, sorted */
+	char *deployer;	       /* user@machine, for the records */
 };
 
 /*
@@ -120,8 +120,8 @@ void provenance_source_release(struct provenance_source *s);
  * `TIME HOST RESULT [gen=N] [PATH] [dirty]`, gen only when generation >= 0,
  * PATH only when not NULL.
  */
-char *provenance_note_line(const char *host, const char *result, long generation,
-	const char *path, bool dirty);
+char *provenance_note_line(
+	const char *host, const char *result, long generation, const char *path, bool dirty);
 
 /*
  * Appends `line` (one line, no '\n') to the note of commit `sha` under
@@ -135,9 +135,9 @@ struct provenance_event {
 	char *revision; /* the annotated commit, full id */
 	char *time;	/* as written: 2026-11-29T10:00:00Z */
 	char *host;
-	char *result;	/* deployed, unchanged, failed, rolled-back, skipped */
+	char *result;	 /* deployed, unchanged, failed, rolled-back, skipped */
 	long generation; /* -1 when not written */
-	char *path;	/* NULL when not written */
+	char *path;	 /* NULL when not written */
 	bool dirty;
 };
 
@@ -148,8 +148,8 @@ struct provenance_event {
  * provenance_events_free(). No notes at all is success with *n = 0.
  * Lines that do not parse are skipped.
  */
-int provenance_log(const char *repo_path, const char *host, struct provenance_event **out,
-	size_t *n);
+int provenance_log(
+	const char *repo_path, const char *host, struct provenance_event **out, size_t *n);
 void provenance_events_free(struct provenance_event *ev, size_t n);
 
 /*
@@ -167,12 +167,12 @@ int provenance_behind(const char *repo_path, const char *head, const char *rev, 
  * failure to append is kept in `error` (read it after runner_finish()).
  */
 struct provenance_notes {
-	const char *repo_path;	/* borrowed */
-	const char *sha;	/* the commit deployed, borrowed */
+	const char *repo_path; /* borrowed */
+	const char *sha;       /* the commit deployed, borrowed */
 	bool dirty;
 	const struct inventory *inv; /* for host names, borrowed */
-	pthread_mutex_t lock;	/* guards error */
-	char *error;		/* the first failure, or NULL */
+	pthread_mutex_t lock;	     /* guards error */
+	char *error;		     /* the first failure, or NULL */
 };
 
 void provenance_notes_init(struct provenance_notes *n, const char *repo_path, const char *sha,

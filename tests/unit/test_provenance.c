@@ -116,7 +116,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static const char *const FLAKE_FILES[] = { "flake.nix", "lib/system.nix", NULL };
+static const char *const FLAKE_FILES[] = {"flake.nix", "lib/system.nix", NULL};
 
 static char *commit_flake(struct fixture *fx, const char *gen)
 {
@@ -277,8 +277,8 @@ static void test_provenance_resolves_branch_tag_and_short_sha(void **state)
 	assert_int_equal(provenance_resolve_rev(fx->dir, "HEAD~1", &sha), 0);
 	assert_string_equal(sha, a);
 	free(sha);
-	assert_int_equal(provenance_resolve_rev(fx->dir, "no-such-branch", &sha),
-		CONSTEL_ENOTFOUND);
+	assert_int_equal(
+		provenance_resolve_rev(fx->dir, "no-such-branch", &sha), CONSTEL_ENOTFOUND);
 	assert_null(sha);
 	assert_non_null(strstr(error_last(), "'no-such-branch'"));
 
@@ -305,8 +305,8 @@ static void test_provenance_counts_commits_behind_head(void **state)
 	/* a host ahead of HEAD is not behind it */
 	assert_int_equal(provenance_behind(fx->dir, a, c, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(provenance_behind(fx->dir, c, "0123456789abcdef0123456789abcdef01234567",
-				 &n),
+	assert_int_equal(
+		provenance_behind(fx->dir, c, "0123456789abcdef0123456789abcdef01234567", &n),
 		CONSTEL_ENOTFOUND);
 	free(a);
 	free(b);
@@ -378,7 +378,7 @@ static void test_provenance_export_holds_commit_not_working_tree(void **state)
 static void test_provenance_source_for_file_inventory_in_subfolder(void **state)
 {
 	struct fixture *fx = *state;
-	const char *const files[] = { "ops/constellation.yaml", "ops/fleet.nix", NULL };
+	const char *const files[] = {"ops/constellation.yaml", "ops/fleet.nix", NULL};
 	struct provenance_source s;
 	struct inventory *inv = NULL;
 	struct strvec errors = STRVEC_INIT;
@@ -414,7 +414,7 @@ static void test_provenance_source_for_file_inventory_in_subfolder(void **state)
 static void test_provenance_source_for_flake_inventory(void **state)
 {
 	struct fixture *fx = *state;
-	const char *const files[] = { "constellation.yaml", NULL };
+	const char *const files[] = {"constellation.yaml", NULL};
 	struct provenance_source s;
 	struct inventory *inv = NULL;
 	struct strvec errors = STRVEC_INIT;
@@ -437,7 +437,7 @@ static void test_provenance_source_for_flake_inventory(void **state)
 	free(sha);
 }
 
-#define THREADS 8
+#define THREADS		 8
 #define LINES_PER_THREAD 6
 
 struct appender {
@@ -454,8 +454,9 @@ static void *append_lines(void *data)
 	for (int i = 0; i < LINES_PER_THREAD; i++) {
 		char line[128];
 
-		snprintf(line, sizeof(line), "2026-11-29T10:00:%02dZ host%d deployed gen=%d "
-					     "/nix/store/aaaa-system-%d",
+		snprintf(line, sizeof(line),
+			"2026-11-29T10:00:%02dZ host%d deployed gen=%d "
+			"/nix/store/aaaa-system-%d",
 			i, a->id, i + 1, a->id);
 		if (provenance_note_append(a->repo, a->sha, line) < 0)
 			a->failures++;
@@ -468,7 +469,7 @@ static void assert_all_lines(const char *repo, const char *sha, int nhosts, int 
 {
 	struct provenance_event *ev = NULL;
 	size_t n = 0;
-	int seen[THREADS * 2][LINES_PER_THREAD] = { { 0 } };
+	int seen[THREADS * 2][LINES_PER_THREAD] = {{0}};
 
 	assert_int_equal(provenance_log(repo, NULL, &ev, &n), 0);
 	assert_int_equal(n, (size_t)(nhosts * LINES_PER_THREAD));
@@ -496,7 +497,7 @@ static void test_provenance_notes_from_8_threads_all_kept(void **state)
 	struct appender a[THREADS];
 
 	for (int i = 0; i < THREADS; i++) {
-		a[i] = (struct appender){ fx->dir, sha, i, 0 };
+		a[i] = (struct appender){fx->dir, sha, i, 0};
 		assert_int_equal(pthread_create(&t[i], NULL, append_lines, &a[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
@@ -518,7 +519,7 @@ static void test_provenance_notes_from_processes_all_kept(void **state)
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			struct appender a = { fx->dir, sha, i, 0 };
+			struct appender a = {fx->dir, sha, i, 0};
 
 			append_lines(&a);
 			_exit(a.failures ? 1 : 0);
@@ -547,9 +548,7 @@ static void test_provenance_log_is_newest_first_and_filters_host(void **state)
 	assert_int_equal(provenance_note_append(fx->dir, a,
 				 "2026-11-28T09:00:00Z alpha deployed gen=1 /nix/store/a-system"),
 		0);
-	assert_int_equal(provenance_note_append(fx->dir, a,
-				 "2026-11-28T09:00:00Z beta failed"),
-		0);
+	assert_int_equal(provenance_note_append(fx->dir, a, "2026-11-28T09:00:00Z beta failed"), 0);
 	assert_int_equal(provenance_note_append(fx->dir, b,
 				 "2026-11-29T10:00:00Z alpha deployed gen=2 /nix/store/b-system "
 				 "dirty"),
@@ -595,8 +594,8 @@ static void test_provenance_log_orders_same_second_by_append(void **state)
 {
 	struct fixture *fx = *state;
 	char *a = commit_flake(fx, "1"), *b = commit_flake(fx, "2"), *c = commit_flake(fx, "3");
-	const char *order[][2] = { { "x1", NULL }, { "x2", NULL }, { "x3", NULL }, { "x4", NULL },
-		{ "x5", NULL } };
+	const char *order[][2] = {
+		{"x1", NULL}, {"x2", NULL}, {"x3", NULL}, {"x4", NULL}, {"x5", NULL}};
 	struct provenance_event *ev = NULL;
 	size_t n = 0;
 
