@@ -29,7 +29,8 @@ struct resolver {
 	const char *address;
 	const char *home;
 	bool have_port, have_strict, have_timeout, have_alive, have_ionly;
-	bool have_agent;
+	bool have_agent, have_count;
+	int alive_count;
 	char *hostname; /* raw HostName, expanded at the end */
 	char *known_hosts;
 	char *user;
@@ -233,6 +234,8 @@ static int apply(struct resolver *rs, const char *file, int line, const char *kw
 		return set_int(file, line, kw, v, &rs->have_alive, &r->alive_interval, 0, 86400);
 	} else if (!strcasecmp(kw, "Ciphers")) {
 		r->ciphers_set = true;
+	} else if (!strcasecmp(kw, "ServerAliveCountMax")) {
+		return set_int(file, line, kw, v, &rs->have_count, &rs->alive_count, 1, 1000);
 	} else if (!strcasecmp(kw, "ProxyJump")) {
 		set_str(&rs->proxy_jump, v);
 	} else if (!strcasecmp(kw, "IdentitiesOnly")) {
@@ -420,7 +423,13 @@ int ssh_target_resolve(struct ssh_resolved *r, const struct ssh_target *t)
 		r->port = t->port;
 	if (t->connect_timeout > 0)
 		r->connect_timeout = t->connect_timeout;
-	r->op_timeout = t->op_timeout > 0 ? t->op_timeout : 60;
+	/* like OpenSSH, give up after ServerAliveCountMax unanswered keepalives */
+	if (t->op_timeout > 0)
+		r->op_timeout = t->op_timeout;
+	else if (rs.have_alive && r->alive_interval > 0)
+		r->op_timeout = r->alive_interval * (rs.have_count ? rs.alive_count : 3);
+	else
+		r->op_timeout = 60;
 	if (!rs.have_alive || r->alive_interval <= 0)
 		r->alive_interval = r->op_timeout / 3 > 0 ? r->op_timeout / 3 : 1;
 	r->user = xstrdup(t->user ? t->user : rs.user ? rs.user : "root");

@@ -58,7 +58,8 @@ struct ssh_target {
 	int port;		/* 0: config Port, else 22 */
 	const char *ssh_config; /* NULL: ~/.ssh/config (and /etc/ssh/ssh_config) */
 	int connect_timeout;	/* seconds; 0: config ConnectTimeout, else 10 */
-	int op_timeout;		/* seconds without progress; 0: 60 */
+	int op_timeout;		/* seconds without any sign of life; 0: config
+				 * ServerAliveInterval * ServerAliveCountMax, else 60 */
 };
 
 /*

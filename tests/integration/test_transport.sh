@@ -126,6 +126,26 @@ err=$(env -u SSH_AUTH_SOCK "$TOOL" -F "$FLEET_DIR/cfg_nokey" exec alpha true 2>&
 echo "$err" | grep -q "permission denied for user 'root' (public key only); tried: $FLEET_DIR/nokey (refused)" ||
 	fail "message: $err"
 
+note "authentication: the agent first"
+cat >"$FLEET_DIR/cfg_agent" <<EOF
+Host alpha-agent
+  HostName $(fleet_addr alpha)
+  IdentityFile $FLEET_DIR/absent_key
+  UserKnownHostsFile $FLEET_DIR/known_hosts
+EOF
+eval "$(ssh-agent -s -a "$FLEET_DIR/agent.sock")" >/dev/null || fail "ssh-agent"
+agent_pid=$SSH_AGENT_PID
+ssh-add -q "$FLEET_DIR/id_ed25519" 2>/dev/null || { kill "$agent_pid"; fail "ssh-add"; }
+out=$("$TOOL" -F "$FLEET_DIR/cfg_agent" exec alpha-agent hostname 2>&1)
+ssh-add -q -D 2>/dev/null
+err=$("$TOOL" -F "$FLEET_DIR/cfg_agent" exec alpha-agent hostname 2>&1 </dev/null)
+rc=$?
+kill "$agent_pid"
+unset SSH_AUTH_SOCK SSH_AGENT_PID
+[ "$out" = alpha ] || fail "agent auth: $out"
+[ "$rc" = 1 ] || fail "authenticated with an empty agent: $err"
+echo "$err" | grep -q "tried: agent keys at $FLEET_DIR/agent.sock" || fail "message: $err"
+
 note "ProxyJump through alpha to beta (no ssh child)"
 cat >"$FLEET_DIR/cfg_jump" <<EOF
 Include $CFG

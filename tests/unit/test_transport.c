@@ -92,6 +92,8 @@ static void test_transport_config_resolves_host_block(void **state)
 	assert_int_equal(r.hostkey_policy, SSH_HOSTKEY_ACCEPT_NEW);
 	assert_int_equal(r.connect_timeout, 7);
 	assert_int_equal(r.alive_interval, 4);
+	/* no ServerAliveCountMax: OpenSSH's 3 */
+	assert_int_equal(r.op_timeout, 12);
 	assert_string_equal(r.proxy_jump, "admin@bastion:2200");
 	assert_null(r.proxy_command);
 	ssh_resolved_release(&r);
@@ -117,7 +119,8 @@ static void test_transport_config_negated_pattern_excludes(void **state)
 static void test_transport_config_explicit_target_overrides(void **state)
 {
 	char *cfg = write_config("c3", "Host db\n  HostName db.internal\n  Port 2022\n"
-					"  User admin\n  ConnectTimeout 30\n");
+					"  User admin\n  ConnectTimeout 30\n"
+					"  ServerAliveCountMax 5\n");
 	struct ssh_target t = { .name = "db", .address = "10.0.0.5", .user = "root",
 				.port = 22, .ssh_config = cfg, .connect_timeout = 3,
 				.op_timeout = 9 };
