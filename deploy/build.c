@@ -157,94 +157,184 @@ static char *one_line(const struct buf *err, int lines)
 	return s;
 }
 
-/* nix build --json: [{"drvPath": ..., "outputs": {"out": ...}}, ...] in argument order. */
-static int read_build_json(const char *text, size_t len, struct build_item **items, size_t n)
+/*
+ * The attribute path of an item as Nix syntax, every segment quoted:
+ * nixosConfigurations.a.b → ."nixosConfigurations"."a"."b". A segment may
+ * already be quoted in the inventory ("host.example").
+ */
+static void attr_expr(struct buf *b, const char *attr)
 {
+	const char *p = attr;
+
+	while (*p) {
+		const char *end;
+
+		buf_adds(b, ".\"");
+		if (*p == '"') {
+			end = strchr(p + 1, '"');
+			if (!end)
+				end = p + strlen(p);
+			buf_add(b, p + 1, (size_t)(end - p - 1));
+			p = *end ? end + 1 : end;
+		} else {
+			end = p + strcspn(p, ".");
+			buf_add(b, p, (size_t)(end - p));
+			p = end;
+		}
+		buf_adds(b, "\"");
+		if (*p == '.')
+			p++;
+	}
+}
+
+/* A Nix string literal of s (store paths and flake refs: no ${ or quotes expected). */
+static void nix_string(struct buf *b, const char *s)
+{
+	buf_adds(b, "\"");
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\' || (*s == '$' && s[1] == '{'))
+			buf_adds(b, "\\");
+		buf_add(b, s, 1);
+	}
+	buf_adds(b, "\"");
+}
+
+/* The expression of one item's system: the flake's (or file's) attribute. */
+static void item_expr(struct buf *b, const struct build_item *it)
+{
+	const char *hash = it->file ? NULL : strrchr(it->installable, '#');
+
+	if (it->file) {
+		buf_adds(b, "(let x = import ");
+		nix_string(b, it->file);
+		buf_adds(b, "; in if builtins.isFunction x then x {} else x)");
+		attr_expr(b, it->installable);
+	} else {
+		char *ref = xstrndup(it->installable, (size_t)(hash - it->installable));
+
+		buf_adds(b, "(builtins.getFlake ");
+		nix_string(b, ref);
+		buf_adds(b, ")");
+		attr_expr(b, hash + 1);
+		free(ref);
+	}
+}
+
+/*
+ * One evaluation of every item given: their derivations and output paths,
+ * in order. Nix evaluates a flake once however many hosts it holds. On an
+ * evaluation error, the items are evaluated one by one so that a host that
+ * does not evaluate fails alone.
+ */
+static int eval_items(struct build_item **items, size_t n, struct buf *log)
+{
+	struct buf expr = BUF_INIT(0), out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
+	const char *argv[] = { "nix", "eval", "--impure", "--json", "--expr", NULL, NULL };
+	json_t *root = NULL;
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, 0, &jerr);
-	int ret = -1;
+	int ret;
 
-	if (!json_is_array(root) || json_array_size(root) != n) {
-		ret = error_set("unexpected output of 'nix build --json'%s%s", root ? "" : ": ",
-			root ? "" : jerr.text);
-		goto out;
-	}
+	buf_adds(&expr, "[");
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_array_get(root, i);
-		json_t *drv = json_object_get(o, "drvPath");
-		json_t *path = json_object_get(json_object_get(o, "outputs"), "out");
-
-		if (!json_is_string(path)) {
-			ret = error_set("'nix build --json' gave no output path for '%s'",
-				items[i]->installable);
-			goto out;
-		}
-		free(items[i]->out_path);
-		items[i]->out_path = xstrdup(json_string_value(path));
-		if (json_is_string(drv)) {
-			free(items[i]->drv_path);
-			items[i]->drv_path = xstrdup(json_string_value(drv));
-		}
+		buf_adds(&expr, " (let s = ");
+		item_expr(&expr, items[i]);
+		buf_adds(&expr, "; in [ s.drvPath s.outPath ])");
 	}
-	ret = 0;
-out:
+	buf_adds(&expr, " ]");
+	argv[5] = expr.data;
+	buf_printf(log, "$ nix eval --impure --json --expr '%s'\n", expr.data);
+	ret = proc_run(argv, &out, &err);
+	buf_add(log, err.data ? err.data : "", err.len);
+	if (ret == 0) {
+		root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
+		if (!json_is_array(root) || json_array_size(root) != n)
+			ret = error_set("unexpected output of 'nix eval'");
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		json_t *pair = json_array_get(root, i);
+		const char *drv = json_string_value(json_array_get(pair, 0));
+		const char *path = json_string_value(json_array_get(pair, 1));
+
+		if (!drv || !path) {
+			ret = error_set("'nix eval' gave no store path for '%s'", items[i]->installable);
+			break;
+		}
+		free(items[i]->drv_path);
+		free(items[i]->out_path);
+		items[i]->drv_path = xstrdup(drv);
+		items[i]->out_path = xstrdup(path);
+	}
+	if (ret < 0 && n > 1) {
+		ret = 0;
+		for (size_t i = 0; i < n; i++)
+			if (eval_items(&items[i], 1, log) < 0)
+				ret = -1;
+	} else if (ret < 0) {
+		char *tail = one_line(&err, 3);
+
+		free(items[0]->error);
+		items[0]->error = xasprintf("evaluation failed: %s", tail);
+		free(tail);
+	}
 	json_decref(root);
+	buf_release(&expr);
+	buf_release(&out);
+	buf_release(&err);
 	return ret;
 }
 
-/* One `nix build` of the items given; fills them, or returns -1. */
-static int nix_build(const struct inventory *inv, struct build_item **items, size_t n,
+/*
+ * Realises the derivations of a group with one `nix-store --realise
+ * --keep-going`, so Nix builds them in parallel and a failing one does not
+ * stop the others; then asks which outputs exist to tell who failed.
+ */
+static void realise_group(const struct inventory *inv, struct build_item **items, size_t n,
 	struct buf *log)
 {
 	struct strvec argv = STRVEC_INIT;
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
 	double start = now_seconds();
-	char *line;
+	char *line, *tail = NULL;
 	int ret;
 
-	strvec_push(&argv, "nix");
-	strvec_push(&argv, "build");
-	strvec_push(&argv, "--json");
-	strvec_push(&argv, "--no-link");
-	strvec_push(&argv, "--print-build-logs");
+	strvec_push(&argv, "nix-store");
+	strvec_push(&argv, "--realise");
+	strvec_push(&argv, "--keep-going");
 	if (items[0]->where == BUILD_BUILDER) {
-		const struct inv_host *h = &inv->hosts[items[0]->host];
-
 		strvec_push(&argv, "--max-jobs");
 		strvec_push(&argv, "0");
-		strvec_push(&argv, "--builders");
-		strvec_pushf(&argv, "ssh://%s %s", items[0]->builder, h->arch);
-	}
-	if (items[0]->file) {
-		strvec_push(&argv, "-f");
-		strvec_push(&argv, items[0]->file);
+		strvec_push(&argv, "--option");
+		strvec_push(&argv, "builders");
+		strvec_pushf(&argv, "ssh://%s %s", items[0]->builder,
+			inv->hosts[items[0]->host].arch);
 	}
 	for (size_t i = 0; i < n; i++)
-		strvec_push(&argv, items[i]->installable);
+		strvec_push(&argv, items[i]->drv_path);
 	line = proc_describe((const char *const *)argv.v);
 	buf_printf(log, "$ %s\n", line);
 	free(line);
 	ret = proc_run((const char *const *)argv.v, &out, &err);
 	buf_add(log, err.data ? err.data : "", err.len);
-	if (ret == 0)
-		ret = read_build_json(out.data ? out.data : "", out.len, items, n);
-	if (ret < 0) {
-		char *tail = one_line(&err, 3);
-		char *why = xasprintf("%s: %s", error_last(), tail);
-
-		free(tail);
-		for (size_t i = 0; i < n; i++) {
-			free(items[i]->error);
-			items[i]->error = xstrdup(why);
-		}
-		free(why);
-	}
-	for (size_t i = 0; i < n; i++)
-		items[i]->seconds = now_seconds() - start;
+	if (ret < 0)
+		tail = one_line(&err, 3);
 	strvec_release(&argv);
+	for (size_t i = 0; i < n; i++) {
+		items[i]->seconds = now_seconds() - start;
+		if (ret == 0)
+			continue;
+		/* which outputs were built despite the failure? */
+		strvec_push(&argv, "nix-store");
+		strvec_push(&argv, "--check-validity");
+		strvec_push(&argv, items[i]->out_path);
+		if (proc_run((const char *const *)argv.v, NULL, NULL) < 0) {
+			free(items[i]->error);
+			items[i]->error = xasprintf("build failed: %s", tail);
+		}
+		strvec_release(&argv);
+	}
+	free(tail);
 	buf_release(&out);
 	buf_release(&err);
-	return ret;
 }
 
 static bool same_group(const struct build_item *a, const struct build_item *b,
@@ -257,9 +347,22 @@ static bool same_group(const struct build_item *a, const struct build_item *b,
 	if ((a->builder == NULL) != (b->builder == NULL) ||
 		(a->builder && strcmp(a->builder, b->builder)))
 		return false;
-	if ((a->file == NULL) != (b->file == NULL) || (a->file && strcmp(a->file, b->file)))
-		return false;
 	return true;
+}
+
+size_t build_eval(struct build_set *set, struct buf *log)
+{
+	struct build_item **all = xcalloc(set->nitems + 1, sizeof(*all));
+	size_t failed = 0;
+
+	for (size_t i = 0; i < set->nitems; i++)
+		all[i] = &set->items[i];
+	if (set->nitems)
+		eval_items(all, set->nitems, log);
+	for (size_t i = 0; i < set->nitems; i++)
+		failed += set->items[i].error != NULL;
+	free(all);
+	return failed;
 }
 
 size_t build_run(struct build_set *set, const struct inventory *inv, struct buf *log)
@@ -268,25 +371,20 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
 	bool *done = xcalloc(set->nitems + 1, sizeof(*done));
 	size_t failed = 0;
 
+	build_eval(set, log);
 	for (size_t i = 0; i < set->nitems; i++) {
 		size_t n = 0;
 
-		if (done[i] || set->items[i].where == BUILD_TARGET)
+		if (done[i] || set->items[i].where == BUILD_TARGET || set->items[i].error)
 			continue;
 		for (size_t j = i; j < set->nitems; j++) {
-			if (!done[j] && same_group(&set->items[i], &set->items[j], inv)) {
+			if (!done[j] && !set->items[j].error &&
+				same_group(&set->items[i], &set->items[j], inv)) {
 				group[n++] = &set->items[j];
 				done[j] = true;
 			}
 		}
-		if (nix_build(inv, group, n, log) == 0 || n == 1)
-			continue;
-		/* one bad host fails the group: find it by building each alone */
-		for (size_t j = 0; j < n; j++) {
-			free(group[j]->error);
-			group[j]->error = NULL;
-			nix_build(inv, &group[j], 1, log);
-		}
+		realise_group(inv, group, n, log);
 	}
 	for (size_t i = 0; i < set->nitems; i++)
 		if (set->items[i].error)
@@ -296,54 +394,33 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
 	return failed;
 }
 
-static int nix_eval_attr(const struct build_item *item, const char *suffix, char **out,
-	struct buf *log)
-{
-	struct strvec argv = STRVEC_INIT;
-	struct buf sout = BUF_INIT(65536), err = BUF_INIT(NIX_OUTPUT_MAX);
-	int ret;
-
-	strvec_push(&argv, "nix");
-	strvec_push(&argv, "eval");
-	strvec_push(&argv, "--raw");
-	if (item->file) {
-		strvec_push(&argv, "-f");
-		strvec_push(&argv, item->file);
-	}
-	strvec_pushf(&argv, "%s.%s", item->installable, suffix);
-	ret = proc_run((const char *const *)argv.v, &sout, &err);
-	if (log)
-		buf_add(log, err.data ? err.data : "", err.len);
-	if (ret == 0 && (!sout.len || strncmp(sout.data, "/nix/store/", 11)))
-		ret = error_set("'nix eval' gave no store path for '%s'", item->installable);
-	else if (ret < 0) {
-		char *tail = one_line(&err, 3);
-
-		ret = error_set("%s: %s", error_last(), tail);
-		free(tail);
-	}
-	if (ret == 0)
-		*out = buf_detach(&sout);
-	strvec_release(&argv);
-	buf_release(&sout);
-	buf_release(&err);
-	return ret;
-}
-
 int build_eval_drv(struct build_item *item, struct buf *log)
 {
-	char *drv = NULL;
-
-	if (nix_eval_attr(item, "drvPath", &drv, log) < 0)
-		return -1;
-	free(item->drv_path);
-	item->drv_path = drv;
+	if (item->drv_path)
+		return 0;
+	if (eval_items(&item, 1, log) < 0)
+		return error_set("%s", item->error ? item->error : "evaluation failed");
 	return 0;
 }
 
 int build_eval_out(const struct build_item *item, char **out_path)
 {
-	return nix_eval_attr(item, "outPath", out_path, NULL);
+	struct build_item copy = *item;
+	struct build_item *p = &copy;
+	struct buf log = BUF_INIT(1u << 20);
+	int ret;
+
+	copy.drv_path = copy.out_path = copy.error = NULL;
+	ret = eval_items(&p, 1, &log);
+	if (ret < 0)
+		error_set("%s", copy.error ? copy.error : "evaluation failed");
+	else
+		*out_path = xstrdup(copy.out_path);
+	free(copy.drv_path);
+	free(copy.out_path);
+	free(copy.error);
+	buf_release(&log);
+	return ret;
 }
 
 struct build_item *build_set_item(struct build_set *set, size_t host)

@@ -12,11 +12,13 @@
  *                  (build_eval_drv), the runner copies it and realises it
  *                  there over the host's session.
  *
- * build_run() builds the BUILD_LOCAL and BUILD_BUILDER hosts, grouped by
- * (source, architecture, builder) with one `nix build --json` per group so
- * Nix shares evaluation and builds a group's hosts in parallel. When a group
- * fails, its hosts are built one by one, so a host that does not build fails
- * alone and the others go on.
+ * build_eval() evaluates every selected host's derivation and output path
+ * in ONE `nix eval` (a flake is evaluated once however many hosts it
+ * holds); when that fails, hosts are evaluated one by one so that a host
+ * that does not evaluate fails alone. build_run() then realises the
+ * BUILD_LOCAL and BUILD_BUILDER hosts, one `nix-store --realise
+ * --keep-going` per (architecture, builder) group, so Nix builds a group's
+ * hosts in parallel and a host that does not build fails alone.
  *
  * Only selected hosts are evaluated: a broken unrelated host never blocks a
  * deploy.
@@ -65,9 +67,15 @@ int build_plan(struct build_set *set, const struct inventory *inv, const bool *s
 void build_describe(const struct build_set *set, const struct inventory *inv, struct buf *out);
 
 /*
- * Builds every BUILD_LOCAL and BUILD_BUILDER item, filling out_path or
- * error. Nix's output is appended to `log` (bounded). Returns the number of
- * items that failed.
+ * Evaluates every item (drv_path and out_path, or error) without building.
+ * Returns the number of items that failed.
+ */
+size_t build_eval(struct build_set *set, struct buf *log);
+
+/*
+ * Evaluates, then builds every BUILD_LOCAL and BUILD_BUILDER item, filling
+ * out_path or error. Nix's output is appended to `log` (bounded). Returns
+ * the number of items that failed.
  */
 size_t build_run(struct build_set *set, const struct inventory *inv, struct buf *log);
 

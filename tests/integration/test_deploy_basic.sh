@@ -77,4 +77,15 @@ cj "$R.9" beta
 [ "$rc" = 1 ] || fail "deploy of broken beta exited $rc"
 jq_py "$R.9" 'hosts["beta"]["status"] == "failed" and "build failed" in hosts["beta"]["error"]' ||
 	fail "$(cat "$R.9")"
+
+note "build: each host gets its own system (three aarch64 hosts in one group)"
+B=$FLEET_DIR/ex
+mkdir -p "$B"
+"$MKREPO" "$B" "$TOP/examples/constellation.yaml" >/dev/null || fail "mkrepo examples"
+"$CONSTEL" -i "$B/repo/constellation.yaml" --json build >"$R.b" 2>"$R.b.err" ||
+	fail "build exited $?: $(cat "$R.b.err")"
+for h in galactica pegasus raptor viper cylon; do
+	[ "$(jq_py "$R.b" "hosts['$h']['path']")" = "$("$MKREPO" path "$B" $h)" ] ||
+		fail "$h built the wrong system: $(cat "$R.b")"
+done
 echo "all good"
