@@ -21,8 +21,8 @@ extern char **environ;
 
 /* argv bytes per `nix-store --export`; far below ARG_MAX */
 #define BATCH_ARG_BYTES (96 * 1024)
-#define MAX_ANSWER (16 * 1024 * 1024)
-#define PIPE_SIZE (1024 * 1024)
+#define MAX_ANSWER	(16 * 1024 * 1024)
+#define PIPE_SIZE	(1024 * 1024)
 
 bool transport__valid_path(const char *p)
 {
@@ -57,8 +57,8 @@ static int cmp_key(const void *k, const void *elem)
 	return c ? c : (p[key->len] ? -1 : 0);
 }
 
-int transport__parse_missing(const char *const *paths, size_t n, const char *answer,
-			     size_t len, bool *missing)
+int transport__parse_missing(
+	const char *const *paths, size_t n, const char *answer, size_t len, bool *missing)
 {
 	size_t *idx = xmalloc((n ? n : 1) * sizeof(*idx));
 	size_t pos = 0, line = 0;
@@ -74,7 +74,7 @@ int transport__parse_missing(const char *const *paths, size_t n, const char *ans
 		const char *s = answer + pos;
 		const char *nl = memchr(s, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - s) : len - pos;
-		struct key k = { s, l, paths };
+		struct key k = {s, l, paths};
 		size_t *hit;
 
 		line++;
@@ -84,7 +84,7 @@ int transport__parse_missing(const char *const *paths, size_t n, const char *ans
 		hit = memchr(s, '\0', l) ? NULL : bsearch(&k, idx, n, sizeof(*idx), cmp_key);
 		if (!hit) {
 			ret = error_set("unexpected line %zu in the list of missing paths: '%.*s'",
-					line, (int)(l > 200 ? 200 : l), s);
+				line, (int)(l > 200 ? 200 : l), s);
 			goto out;
 		}
 		missing[*hit] = true;
@@ -137,14 +137,13 @@ static void on_progress(void *data, uint64_t sent)
 }
 
 /* Streams one batch: local `nix-store --export ...` into remote `nix-store --import`. */
-static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb,
-		      struct copy_ctx *cc)
+static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, struct copy_ctx *cc)
 {
 	struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
 	struct ssh_exec_result res;
 	posix_spawn_file_actions_t fa;
 	char **argv = xcalloc(nb + 3, sizeof(*argv));
-	int pfd[2] = { -1, -1 }, errfd = -1, status, ret = 0;
+	int pfd[2] = {-1, -1}, errfd = -1, status, ret = 0;
 	uint64_t sent = 0;
 	pid_t pid = -1;
 
@@ -170,8 +169,8 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb,
 	pfd[1] = -1;
 	if (status != 0) {
 		pid = -1;
-		ret = error_set("'%s': cannot run nix-store --export: %s", c->label,
-				strerror(status));
+		ret = error_set(
+			"'%s': cannot run nix-store --export: %s", c->label, strerror(status));
 		goto out;
 	}
 	o.stdin_fd = pfd[0];
@@ -196,16 +195,16 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb,
 		char *tail = errfd >= 0 ? read_tail(errfd, 400) : xstrdup("");
 
 		ret = error_set("'%s': local nix-store --export failed (%s %d): %s", c->label,
-				WIFEXITED(status) ? "exit" : "signal",
-				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+			WIFEXITED(status) ? "exit" : "signal",
+			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
 		free(tail);
 		goto out;
 	}
 	if (res.exit_status != 0)
 		ret = error_set("'%s': nix-store --import failed (%s%s%d): %s", c->label,
-				res.exit_signal ? "signal " : "exit ",
-				res.exit_signal ? res.exit_signal : "",
-				res.exit_signal ? 0 : res.exit_status, last_line(&res.err));
+			res.exit_signal ? "signal " : "exit ",
+			res.exit_signal ? res.exit_signal : "",
+			res.exit_signal ? 0 : res.exit_status, last_line(&res.err));
 out:
 	if (pid > 0) {
 		kill(pid, SIGTERM);
@@ -223,10 +222,10 @@ out:
 }
 
 int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
-		     struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data)
+	struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data)
 {
-	struct ssh_copy_stats local = { 0 };
-	struct copy_ctx cc = { 0 };
+	struct ssh_copy_stats local = {0};
+	struct copy_ctx cc = {0};
 	struct ssh_exec_result res;
 	struct buf list = BUF_INIT(0);
 	bool *missing = xcalloc(n ? n : 1, sizeof(*missing));
@@ -247,29 +246,29 @@ int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (!transport__valid_path(paths[i])) {
 			ret = error_set("'%s': refusing to copy '%s': not a store path", c->label,
-					paths[i]);
+				paths[i]);
 			goto out;
 		}
 		buf_adds(&list, paths[i]);
 		buf_adds(&list, "\n");
 	}
 	/* the one round trip: paths in on stdin, the invalid ones out */
-	ret = ssh_conn_exec(c, "exec xargs nix-store --check-validity --print-invalid",
-			    list.data, list.len, &res);
+	ret = ssh_conn_exec(c, "exec xargs nix-store --check-validity --print-invalid", list.data,
+		list.len, &res);
 	stats->round_trips++;
 	if (ret < 0)
 		goto out;
 	if (res.exit_status != 0) {
 		ret = error_set("'%s': cannot ask which paths are missing (exit %d): %s", c->label,
-				res.exit_status, last_line(&res.err));
+			res.exit_status, last_line(&res.err));
 		goto out;
 	}
 	if (res.out.truncated) {
 		ret = error_set("'%s': the list of missing paths is too long", c->label);
 		goto out;
 	}
-	ret = transport__parse_missing(paths, n, res.out.data ? res.out.data : "", res.out.len,
-				       missing);
+	ret = transport__parse_missing(
+		paths, n, res.out.data ? res.out.data : "", res.out.len, missing);
 	if (ret < 0) {
 		char *why = xstrdup(error_last());
 

@@ -19,8 +19,8 @@ void transport__init(void);
  * each path named. Fails (naming the line) on anything else, since the
  * answer is untrusted.
  */
-int transport__parse_missing(const char *const *paths, size_t n, const char *answer,
-			     size_t len, bool *missing);
+int transport__parse_missing(
+	const char *const *paths, size_t n, const char *answer, size_t len, bool *missing);
 
 /* Is p a store path we are willing to put on a command line or in a list? */
 bool transport__valid_path(const char *p);

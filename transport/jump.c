@@ -19,7 +19,7 @@
 #include "transport/internal.h"
 #include "transport/ssh_private.h"
 
-#define PUMP_CHUNK (256 * 1024)
+#define PUMP_CHUNK     (256 * 1024)
 #define MAX_JUMP_DEPTH 8
 
 static _Thread_local int jump_depth;
@@ -97,16 +97,16 @@ static void *pump(void *arg)
 
 int transport__jump_open(struct ssh_conn *c, const struct ssh_target *t)
 {
-	struct ssh_target jt = { 0 };
+	struct ssh_target jt = {0};
 	struct ssh_jump *j = xcalloc(1, sizeof(*j));
 	char *user = NULL, *host = NULL;
-	int sv[2] = { -1, -1 }, port = 0, ret;
+	int sv[2] = {-1, -1}, port = 0, ret;
 
 	j->fd = j->pump_fd = -1;
 	c->jump = j;
 	if (jump_depth >= MAX_JUMP_DEPTH)
 		return error_set("'%s': ProxyJump nested more than %d deep (a loop?)", c->label,
-				 MAX_JUMP_DEPTH);
+			MAX_JUMP_DEPTH);
 	ret = transport__parse_jump(c->r.proxy_jump, &user, &host, &port);
 	if (ret < 0)
 		goto out;
@@ -123,17 +123,16 @@ int transport__jump_open(struct ssh_conn *c, const struct ssh_target *t)
 		/* keep the jump host's message, say what it was for */
 		char *why = xstrdup(error_last());
 
-		ret = error_setc(ret, "'%s': through ProxyJump '%s': %s", c->label,
-				 c->r.proxy_jump, why);
+		ret = error_setc(
+			ret, "'%s': through ProxyJump '%s': %s", c->label, c->r.proxy_jump, why);
 		free(why);
 		goto out;
 	}
 	j->ch = ssh_channel_new(j->via->s);
-	if (!j->ch || ssh_channel_open_forward(j->ch, c->r.hostname, c->r.port, "127.0.0.1",
-					       0) != SSH_OK) {
+	if (!j->ch || ssh_channel_open_forward(j->ch, c->r.hostname, c->r.port, "127.0.0.1", 0) !=
+			      SSH_OK) {
 		ret = error_set("'%s': jump host '%s' cannot reach %s:%d: %s", c->label,
-				c->r.proxy_jump, c->r.hostname, c->r.port,
-				ssh_get_error(j->via->s));
+			c->r.proxy_jump, c->r.hostname, c->r.port, ssh_get_error(j->via->s));
 		goto out;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {

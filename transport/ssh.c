@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <libssh/callbacks.h>
@@ -23,11 +23,11 @@
 #include "transport/transport.h"
 
 /* Large writes keep libssh's per-call overhead small on bulk transfers. */
-#define CHUNK (256 * 1024)
+#define CHUNK	(256 * 1024)
 #define POLL_MS 100
-#define FAST_CIPHERS                                                                  \
-	"aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com," \
-	"aes128-ctr,aes256-ctr"
+
+static const char fast_ciphers[] = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
+				   "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr";
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static atomic_uint conn_count;
@@ -117,19 +117,19 @@ static int verify_host_key(struct ssh_conn *c)
 		break;
 	case SSH_KNOWN_HOSTS_CHANGED:
 	case SSH_KNOWN_HOSTS_OTHER:
-		ret = error_set("'%s': HOST KEY MISMATCH: the host now presents %s %s, which "
-				"differs from the key recorded in '%s' (possible man-in-the-middle); "
-				"refusing to connect; if the host was reinstalled, remove its old "
-				"entry from that file",
-				c->label, ssh_key_type_to_char(ssh_key_type(key)), fp,
-				c->r.known_hosts);
+		ret = error_set(
+			"'%s': HOST KEY MISMATCH: the host now presents %s %s, which "
+			"differs from the key recorded in '%s' (possible man-in-the-middle); "
+			"refusing to connect; if the host was reinstalled, remove its old "
+			"entry from that file",
+			c->label, ssh_key_type_to_char(ssh_key_type(key)), fp, c->r.known_hosts);
 		break;
 	case SSH_KNOWN_HOSTS_UNKNOWN:
 	case SSH_KNOWN_HOSTS_NOT_FOUND:
 		if (c->r.hostkey_policy != SSH_HOSTKEY_STRICT) {
 			if (ssh_session_update_known_hosts(c->s) < 0)
 				ret = error_set("'%s': cannot add host key to '%s': %s", c->label,
-						c->r.known_hosts, ssh_get_error(c->s));
+					c->r.known_hosts, ssh_get_error(c->s));
 			break;
 		}
 		if (ssh_session_export_known_hosts_entry(c->s, &entry) < 0 || !entry)
@@ -138,13 +138,13 @@ static int verify_host_key(struct ssh_conn *c)
 			line = xstrndup(entry, strcspn(entry, "\n"));
 		ret = error_set("'%s': unknown host key %s %s; if it is right, add this line to "
 				"'%s': %s",
-				c->label, ssh_key_type_to_char(ssh_key_type(key)), fp,
-				c->r.known_hosts, line);
+			c->label, ssh_key_type_to_char(ssh_key_type(key)), fp, c->r.known_hosts,
+			line);
 		break;
 	case SSH_KNOWN_HOSTS_ERROR:
 	default:
 		ret = error_set("'%s': cannot check host key against '%s': %s", c->label,
-				c->r.known_hosts, ssh_get_error(c->s));
+			c->r.known_hosts, ssh_get_error(c->s));
 	}
 out:
 	ssh_key_free(key);
@@ -155,8 +155,8 @@ out:
 }
 
 /* Refuses every passphrase request: parallel workers never prompt. */
-static int no_passphrase(const char *prompt, char *buf, size_t len, int echo, int verify,
-			 void *userdata)
+static int no_passphrase(
+	const char *prompt, char *buf, size_t len, int echo, int verify, void *userdata)
 {
 	(void)prompt;
 	(void)echo;
@@ -178,8 +178,8 @@ static int try_identity(struct ssh_conn *c, const char *file, struct buf *tried)
 	if (ssh_pki_import_pubkey_file(pubfile, &pub) == SSH_OK) {
 		rc = ssh_userauth_try_publickey(c->s, NULL, pub);
 		if (rc == SSH_AUTH_ERROR) {
-			ret = error_set("'%s': authentication failed: %s", c->label,
-					ssh_get_error(c->s));
+			ret = error_set(
+				"'%s': authentication failed: %s", c->label, ssh_get_error(c->s));
 			goto out;
 		}
 		if (rc != SSH_AUTH_SUCCESS) {
@@ -188,8 +188,8 @@ static int try_identity(struct ssh_conn *c, const char *file, struct buf *tried)
 		}
 	}
 	if (ssh_pki_import_privkey_file(file, NULL, no_passphrase, NULL, &priv) != SSH_OK) {
-		buf_printf(tried, "%s%s (unreadable or needs a passphrase)",
-			   tried->len ? ", " : "", file);
+		buf_printf(tried, "%s%s (unreadable or needs a passphrase)", tried->len ? ", " : "",
+			file);
 		goto out;
 	}
 	rc = ssh_userauth_publickey(c->s, NULL, priv);
@@ -233,7 +233,7 @@ static int authenticate(struct ssh_conn *c)
 			goto out;
 	}
 	ret = error_set("'%s': permission denied for user '%s' (public key only); tried: %s",
-			c->label, c->r.user, tried.len ? tried.data : "no key (none found)");
+		c->label, c->r.user, tried.len ? tried.data : "no key (none found)");
 out:
 	buf_release(&tried);
 	return ret;
@@ -257,30 +257,31 @@ static int connect_session(struct ssh_conn *c)
 		return error_set("'%s': cannot create an ssh session", c->label);
 	/* we parse the config ourselves below; libssh must not do it again */
 	if ((ret = set_opt(c, SSH_OPTIONS_PROCESS_CONFIG, &no, "ProcessConfig")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_LOG_VERBOSITY, &verbosity, "LogLevel")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_HOST, c->r.name, "Host")) < 0)
+		(ret = set_opt(c, SSH_OPTIONS_LOG_VERBOSITY, &verbosity, "LogLevel")) < 0 ||
+		(ret = set_opt(c, SSH_OPTIONS_HOST, c->r.name, "Host")) < 0)
 		return ret;
 	/* for what libssh applies itself: Ciphers, KexAlgorithms, HostKeyAlgorithms... */
 	if (c->r.config_file && ssh_options_parse_config(c->s, c->r.config_file) < 0)
 		return error_set("'%s': cannot parse '%s': %s", c->label, c->r.config_file,
-				 ssh_get_error(c->s));
+			ssh_get_error(c->s));
 	/* ...and what we resolved wins over what it set */
 	if ((ret = set_opt(c, SSH_OPTIONS_HOST, c->r.hostname, "HostName")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_PORT, &c->r.port, "Port")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_USER, c->r.user, "User")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_KNOWNHOSTS, c->r.known_hosts, "UserKnownHostsFile")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_TIMEOUT, &timeout, "ConnectTimeout")) < 0 ||
-	    (ret = set_opt(c, SSH_OPTIONS_PROXYCOMMAND,
-			   c->r.proxy_command && !c->jump ? c->r.proxy_command : "none",
-			   "ProxyCommand")) < 0)
+		(ret = set_opt(c, SSH_OPTIONS_PORT, &c->r.port, "Port")) < 0 ||
+		(ret = set_opt(c, SSH_OPTIONS_USER, c->r.user, "User")) < 0 ||
+		(ret = set_opt(c, SSH_OPTIONS_KNOWNHOSTS, c->r.known_hosts, "UserKnownHostsFile")) <
+			0 ||
+		(ret = set_opt(c, SSH_OPTIONS_TIMEOUT, &timeout, "ConnectTimeout")) < 0 ||
+		(ret = set_opt(c, SSH_OPTIONS_PROXYCOMMAND,
+			 c->r.proxy_command && !c->jump ? c->r.proxy_command : "none",
+			 "ProxyCommand")) < 0)
 		return ret;
 	/*
 	 * AES-GCM first: with AES-NI it costs both ends far less CPU than
 	 * libssh's chacha20-poly1305, which bulk copies feel on small hosts.
 	 */
 	if (!c->r.ciphers_set &&
-	    ((ret = set_opt(c, SSH_OPTIONS_CIPHERS_C_S, FAST_CIPHERS, "Ciphers")) < 0 ||
-	     (ret = set_opt(c, SSH_OPTIONS_CIPHERS_S_C, FAST_CIPHERS, "Ciphers")) < 0))
+		((ret = set_opt(c, SSH_OPTIONS_CIPHERS_C_S, fast_ciphers, "Ciphers")) < 0 ||
+			(ret = set_opt(c, SSH_OPTIONS_CIPHERS_S_C, fast_ciphers, "Ciphers")) < 0))
 		return ret;
 	/*
 	 * Small request/answer exchanges (channel open, exec, exit status)
@@ -326,9 +327,9 @@ int ssh_conn_open(struct ssh_conn **out, const struct ssh_target *t)
 	}
 	ret = connect_session(c);
 	if (ret < 0 && now_seconds() - start >= c->r.connect_timeout &&
-	    !strstr(error_last(), "timed out") && !strstr(error_last(), "timeout"))
+		!strstr(error_last(), "timed out") && !strstr(error_last(), "timeout"))
 		ret = error_setc(CONSTEL_ETIMEOUT, "'%s': no answer within %ds (ConnectTimeout)",
-				 c->label, c->r.connect_timeout);
+			c->label, c->r.connect_timeout);
 	else if (ret < 0 && (strstr(error_last(), "Timeout") || strstr(error_last(), "timeout")))
 		ret = CONSTEL_ETIMEOUT;
 out:
@@ -389,7 +390,7 @@ static void on_exit_status(ssh_session s, ssh_channel ch, int status, void *user
 }
 
 static void on_exit_signal(ssh_session s, ssh_channel ch, const char *signal, int core,
-			   const char *errmsg, const char *lang, void *userdata)
+	const char *errmsg, const char *lang, void *userdata)
 {
 	struct exec_state *st = userdata;
 
@@ -413,7 +414,7 @@ static int on_fd_ready(socket_t fd, int revents, void *userdata)
 
 static bool fd_readable(int fd)
 {
-	struct pollfd p = { fd, POLLIN, 0 };
+	struct pollfd p = {fd, POLLIN, 0};
 
 	return poll(&p, 1, 0) > 0;
 }
@@ -426,8 +427,8 @@ static void send_keepalive(ssh_session s)
 	ssh_set_blocking(s, 1);
 }
 
-int ssh_conn_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data,
-		  size_t stdin_len, struct ssh_exec_result *res)
+int ssh_conn_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data, size_t stdin_len,
+	struct ssh_exec_result *res)
 {
 	struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
 
@@ -437,10 +438,10 @@ int ssh_conn_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data,
 }
 
 int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exec_opts *o,
-		       struct ssh_exec_result *res)
+	struct ssh_exec_result *res)
 {
-	struct exec_state st = { false, -1, NULL };
-	struct ssh_channel_callbacks_struct cb = { 0 };
+	struct exec_state st = {false, -1, NULL};
+	struct ssh_channel_callbacks_struct cb = {0};
 	ssh_channel ch = NULL;
 	char *io = xmalloc(CHUNK), *pend = NULL;
 	const char *mem = o->stdin_data;
@@ -502,14 +503,15 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 			if (want) {
 				n = ssh_channel_write(ch, p, (uint32_t)want);
 				if (n < 0 && ssh_is_connected(c->s) &&
-				    (st.exited || ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch))) {
+					(st.exited || ssh_channel_is_eof(ch) ||
+						ssh_channel_is_closed(ch))) {
 					/* the command finished without reading it all: fine */
 					stop_input = true;
 					continue;
 				}
 				if (n < 0) {
 					ret = error_set("'%s': sending input failed: %s", c->label,
-							ssh_get_error(c->s));
+						ssh_get_error(c->s));
 					goto out;
 				}
 				if (pend_len) {
@@ -538,14 +540,15 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 			} else if (n == 0) {
 				fd_eof = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
-				ret = error_set("'%s': reading input: %s", c->label, strerror(errno));
+				ret = error_set(
+					"'%s': reading input: %s", c->label, strerror(errno));
 				goto out;
 			}
 		}
 		if (!eof_sent && !mem_left && !pend_len && fd_eof && !stop_input) {
 			if (ssh_channel_send_eof(ch) != SSH_OK) {
 				ret = error_set("'%s': sending EOF failed: %s", c->label,
-						ssh_get_error(c->s));
+					ssh_get_error(c->s));
 				goto out;
 			}
 			eof_sent = true;
@@ -567,7 +570,7 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 			}
 			if (n < 0 && n != SSH_EOF && !ssh_channel_is_eof(ch)) {
 				ret = error_set("'%s': reading output failed: %s", c->label,
-						ssh_get_error(c->s));
+					ssh_get_error(c->s));
 				goto out;
 			}
 		}
@@ -589,13 +592,16 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 			goto out;
 		}
 		if (now - last_life >= c->r.op_timeout) {
-			ret = error_setc(CONSTEL_ETIMEOUT, "'%s': no answer for %ds while running "
-					 "a command", c->label, c->r.op_timeout);
+			ret = error_setc(CONSTEL_ETIMEOUT,
+				"'%s': no answer for %ds while running "
+				"a command",
+				c->label, c->r.op_timeout);
 			goto out;
 		}
 		if (progress)
 			continue;
-		if (now - last_life >= c->r.alive_interval && now - last_ping >= c->r.alive_interval) {
+		if (now - last_life >= c->r.alive_interval &&
+			now - last_ping >= c->r.alive_interval) {
 			send_keepalive(c->s);
 			last_ping = now;
 		}
@@ -645,7 +651,8 @@ int ssh_conn_probe(struct ssh_conn *c, int port, int timeout_ms)
 	int rc, ret = 0;
 
 	if (!ch)
-		return error_set("'%s': cannot create a channel: %s", c->label, ssh_get_error(c->s));
+		return error_set(
+			"'%s': cannot create a channel: %s", c->label, ssh_get_error(c->s));
 	ssh_options_set(c->s, SSH_OPTIONS_TIMEOUT, &sec);
 	ssh_options_set(c->s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
 	rc = ssh_channel_open_forward(ch, "localhost", port, "127.0.0.1", 0);
@@ -655,13 +662,13 @@ int ssh_conn_probe(struct ssh_conn *c, int port, int timeout_ms)
 		ssh_channel_close(ch);
 	} else if (rc == SSH_AGAIN) {
 		ret = error_setc(CONSTEL_ETIMEOUT, "'%s': port %d: no answer within %d ms",
-				 c->label, port, timeout_ms);
+			c->label, port, timeout_ms);
 	} else if (ssh_is_connected(c->s)) {
 		ret = error_setc(CONSTEL_ENOTFOUND, "'%s': port %d refused: %s", c->label, port,
-				 ssh_get_error(c->s));
+			ssh_get_error(c->s));
 	} else {
 		ret = error_set("'%s': connection lost while probing port %d: %s", c->label, port,
-				ssh_get_error(c->s));
+			ssh_get_error(c->s));
 	}
 	ssh_channel_free(ch);
 	return ret;

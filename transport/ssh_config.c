@@ -21,7 +21,7 @@
 #include "transport/transport.h"
 
 #define MAX_INCLUDE_DEPTH 16
-#define MAX_LINE 4096
+#define MAX_LINE	  4096
 
 struct resolver {
 	struct ssh_resolved *r;
@@ -177,8 +177,8 @@ static void set_str(char **slot, const char *v)
 		*slot = xstrdup(v);
 }
 
-static int set_int(const char *file, int line, const char *kw, const char *v, bool *have,
-		   int *slot, long min, long max)
+static int set_int(const char *file, int line, const char *kw, const char *v, bool *have, int *slot,
+	long min, long max)
 {
 	long n;
 
@@ -191,8 +191,8 @@ static int set_int(const char *file, int line, const char *kw, const char *v, bo
 	return 0;
 }
 
-static int apply(struct resolver *rs, const char *file, int line, const char *kw, char *args,
-		 int depth)
+static int apply(
+	struct resolver *rs, const char *file, int line, const char *kw, char *args, int depth)
 {
 	struct ssh_resolved *r = rs->r;
 	char *v;
@@ -228,8 +228,7 @@ static int apply(struct resolver *rs, const char *file, int line, const char *kw
 	} else if (!strcasecmp(kw, "UserKnownHostsFile")) {
 		set_str(&rs->known_hosts, v);
 	} else if (!strcasecmp(kw, "ConnectTimeout")) {
-		return set_int(file, line, kw, v, &rs->have_timeout, &r->connect_timeout, 1,
-			       86400);
+		return set_int(file, line, kw, v, &rs->have_timeout, &r->connect_timeout, 1, 86400);
 	} else if (!strcasecmp(kw, "ServerAliveInterval")) {
 		return set_int(file, line, kw, v, &rs->have_alive, &r->alive_interval, 0, 86400);
 	} else if (!strcasecmp(kw, "Ciphers")) {
@@ -279,7 +278,8 @@ static int parse_file(struct resolver *rs, const char *path, int depth)
 	int lineno = 0, ret = 0;
 
 	if (!f)
-		return errno == ENOENT ? 0 : error_set("cannot read '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? 0
+				       : error_set("cannot read '%s': %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		char *s = line, *kw, *end;
 
@@ -378,7 +378,7 @@ void ssh_resolved_release(struct ssh_resolved *r)
 
 int ssh_target_resolve(struct ssh_resolved *r, const struct ssh_target *t)
 {
-	struct resolver rs = { 0 };
+	struct resolver rs = {0};
 	const char *agent = getenv("SSH_AUTH_SOCK");
 	int ret = 0;
 
@@ -400,8 +400,8 @@ int ssh_target_resolve(struct ssh_resolved *r, const struct ssh_target *t)
 	if (t->ssh_config) {
 		r->config_file = xstrdup(t->ssh_config);
 		if (access(t->ssh_config, R_OK) < 0) {
-			ret = error_set("cannot read ssh config '%s': %s", t->ssh_config,
-					strerror(errno));
+			ret = error_set(
+				"cannot read ssh config '%s': %s", t->ssh_config, strerror(errno));
 			goto out;
 		}
 		ret = parse_file(&rs, t->ssh_config, 0);
@@ -443,7 +443,7 @@ int ssh_target_resolve(struct ssh_resolved *r, const struct ssh_target *t)
 	for (size_t i = 0; i < rs.ids.nr; i++)
 		strvec_push_nodup(&r->identities, expand(&rs, rs.ids.v[i]));
 	if (!rs.ids.nr) {
-		static const char *const defaults[] = { "id_ed25519", "id_ecdsa", "id_rsa" };
+		static const char *const defaults[] = {"id_ed25519", "id_ecdsa", "id_rsa"};
 
 		for (size_t i = 0; i < ARRAY_SIZE(defaults); i++)
 			strvec_pushf(&r->identities, "%s/.ssh/%s", rs.home, defaults[i]);

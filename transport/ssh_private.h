@@ -15,13 +15,13 @@
 
 /* A ProxyJump hop: a channel on a session to the jump host, pumped to fd. */
 struct ssh_jump {
-	struct ssh_conn *via;	/* the session to the jump host */
-	ssh_channel ch;		/* direct-tcpip to the target, on via */
-	int fd;			/* our end, handed to libssh as the target's socket */
-	int pump_fd;		/* the pump thread's end */
+	struct ssh_conn *via; /* the session to the jump host */
+	ssh_channel ch;	      /* direct-tcpip to the target, on via */
+	int fd;		      /* our end, handed to libssh as the target's socket */
+	int pump_fd;	      /* the pump thread's end */
 	pthread_t thread;
 	bool running;
-	bool fd_owned;		/* libssh took fd (ssh_connect ran): it closes it */
+	bool fd_owned; /* libssh took fd (ssh_connect ran): it closes it */
 	_Atomic bool stop;
 };
 

@@ -72,21 +72,21 @@ struct ssh_target {
  */
 struct ssh_resolved {
 	char *name;
-	char *hostname;		 /* where to connect */
+	char *hostname; /* where to connect */
 	char *user;
 	int port;
 	struct strvec identities; /* IdentityFile, else the OpenSSH defaults */
-	bool identities_only;	 /* IdentitiesOnly: skip the agent */
-	char *identity_agent;	 /* IdentityAgent, else $SSH_AUTH_SOCK; NULL: none */
-	char *known_hosts;	 /* first UserKnownHostsFile, else ~/.ssh/known_hosts */
+	bool identities_only;	  /* IdentitiesOnly: skip the agent */
+	char *identity_agent;	  /* IdentityAgent, else $SSH_AUTH_SOCK; NULL: none */
+	char *known_hosts;	  /* first UserKnownHostsFile, else ~/.ssh/known_hosts */
 	enum ssh_hostkey_policy hostkey_policy;
 	int connect_timeout;
 	int op_timeout;
-	int alive_interval;	 /* ServerAliveInterval, else op_timeout / 3 */
-	char *proxy_jump;	 /* ProxyJump (first hop used), NULL: none */
-	char *proxy_command;	 /* ProxyCommand, NULL: none */
-	char *config_file;	 /* the file read, NULL when none exists */
-	bool ciphers_set;	 /* Ciphers in the config: libssh applies it, we don't */
+	int alive_interval;  /* ServerAliveInterval, else op_timeout / 3 */
+	char *proxy_jump;    /* ProxyJump (first hop used), NULL: none */
+	char *proxy_command; /* ProxyCommand, NULL: none */
+	char *config_file;   /* the file read, NULL when none exists */
+	bool ciphers_set;    /* Ciphers in the config: libssh applies it, we don't */
 };
 
 /* Resolves t through its ssh config file. The caller releases *out. */
@@ -121,10 +121,10 @@ typedef int (*ssh_output_fn)(void *data, bool is_stderr, const char *chunk, size
 struct ssh_exec_opts {
 	const void *stdin_data; /* borrowed; sent then EOF */
 	size_t stdin_len;
-	int stdin_fd;		/* or -1; read to its EOF, then EOF (not closed) */
+	int stdin_fd;		 /* or -1; read to its EOF, then EOF (not closed) */
 	ssh_output_fn on_output; /* optional */
-	void *data;		/* for on_output */
-	uint64_t *stdin_sent;	/* optional: bytes sent so far, updated live */
+	void *data;		 /* for on_output */
+	uint64_t *stdin_sent;	 /* optional: bytes sent so far, updated live */
 	/* optional: called with the bytes of input sent, at most 5 times a second */
 	void (*on_progress)(void *data, uint64_t stdin_sent);
 	/*
@@ -135,7 +135,10 @@ struct ssh_exec_opts {
 	int linger_ms;
 };
 
-#define SSH_EXEC_OPTS_INIT { NULL, 0, -1, NULL, NULL, NULL, NULL, 0 }
+#define SSH_EXEC_OPTS_INIT                                                                         \
+	{                                                                                          \
+		.stdin_fd = -1                                                                     \
+	}
 
 struct ssh_exec_result {
 	int exit_status;   /* -1 when the command died of a signal or none came */
@@ -153,10 +156,10 @@ void ssh_exec_result_release(struct ssh_exec_result *r);
  * whatever its exit status: look at res->exit_status. Fails on transport
  * errors and timeouts. res must have been initialised; it is reset first.
  */
-int ssh_conn_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data,
-		  size_t stdin_len, struct ssh_exec_result *res);
+int ssh_conn_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data, size_t stdin_len,
+	struct ssh_exec_result *res);
 int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exec_opts *o,
-		       struct ssh_exec_result *res);
+	struct ssh_exec_result *res);
 
 /*
  * Opens a direct-tcpip channel to localhost:port through the host's sshd.
@@ -186,6 +189,6 @@ typedef void (*ssh_copy_progress_fn)(void *data, const struct ssh_copy_stats *s)
  * stats (optional) is filled as the copy goes.
  */
 int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
-		     struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data);
+	struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data);
 
 #endif

@@ -82,7 +82,7 @@ static void *work(void *arg)
 	} else {
 		w->status = res.exit_status;
 		w->first_line = xstrndup(res.out.data ? res.out.data : "",
-					 res.out.data ? strcspn(res.out.data, "\n") : 0);
+			res.out.data ? strcspn(res.out.data, "\n") : 0);
 	}
 	ssh_exec_result_release(&res);
 	ssh_conn_free(c);
@@ -90,8 +90,7 @@ static void *work(void *arg)
 }
 
 /* Each host in its own thread with its own session, at the same time. */
-static int pexec(const struct ssh_target *base, const char *cmd, char **hosts, int n,
-		 long repeat)
+static int pexec(const struct ssh_target *base, const char *cmd, char **hosts, int n, long repeat)
 {
 	struct worker *w = xcalloc((size_t)n, sizeof(*w));
 	int code = 0;
@@ -122,7 +121,7 @@ static int pexec(const struct ssh_target *base, const char *cmd, char **hosts, i
 
 int main(int argc, char **argv)
 {
-	struct ssh_target t = { 0 };
+	struct ssh_target t = {0};
 	struct ssh_conn *c = NULL;
 	long v, repeat = 1;
 	const char *input = NULL;
@@ -132,11 +131,21 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "+F:a:u:p:t:T:n:i:s")) != -1) {
 		switch (opt) {
-		case 'F': t.ssh_config = optarg; break;
-		case 'a': t.address = optarg; break;
-		case 'u': t.user = optarg; break;
-		case 'i': input = optarg; break;
-		case 's': stats = true; break;
+		case 'F':
+			t.ssh_config = optarg;
+			break;
+		case 'a':
+			t.address = optarg;
+			break;
+		case 'u':
+			t.user = optarg;
+			break;
+		case 'i':
+			input = optarg;
+			break;
+		case 's':
+			stats = true;
+			break;
 		case 'p':
 		case 't':
 		case 'T':
@@ -192,7 +201,8 @@ int main(int argc, char **argv)
 		if (ret < 0)
 			code = fail(ret);
 		else if (res.exit_signal)
-			code = fprintf(stderr, "ssh-tool: killed by SIG%s\n", res.exit_signal) ? 128 : 1;
+			code = fprintf(stderr, "ssh-tool: killed by SIG%s\n", res.exit_signal) ? 128
+											       : 1;
 		else
 			code = res.exit_status;
 		if (stats)
@@ -204,7 +214,7 @@ int main(int argc, char **argv)
 		long port, ms = 3000;
 
 		if (parse_long(argv[optind + 2], 1, 65535, &port) < 0 ||
-		    (argc - optind > 3 && parse_long(argv[optind + 3], 1, 600000, &ms) < 0))
+			(argc - optind > 3 && parse_long(argv[optind + 3], 1, 600000, &ms) < 0))
 			usage();
 		ret = ssh_conn_probe(c, (int)port, (int)ms);
 		code = ret < 0 ? fail(ret) : 0;
@@ -223,12 +233,13 @@ int main(int argc, char **argv)
 			}
 		}
 		for (long i = 0; i < repeat && !ret; i++)
-			ret = ssh_copy_closure(c, (const char *const *)paths.v, paths.nr, &st,
-					       on_copy, NULL);
+			ret = ssh_copy_closure(
+				c, (const char *const *)paths.v, paths.nr, &st, on_copy, NULL);
 		code = ret < 0 ? fail(ret) : 0;
 		if (stats || !ret)
-			fprintf(stderr, "copy: paths=%zu missing=%zu bytes=%llu seconds=%.3f "
-					"round_trips=%u connections=%u\n",
+			fprintf(stderr,
+				"copy: paths=%zu missing=%zu bytes=%llu seconds=%.3f "
+				"round_trips=%u connections=%u\n",
 				st.paths_total, st.paths_missing, (unsigned long long)st.bytes_sent,
 				st.seconds, st.round_trips, ssh_conn_count());
 		strvec_release(&paths);

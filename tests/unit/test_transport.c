@@ -56,23 +56,23 @@ static char *write_config(const char *name, const char *text)
 static void test_transport_config_resolves_host_block(void **state)
 {
 	char *cfg = write_config("c1", "# comment\n"
-					"Host other\n"
-					"  HostName wrong.example\n"
-					"Host web* !webx\n"
-					"  HostName %h.fleet.example\n"
-					"  Port=2222\n"
-					"  User deploy\n"
-					"  IdentityFile ~/.ssh/id_%h\n"
-					"  IdentityFile \"/keys/with space\"\n"
-					"  UserKnownHostsFile ~/kh /other/kh\n"
-					"  StrictHostKeyChecking accept-new\n"
-					"  ConnectTimeout 7\n"
-					"  ServerAliveInterval 4\n"
-					"  ProxyJump admin@bastion:2200,second\n"
-					"Host *\n"
-					"  User ignored\n"
-					"  Port 1\n");
-	struct ssh_target t = { .name = "web1", .ssh_config = cfg };
+				       "Host other\n"
+				       "  HostName wrong.example\n"
+				       "Host web* !webx\n"
+				       "  HostName %h.fleet.example\n"
+				       "  Port=2222\n"
+				       "  User deploy\n"
+				       "  IdentityFile ~/.ssh/id_%h\n"
+				       "  IdentityFile \"/keys/with space\"\n"
+				       "  UserKnownHostsFile ~/kh /other/kh\n"
+				       "  StrictHostKeyChecking accept-new\n"
+				       "  ConnectTimeout 7\n"
+				       "  ServerAliveInterval 4\n"
+				       "  ProxyJump admin@bastion:2200,second\n"
+				       "Host *\n"
+				       "  User ignored\n"
+				       "  Port 1\n");
+	struct ssh_target t = {.name = "web1", .ssh_config = cfg};
 	struct ssh_resolved r;
 	char *want;
 
@@ -103,7 +103,7 @@ static void test_transport_config_resolves_host_block(void **state)
 static void test_transport_config_negated_pattern_excludes(void **state)
 {
 	char *cfg = write_config("c2", "Host web* !webx\n  Port 2222\n  User deploy\n");
-	struct ssh_target t = { .name = "webx", .ssh_config = cfg };
+	struct ssh_target t = {.name = "webx", .ssh_config = cfg};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -119,11 +119,15 @@ static void test_transport_config_negated_pattern_excludes(void **state)
 static void test_transport_config_explicit_target_overrides(void **state)
 {
 	char *cfg = write_config("c3", "Host db\n  HostName db.internal\n  Port 2022\n"
-					"  User admin\n  ConnectTimeout 30\n"
-					"  ServerAliveCountMax 5\n");
-	struct ssh_target t = { .name = "db", .address = "10.0.0.5", .user = "root",
-				.port = 22, .ssh_config = cfg, .connect_timeout = 3,
-				.op_timeout = 9 };
+				       "  User admin\n  ConnectTimeout 30\n"
+				       "  ServerAliveCountMax 5\n");
+	struct ssh_target t = {.name = "db",
+		.address = "10.0.0.5",
+		.user = "root",
+		.port = 22,
+		.ssh_config = cfg,
+		.connect_timeout = 3,
+		.op_timeout = 9};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -142,10 +146,10 @@ static void test_transport_config_explicit_target_overrides(void **state)
 static void test_transport_config_matches_address_too(void **state)
 {
 	char *cfg = write_config("c4", "Host *.ts.net\n  User tailscale\n"
-					"Match host galactica\n  Port 2200\n"
-					"Match exec true\n  Port 1\n");
-	struct ssh_target t = { .name = "galactica", .address = "galactica.bat-boa.ts.net",
-				.ssh_config = cfg };
+				       "Match host galactica\n  Port 2200\n"
+				       "Match exec true\n  Port 1\n");
+	struct ssh_target t = {
+		.name = "galactica", .address = "galactica.bat-boa.ts.net", .ssh_config = cfg};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -163,7 +167,7 @@ static void test_transport_config_follows_include(void **state)
 					     "  StrictHostKeyChecking no\n"
 					     "  UserKnownHostsFile none\n  ProxyJump none\n");
 	char *cfg = write_config("c5", "Include inc.conf\nHost alpha\n  HostName late\n");
-	struct ssh_target t = { .name = "alpha", .ssh_config = cfg };
+	struct ssh_target t = {.name = "alpha", .ssh_config = cfg};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -180,7 +184,7 @@ static void test_transport_config_follows_include(void **state)
 static void test_transport_config_defaults_without_file(void **state)
 {
 	char *missing = xasprintf("%s/.ssh/config", tmpdir);
-	struct ssh_target t = { .name = "plain" };
+	struct ssh_target t = {.name = "plain"};
 	struct ssh_resolved r;
 	char *want;
 
@@ -207,8 +211,8 @@ static void test_transport_config_defaults_without_file(void **state)
 static void test_transport_config_agent_from_environment(void **state)
 {
 	char *cfg = write_config("c6", "Host solo\n  IdentitiesOnly yes\n"
-					"Host other\n  IdentityAgent none\n");
-	struct ssh_target t = { .name = "solo", .ssh_config = cfg };
+				       "Host other\n  IdentityAgent none\n");
+	struct ssh_target t = {.name = "solo", .ssh_config = cfg};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -229,7 +233,7 @@ static void test_transport_config_agent_from_environment(void **state)
 static void test_transport_config_bad_value_names_line(void **state)
 {
 	char *cfg = write_config("c7", "Host *\n\n  Port 99999\n");
-	struct ssh_target t = { .name = "x", .ssh_config = cfg };
+	struct ssh_target t = {.name = "x", .ssh_config = cfg};
 	struct ssh_resolved r;
 	char *want = xasprintf("%s:3: bad Port '99999'", cfg);
 
@@ -242,7 +246,7 @@ static void test_transport_config_bad_value_names_line(void **state)
 
 static void test_transport_config_missing_given_file_fails(void **state)
 {
-	struct ssh_target t = { .name = "x", .ssh_config = "/nonexistent/ssh_config" };
+	struct ssh_target t = {.name = "x", .ssh_config = "/nonexistent/ssh_config"};
 	struct ssh_resolved r;
 
 	(void)state;
@@ -263,8 +267,7 @@ static void test_transport_missing_answer_marks_named_paths(void **state)
 	bool missing[4];
 
 	(void)state;
-	assert_int_equal(transport__parse_missing(closure, 4, answer, strlen(answer), missing),
-			 0);
+	assert_int_equal(transport__parse_missing(closure, 4, answer, strlen(answer), missing), 0);
 	/* the set is kept in the closure's order, whatever the answer's order */
 	assert_false(missing[0]);
 	assert_true(missing[1]);
@@ -274,16 +277,15 @@ static void test_transport_missing_answer_marks_named_paths(void **state)
 
 static void test_transport_missing_answer_empty_means_complete(void **state)
 {
-	bool missing[4] = { true, true, true, true };
+	bool missing[4] = {true, true, true, true};
 
 	(void)state;
 	assert_int_equal(transport__parse_missing(closure, 4, "", 0, missing), 0);
 	for (size_t i = 0; i < 4; i++)
 		assert_false(missing[i]);
 	/* a last line without newline, and blank lines, are fine */
-	assert_int_equal(transport__parse_missing(closure, 4, "\n/nix/store/aaaa-glibc", 22,
-						  missing),
-			 0);
+	assert_int_equal(
+		transport__parse_missing(closure, 4, "\n/nix/store/aaaa-glibc", 22, missing), 0);
 	assert_true(missing[0]);
 }
 
@@ -295,14 +297,14 @@ static void test_transport_missing_answer_rejects_strangers(void **state)
 	bool missing[4];
 
 	(void)state;
-	assert_int_equal(transport__parse_missing(closure, 4, evil, strlen(evil), missing),
-			 CONSTEL_ERROR);
+	assert_int_equal(
+		transport__parse_missing(closure, 4, evil, strlen(evil), missing), CONSTEL_ERROR);
 	assert_non_null(strstr(error_last(), "line 2"));
 	assert_non_null(strstr(error_last(), "'/etc/passwd'"));
 	assert_int_equal(transport__parse_missing(closure, 4, partial, strlen(partial), missing),
-			 CONSTEL_ERROR);
-	assert_int_equal(transport__parse_missing(closure, 4, nul, sizeof(nul) - 1, missing),
-			 CONSTEL_ERROR);
+		CONSTEL_ERROR);
+	assert_int_equal(
+		transport__parse_missing(closure, 4, nul, sizeof(nul) - 1, missing), CONSTEL_ERROR);
 }
 
 static void test_transport_missing_answer_scales(void **state)
@@ -319,9 +321,9 @@ static void test_transport_missing_answer_scales(void **state)
 		if (i % 3 == 0)
 			buf_printf(&answer, "%s\n", paths[i]);
 	}
-	assert_int_equal(transport__parse_missing((const char *const *)paths, N, answer.data,
-						  answer.len, missing),
-			 0);
+	assert_int_equal(transport__parse_missing(
+				 (const char *const *)paths, N, answer.data, answer.len, missing),
+		0);
 	for (size_t i = 0; i < N; i++) {
 		assert_int_equal(missing[i], i % 3 == 0);
 		free(paths[i]);
@@ -365,8 +367,7 @@ static void test_transport_jump_spec_parsed(void **state)
 	assert_string_equal(host, "fd00::1");
 	assert_int_equal(port, 22);
 	free(host);
-	assert_int_equal(transport__parse_jump("u@b:notaport", &user, &host, &port),
-			 CONSTEL_ERROR);
+	assert_int_equal(transport__parse_jump("u@b:notaport", &user, &host, &port), CONSTEL_ERROR);
 	assert_null(user);
 	assert_null(host);
 }
