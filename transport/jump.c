@@ -68,7 +68,7 @@ static void *pump(void *arg)
 			}
 		}
 		if (out_len) {
-			n = write(j->pump_fd, out + out_off, out_len);
+			n = send(j->pump_fd, out + out_off, out_len, MSG_NOSIGNAL); /* no SIGPIPE */
 			if (n > 0) {
 				out_off += (size_t)n;
 				out_len -= (size_t)n;
