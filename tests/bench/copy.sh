@@ -29,7 +29,7 @@ export NIX_CONFIG
 dir=$(mktemp -d /tmp/constel-bench-copy.XXXXXX)
 inv=$dir/inventory.yaml
 cleanup() {
-	tests/fleet/fleet down "$dir" >/dev/null 2>&1 || true
+	tests/fleet/fleet down "$dir/fleet" >/dev/null 2>&1 || true
 	rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
