@@ -14,10 +14,13 @@ const struct cmd cmd_table[] = {
 		"[--on LIST] [--with-deps] [--goal G] [--parallel N] [--confirm-timeout S]\n"
 		"       [--no-magic-rollback] [--no-auto-rollback] [--rollback-fleet] [--dry-run]\n"
 		"       [--build-on local|target] [--activation-timeout S] [--health-timeout S]\n"
-		"       [--log-dir DIR] [HOST...]",
+		"       [--rev REF] [--allow-dirty] [--log-dir DIR] [HOST...]",
 		"build, copy, activate, confirm and health-check, in dependency order" },
 	{ "rollback", cmd_rollback, "[--to N] [--parallel N] [--confirm-timeout S] HOST...",
 		"switch hosts back to their previous (or Nth) generation" },
+	{ "status", cmd_status, "[--json] [--no-eval] [--on LIST] [--parallel N] [HOST...]",
+		"per host: current system, generation, revision, drift" },
+	{ "log", cmd_log, "[--json] [HOST]", "the deployment history recorded in git notes" },
 	{ "exec", cmd_exec, "[--on LIST] [--parallel N] [--prefix] [--json] [HOST...] -- CMD",
 		"run a command on the selected hosts in parallel" },
 	{ NULL, NULL, NULL, NULL },

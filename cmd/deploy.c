@@ -7,6 +7,7 @@
 
 #include "cmd/run.h"
 #include "deploy/build.h"
+#include "deploy/provenance.h"
 
 /* What deploy and build share: inventory, graph, selection, builds. */
 struct prepared {
@@ -16,6 +17,11 @@ struct prepared {
 	struct build_set builds;
 	bool have_builds;
 	char *log_dir;
+	struct provenance prov;	    /* the configuration repository */
+	bool have_repo;		    /* the inventory is in a git working tree */
+	struct provenance_source src; /* --rev: what to build from */
+	char *sha;		    /* the commit built, NULL when unknown */
+	bool dirty;		    /* built from a working tree with changes */
 };
 
 static void prepared_release(struct prepared *p)
@@ -26,6 +32,9 @@ static void prepared_release(struct prepared *p)
 	inventory_free(p->inv);
 	free(p->selected);
 	free(p->log_dir);
+	provenance_source_release(&p->src);
+	provenance_release(&p->prov);
+	free(p->sha);
 }
 
 static int write_file(const char *path, const struct buf *b)
@@ -39,16 +48,59 @@ static int write_file(const char *path, const struct buf *b)
 	return fclose(f);
 }
 
+/*
+ * Which commit is built: --rev's exactly, else HEAD and whether the working
+ * tree has changes, which a deploy refuses unless --allow-dirty.
+ */
+static int prepare_provenance(struct run_args *a, struct prepared *p, bool refuse_dirty)
+{
+	int err = provenance_open(&p->prov, p->inv->dir);
+
+	if (err < 0 && err != CONSTEL_ENOTFOUND) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		return CMD_USAGE;
+	}
+	p->have_repo = err == 0;
+	if (a->rev) {
+		if (!p->have_repo) {
+			fprintf(stderr, "constel: --rev needs the inventory in a git repository: "
+					"%s\n", error_last());
+			return CMD_USAGE;
+		}
+		if (provenance_resolve_rev(p->prov.repo_path, a->rev, &p->sha) < 0 ||
+			provenance_source_init(&p->src, p->prov.repo_path, p->inv, p->selected,
+				p->sha) < 0) {
+			fprintf(stderr, "constel: %s\n", error_last());
+			return CMD_USAGE;
+		}
+		fprintf(stderr, "building %s at %.12s\n", a->rev, p->sha);
+		return CMD_OK;
+	}
+	if (!p->have_repo)
+		return CMD_OK;
+	if (p->prov.dirty && refuse_dirty && !a->allow_dirty) {
+		fprintf(stderr, "constel: the working tree of '%s' has uncommitted changes; commit "
+				"them, deploy a commit with --rev REF, or pass --allow-dirty:\n",
+			p->prov.repo_path);
+		for (size_t i = 0; i < p->prov.changed.nr; i++)
+			fprintf(stderr, "  %s\n", p->prov.changed.v[i]);
+		return CMD_USAGE;
+	}
+	p->sha = p->prov.head ? xstrdup(p->prov.head) : NULL;
+	p->dirty = p->prov.dirty;
+	return CMD_OK;
+}
+
 /* Loads, selects and builds. Returns CMD_OK or the exit status to return. */
 static int prepare(const struct global_opts *g, struct run_args *a, struct prepared *p,
-	bool build_target_hosts_too)
+	bool refuse_dirty)
 {
+	char *inv_dir;
 	struct buf where = BUF_INIT(0), log = BUF_INIT(64u << 20);
 	char *log_path = NULL;
 	size_t failed;
 	int ret;
 
-	(void)build_target_hosts_too;
 	memset(p, 0, sizeof(*p));
 	if ((ret = cmd_load_inventory(g, &p->inv)) != CMD_OK)
 		goto out;
@@ -57,7 +109,15 @@ static int prepare(const struct global_opts *g, struct run_args *a, struct prepa
 	p->selected = xcalloc(p->inv->nhosts + 1, sizeof(*p->selected));
 	if ((ret = cmd_select(p->inv, p->graph, &a->patterns, a->with_deps, p->selected)) != CMD_OK)
 		goto out;
-	if (build_plan(&p->builds, p->inv, p->selected, a->build_on, NULL) < 0) {
+	if ((ret = prepare_provenance(a, p, refuse_dirty)) != CMD_OK)
+		goto out;
+	/* with --rev, `file:` paths resolve inside the exported commit */
+	inv_dir = p->inv->dir;
+	if (p->src.inventory_dir)
+		p->inv->dir = p->src.inventory_dir;
+	ret = build_plan(&p->builds, p->inv, p->selected, a->build_on, p->src.flake_ref);
+	p->inv->dir = inv_dir;
+	if (ret < 0) {
 		fprintf(stderr, "constel: %s\n", error_last());
 		ret = CMD_USAGE;
 		goto out;
@@ -119,13 +179,15 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 	struct prepared p;
 	struct runner_opts o;
 	struct runner r;
+	struct provenance_notes notes;
+	bool have_notes = false;
 	int ret;
 
 	if (run_parse_args(argc, argv, "deploy", &a) < 0) {
 		run_args_release(&a);
 		return cmd_usage(cmd_find("deploy"));
 	}
-	ret = prepare(g, &a, &p, false);
+	ret = prepare(g, &a, &p, !a.dry_run);
 	if (ret != CMD_OK)
 		goto out;
 	if (a.dry_run) {
@@ -139,6 +201,15 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 		goto out;
 	}
 	runner_opts_from(&o, p.inv, &a, g, p.log_dir);
+	o.record.revision = p.sha;
+	o.record.dirty = p.dirty;
+	o.record.deployer = p.prov.deployer;
+	if (p.have_repo && p.sha) {
+		provenance_notes_init(&notes, p.prov.repo_path, p.sha, p.dirty, p.inv);
+		have_notes = true;
+		o.on_result = provenance_on_result;
+		o.data = &notes;
+	}
 	runner_init(&r, p.inv, p.graph, p.selected, &p.builds, &o);
 	run_install_sigint(&r);
 	if (runner_start(&r) < 0) {
@@ -148,7 +219,12 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 		ret = run_drive(&r, g, "deploy");
 	}
 	runner_release(&r);
+	if (have_notes && notes.error)
+		fprintf(stderr, "constel: could not record the deployment in %s: %s\n",
+			PROVENANCE_NOTES_REF, notes.error);
 out:
+	if (have_notes)
+		provenance_notes_release(&notes);
 	prepared_release(&p);
 	run_args_release(&a);
 	return ret;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "deploy/provenance.h"
 
 static int print_help(FILE *f)
 {
@@ -84,6 +85,7 @@ int main(int argc, char **argv)
 	const struct cmd *c;
 	bool help = false, version = false;
 
+	provenance_global_init();
 	/* a closed connection is an error to report, not a reason to die */
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_globals(&argc, argv, &g, &help, &version) < 0)

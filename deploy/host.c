@@ -181,7 +181,11 @@ const char *host_cmd_query(void)
 	       "echo \"current=$(readlink -f /run/current-system)\"; "
 	       "if [ -d /run/constel/lock ]; then echo \"locked=$(cat /run/constel/lock/pid "
 	       "2>/dev/null)\"; fi; "
-	       "echo \"switched=$(date -r /run/current-system '+%F %T' 2>/dev/null)\"";
+	       /* the link's own time (not its target's, which the store sets to 1970) */
+	       "echo \"switched=$(stat -c %y /run/current-system 2>/dev/null | cut -c1-19)\"; "
+	       "[ -e /var/lib/constel/deployment.json ] && echo \"record_revision=$(sed -n "
+	       "'s/.*\"revision\":\"\\([^\"]*\\)\".*/\\1/p' /var/lib/constel/deployment.json)\"; "
+	       "true";
 }
 
 const char *host_cmd_generations(void)

@@ -542,6 +542,16 @@ static bool has_generation(const char *gens, long gen)
 	return false;
 }
 
+/* Whether the host's record (as the query reported it) names `revision`. */
+static bool record_names(const char *query, const char *revision)
+{
+	char *rev = host_get(query, "record_revision");
+	bool same = rev && !strcmp(rev, revision);
+
+	free(rev);
+	return same;
+}
+
 static void run_host(struct hostctx *c)
 {
 	struct runner *r = c->r;
@@ -629,7 +639,11 @@ static void run_host(struct hostctx *c)
 	step(c, "done", "%s generation %ld", o->op == RUNNER_ROLLBACK ? "back on" : "running",
 		c->res->generation);
 record:
-	if (o->op == RUNNER_DEPLOY && c->res->status == HOST_DEPLOYED && !c->host->local &&
+	/* an unchanged host is recorded again only when it now stands for another revision */
+	if (o->op == RUNNER_DEPLOY && !c->host->local &&
+		(c->res->status == HOST_DEPLOYED ||
+			(c->res->status == HOST_UNCHANGED && o->record.revision &&
+				!record_names(query, o->record.revision))) &&
 		record_host(c->conn, &o->record, c->host->name, c->res->path, c->res->generation,
 			c->goal) < 0)
 		hlog(c, "could not write the deployment record: %s", error_last());
