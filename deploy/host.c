@@ -27,7 +27,7 @@ static const char watchdog_script[] =
 	"	rm -rf lock\n"
 	"	exit 0\n"
 	"}\n"
-	/* switch-to-configuration in its own process group, bounded by LIMIT */
+	/* switch-to-configuration in its own process group, bounded by LIMIT (20 ticks a second) */
 	"activate() {\n"
 	"	rm -f rc rc.tmp\n"
 	"	log \"activating $1 ($2)\"\n"
@@ -36,13 +36,13 @@ static const char watchdog_script[] =
 	"	apid=$!\n"
 	"	ticks=0\n"
 	"	while [ ! -e rc ]; do\n"
-	"		if [ $ticks -ge $((limit * 5)) ]; then\n"
+	"		if [ $ticks -ge $((limit * 20)) ]; then\n"
 	"			kill -TERM -\"$apid\" \"$apid\" 2>/dev/null; sleep 1\n"
 	"			kill -KILL -\"$apid\" \"$apid\" 2>/dev/null\n"
 	"			wait \"$apid\" 2>/dev/null\n"
 	"			return 124\n"
 	"		fi\n"
-	"		sleep 0.2; ticks=$((ticks + 1))\n"
+	"		sleep 0.05; ticks=$((ticks + 1))\n"
 	"	done\n"
 	"	wait \"$apid\" 2>/dev/null\n"
 	"	return \"$(cat rc)\"\n"
@@ -103,8 +103,8 @@ static const char watchdog_script[] =
 	"		: > \"canary.$runid\"\n"
 	"		state phase=awaiting-confirm \"gen=$new\" \"prev=$prev\" \"path=$target\"\n"
 	"		ticks=0\n"
-	"		while [ -e \"canary.$runid\" ] && [ $ticks -lt $((confirm * 5)) ]; do\n"
-	"			sleep 0.2; ticks=$((ticks + 1))\n"
+	"		while [ -e \"canary.$runid\" ] && [ $ticks -lt $((confirm * 20)) ]; do\n"
+	"			sleep 0.05; ticks=$((ticks + 1))\n"
 	"		done\n"
 	"		if [ -e \"canary.$runid\" ]; then\n"
 	"			rm -f \"canary.$runid\"\n"
@@ -154,9 +154,9 @@ char *host_cmd_start(const struct host_activation *a)
 char *host_cmd_wait(const char *phase, long seconds)
 {
 	return xasprintf("i=0; while [ $i -lt %ld ]; do " PHASE_OF_STATE
-			 "case $p in %s|starting) ;; *) break;; esac; sleep 0.2; i=$((i + 1)); "
+			 "case $p in %s|starting) ;; *) break;; esac; sleep 0.05; i=$((i + 1)); "
 			 "done; cat /run/constel/state",
-		seconds * 5, phase);
+		seconds * 20, phase);
 }
 
 char *host_cmd_confirm(const char *runid, long seconds)
@@ -164,9 +164,9 @@ char *host_cmd_confirm(const char *runid, long seconds)
 	char *q = shell_quote(runid);
 	char *cmd = xasprintf("rm -f /run/constel/canary.%s || exit 1; i=0; "
 			      "while [ $i -lt %ld ]; do " PHASE_OF_STATE
-			      "case $p in done) break;; esac; sleep 0.2; i=$((i + 1)); done; "
+			      "case $p in done) break;; esac; sleep 0.05; i=$((i + 1)); done; "
 			      "cat /run/constel/state",
-		q, seconds * 5);
+		q, seconds * 20);
 
 	free(q);
 	return cmd;
