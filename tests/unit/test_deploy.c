@@ -1,0 +1,192 @@
+/* Unit tests of deploy/: the host-side protocol's commands and answers, records, build plan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "deploy/build.h"
+#include "deploy/host.h"
+#include "deploy/record.h"
+
+static void test_host_get_reads_last_value_of_key(void **state)
+{
+	const char *answer = "phase=activating\ngen=4\nphase=done\nreason=switch failed: exit 1\n"
+			     "prev=3";
+	char *v;
+
+	(void)state;
+	v = host_get(answer, "phase");
+	assert_string_equal(v, "done");
+	free(v);
+	v = host_get(answer, "reason");
+	assert_string_equal(v, "switch failed: exit 1");
+	free(v);
+	assert_null(host_get(answer, "gen4"));
+	assert_null(host_get(answer, "ph"));
+	assert_int_equal(host_get_long(answer, "gen", -1), 4);
+	assert_int_equal(host_get_long(answer, "prev", -1), 3);
+	assert_int_equal(host_get_long(answer, "missing", -7), -7);
+	assert_int_equal(host_get_long("gen=\n", "gen", -7), -7);
+	assert_int_equal(host_get_long("gen=12x\n", "gen", -7), -7);
+}
+
+static void test_host_start_quotes_untrusted_values(void **state)
+{
+	struct host_activation a = { 0 };
+	char *cmd;
+
+	(void)state;
+	a.runid = "run'1";
+	a.path = "/nix/store/abc-sys; rm -rf /";
+	a.goal = "switch";
+	a.confirm_timeout = 30;
+	a.activation_timeout = 600;
+	a.auto_rollback = true;
+	a.delete_failed = true;
+	cmd = host_cmd_start(&a);
+	assert_non_null(strstr(cmd, "'run'\\''1' path '/nix/store/abc-sys; rm -rf /' 'switch' 30 600 1 1"));
+	assert_non_null(strstr(cmd, "mkdir lock"));
+	assert_non_null(strstr(cmd, "setsid sh watchdog.sh"));
+	free(cmd);
+}
+
+static void test_host_start_disables_confirm_for_boot(void **state)
+{
+	struct host_activation a = { 0 };
+	char *cmd;
+
+	(void)state;
+	a.runid = "r";
+	a.generation = 7;
+	a.goal = "boot";
+	a.confirm_timeout = 30;
+	a.activation_timeout = 60;
+	cmd = host_cmd_start(&a);
+	/* a boot activation changes nothing that runs: nothing to confirm */
+	assert_non_null(strstr(cmd, "'r' gen 7 'boot' 0 60 0 0"));
+	free(cmd);
+}
+
+static void test_host_wait_bounds_its_loop(void **state)
+{
+	char *cmd = host_cmd_wait("activating", 10);
+
+	(void)state;
+	assert_non_null(strstr(cmd, "$i -lt 200"));
+	assert_non_null(strstr(cmd, "activating|starting) ;;"));
+	free(cmd);
+	cmd = host_cmd_confirm("a'b", 3);
+	assert_non_null(strstr(cmd, "rm -f /run/constel/canary.'a'\\''b'"));
+	assert_non_null(strstr(cmd, "$i -lt 60"));
+	free(cmd);
+}
+
+static void test_watchdog_restores_by_generation_number(void **state)
+{
+	const char *s = host_watchdog_script();
+
+	(void)state;
+	assert_non_null(strstr(s, "--switch-generation \"$prev\""));
+	assert_non_null(strstr(s, "--delete-generations \"$new\""));
+	assert_null(strstr(s, "--rollback"));
+	assert_non_null(strstr(s, "trap '' HUP"));
+}
+
+static void test_record_json_has_every_field(void **state)
+{
+	struct record_info info = { "0123abcd", true, "me@here" };
+	char *text = record_json(&info, "galactica", "/nix/store/x-sys", 5, "switch");
+	json_error_t err;
+	json_t *o = json_loads(text, 0, &err);
+
+	(void)state;
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "host")), "galactica");
+	assert_string_equal(json_string_value(json_object_get(o, "path")), "/nix/store/x-sys");
+	assert_int_equal(json_integer_value(json_object_get(o, "generation")), 5);
+	assert_string_equal(json_string_value(json_object_get(o, "revision")), "0123abcd");
+	assert_true(json_is_true(json_object_get(o, "dirty")));
+	assert_string_equal(json_string_value(json_object_get(o, "deployer")), "me@here");
+	assert_non_null(json_object_get(o, "time"));
+	/* one line: history.jsonl holds one record per line */
+	assert_null(strchr(text, '\n'));
+	json_decref(o);
+	free(text);
+}
+
+static struct inventory *load(const char *yaml)
+{
+	struct inventory *inv = NULL;
+	struct strvec errors = STRVEC_INIT;
+
+	assert_int_equal(inventory_load_buffer(&inv, "t.yaml", yaml, strlen(yaml), &errors), 0);
+	strvec_release(&errors);
+	return inv;
+}
+
+static void test_build_plan_refuses_arch_nothing_builds(void **state)
+{
+	struct inventory *inv = load("hosts:\n  a: {}\n  r:\n    arch: riscv64-linux\n");
+	bool sel[2] = { true, true };
+	struct build_set set;
+
+	(void)state;
+	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n"
+			     "experimental-features = nix-command flakes\nextra-platforms =", 1);
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), -1);
+	assert_non_null(strstr(error_last(), "host 'r' is riscv64-linux"));
+	build_set_release(&set);
+	/* the same host built on its target is fine, and only selected hosts count */
+	assert_int_equal(build_plan(&set, inv, sel, "target", NULL), 0);
+	assert_int_equal(set.nitems, 2);
+	assert_int_equal(set.items[1].where, BUILD_TARGET);
+	build_set_release(&set);
+	sel[1] = false;
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), 0);
+	assert_int_equal(set.nitems, 1);
+	assert_string_equal(strchr(set.items[0].installable, '#'),
+		"#nixosConfigurations.a.config.system.build.toplevel");
+	build_set_release(&set);
+	inventory_free(inv);
+}
+
+static void test_build_plan_uses_builders_and_file(void **state)
+{
+	struct inventory *inv = load("defaults: { file: ./fleet.nix }\n"
+				     "builders: { aarch64-linux: b }\n"
+				     "hosts:\n  a: { arch: aarch64-linux }\n  b: { arch: aarch64-linux }\n");
+	bool sel[2] = { true, true };
+	struct build_set set;
+
+	(void)state;
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), 0);
+	assert_int_equal(set.items[0].where, BUILD_BUILDER);
+	assert_string_equal(set.items[0].builder, "b");
+	/* the builder builds for itself on itself */
+	assert_int_equal(set.items[1].where, BUILD_TARGET);
+	assert_non_null(set.items[0].file);
+	assert_string_equal(set.items[0].installable,
+		"nixosConfigurations.a.config.system.build.toplevel");
+	build_set_release(&set);
+	inventory_free(inv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_host_get_reads_last_value_of_key),
+		cmocka_unit_test(test_host_start_quotes_untrusted_values),
+		cmocka_unit_test(test_host_start_disables_confirm_for_boot),
+		cmocka_unit_test(test_host_wait_bounds_its_loop),
+		cmocka_unit_test(test_watchdog_restores_by_generation_number),
+		cmocka_unit_test(test_record_json_has_every_field),
+		cmocka_unit_test(test_build_plan_refuses_arch_nothing_builds),
+		cmocka_unit_test(test_build_plan_uses_builders_and_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
