@@ -57,11 +57,11 @@ int cmd_load_inventory(const struct global_opts *g, struct inventory **out)
 	return CMD_USAGE;
 }
 
-int cmd_build_graph(const struct inventory *inv, struct graph **out)
+/* Edges of every `uses` and `depends_on`; labelled (file:line:col) only when asked. */
+static struct graph *graph_of(const struct inventory *inv, bool labels)
 {
 	const char **names = xcalloc(inv->nhosts + 1, sizeof(*names));
 	struct graph *gr;
-	char *msg = NULL;
 
 	for (size_t i = 0; i < inv->nhosts; i++)
 		names[i] = inv->hosts[i].name;
@@ -73,25 +73,38 @@ int cmd_build_graph(const struct inventory *inv, struct graph **out)
 		graph_set_tags(gr, i, (const char *const *)h->tags.v, h->tags.nr);
 		for (size_t j = 0; j < h->nrels; j++) {
 			const struct inv_relation *r = &h->rels[j];
-			char *label;
+			char *label = NULL;
 
 			if (r->kind == INV_WANTS)
 				continue;
-			label = xasprintf("%s %s at %s:%d:%d", inv_rel_kind_name(r->kind), r->text,
-				inv->path, r->pos.line, r->pos.col);
+			if (labels)
+				label = xasprintf("%s %s at %s:%d:%d", inv_rel_kind_name(r->kind),
+					r->text, inv->path, r->pos.line, r->pos.col);
 			graph_add_edge(gr, i, r->provider, label);
 			free(label);
 		}
 	}
-	if (graph_check_cycles(gr, &msg) < 0) {
-		fprintf(stderr, "%s: %s\n", inv->path, msg);
-		free(msg);
-		graph_free(gr);
-		*out = NULL;
-		return CMD_USAGE;
+	return gr;
+}
+
+int cmd_build_graph(const struct inventory *inv, struct graph **out)
+{
+	struct graph *gr = graph_of(inv, false);
+	char *msg = NULL;
+
+	*out = NULL;
+	if (graph_check_cycles(gr, NULL) == 0) {
+		*out = gr;
+		return CMD_OK;
 	}
-	*out = gr;
-	return CMD_OK;
+	/* a cycle: only now is it worth saying which entry made each edge */
+	graph_free(gr);
+	gr = graph_of(inv, true);
+	graph_check_cycles(gr, &msg);
+	fprintf(stderr, "%s: %s\n", inv->path, msg ? msg : error_last());
+	free(msg);
+	graph_free(gr);
+	return CMD_USAGE;
 }
 
 void cmd_split_list(struct strvec *patterns, const char *list)

@@ -30,22 +30,38 @@ static void selection_waves(const struct graph *g, const bool *selected, const s
 	}
 }
 
+/* Names were validated by the inventory (UTF-8 free of NULs): no need to check again. */
 static json_t *string_array(const char *const *v, size_t n)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
+		json_array_append_new(a, json_string_nocheck(v[i]));
 	return a;
+}
+
+/*
+ * The plan as one JSON document, written host by host so that a fleet of
+ * tens of thousands of hosts never exists twice in memory.
+ */
+static int append_json(const char *chunk, size_t size, void *data)
+{
+	buf_add(data, chunk, size);
+	return 0;
+}
+
+/* Appends the compact JSON of `v` to `out` (json_dumpf writes token by token: slow). */
+static void dump_json(struct buf *out, json_t *v)
+{
+	json_dump_callback(v, append_json, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
 static void print_json(const struct inventory *inv, const struct graph *g, const size_t *order,
 	size_t norder, const int *wave, size_t nwaves)
 {
-	json_t *root = json_object(), *hosts = json_array(), *waves = json_array();
+	struct buf out = BUF_INIT(0);
 
-	for (size_t w = 0; w < nwaves; w++)
-		json_array_append_new(waves, json_array());
+	buf_adds(&out, "{\"hosts\":[");
 	for (size_t i = 0; i < norder; i++) {
 		size_t h = order[i], n;
 		const struct inv_host *host = &inv->hosts[h];
@@ -53,22 +69,40 @@ static void print_json(const struct inventory *inv, const struct graph *g, const
 		json_t *o = json_object(), *dep = json_array();
 
 		for (size_t j = 0; j < n; j++)
-			json_array_append_new(dep, json_string(graph_name(g, deps[j].host)));
-		json_object_set_new(o, "name", json_string(host->name));
-		json_object_set_new(o, "arch", json_string(host->arch));
+			json_array_append_new(dep, json_string_nocheck(graph_name(g, deps[j].host)));
+		json_object_set_new(o, "name", json_string_nocheck(host->name));
+		json_object_set_new(o, "arch", json_string_nocheck(host->arch));
 		json_object_set_new(o, "wave", json_integer(wave[h]));
 		json_object_set_new(o, "depends_on", dep);
 		json_object_set_new(o, "tags",
 			string_array((const char *const *)host->tags.v, host->tags.nr));
-		json_array_append_new(hosts, o);
-		json_array_append_new(json_array_get(waves, (size_t)wave[h]),
-			json_string(host->name));
+		if (i)
+			buf_adds(&out, ",");
+		dump_json(&out, o);
+		json_decref(o);
 	}
-	json_object_set_new(root, "hosts", hosts);
-	json_object_set_new(root, "waves", waves);
-	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fputc('\n', stdout);
-	json_decref(root);
+	buf_adds(&out, "],\"waves\":[");
+	for (size_t w = 0; w < nwaves; w++) {
+		bool first = true;
+
+		buf_adds(&out, w ? ",[" : "[");
+		for (size_t i = 0; i < norder; i++) {
+			json_t *name;
+
+			if ((size_t)wave[order[i]] != w)
+				continue;
+			name = json_string_nocheck(inv->hosts[order[i]].name);
+			if (!first)
+				buf_adds(&out, ",");
+			dump_json(&out, name);
+			json_decref(name);
+			first = false;
+		}
+		buf_adds(&out, "]");
+	}
+	buf_adds(&out, "]}\n");
+	fwrite(out.data, 1, out.len, stdout);
+	buf_release(&out);
 }
 
 /* The `uses` entries of host h towards provider p, as "auth, ntfy". */

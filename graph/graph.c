@@ -159,10 +159,10 @@ void graph_add_edge(struct graph *g, size_t consumer, size_t provider, const cha
 {
 	char *copy;
 
-	assert(consumer < g->n && provider < g->n && label);
+	assert(consumer < g->n && provider < g->n);
 	if (!edge_set_add(g, (uint64_t)consumer << 32 | provider))
 		return;
-	copy = xstrdup(label);
+	copy = label ? xstrdup(label) : NULL;
 	dep_list_push(&g->hosts[consumer].providers, provider, copy);
 	dep_list_push(&g->hosts[provider].consumers, consumer, copy);
 }
@@ -244,7 +244,7 @@ static int report_cycle(
 			size_t from = (start + i) % k, to = (start + i + 1) % k;
 
 			buf_printf(&b, "\n  %s → %s: %s", g->hosts[cyc[from]].name,
-				g->hosts[cyc[to]].name, lab[from]);
+				g->hosts[cyc[to]].name, lab[from] ? lab[from] : "(no label)");
 		}
 		*msg_out = buf_detach(&b);
 	}

@@ -52,7 +52,8 @@ struct graph *graph_new(size_t nhosts, const char *const *names);
 void graph_free(struct graph *g);
 
 /*
- * `consumer` depends on `provider`; `label` is copied. Adding an edge that
+ * `consumer` depends on `provider`; `label` is copied (NULL: none, for a
+ * caller that makes labels only once a cycle needs them). Adding an edge that
  * already exists keeps the first one and its label. A host may depend on
  * itself: that is a cycle, which graph_check_cycles() reports.
  */
