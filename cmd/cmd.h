@@ -70,6 +70,14 @@ int cmd_build_graph(const struct inventory *inv, struct graph **out);
 int cmd_select(const struct inventory *inv, const struct graph *g, const struct strvec *patterns,
 	bool with_deps, bool *selected);
 
+/*
+ * The three steps every command starts with: load the inventory, build the
+ * graph, select. On failure prints why and returns CMD_USAGE; whatever was
+ * made is handed out anyway (NULL otherwise) and the caller frees it.
+ */
+int cmd_load_selection(const struct global_opts *g, const struct strvec *patterns, bool with_deps,
+	struct inventory **inv, struct graph **graph, bool **selected);
+
 /* Splits a comma list into `patterns`. */
 void cmd_split_list(struct strvec *patterns, const char *list);
 

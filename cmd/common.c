@@ -107,6 +107,22 @@ int cmd_build_graph(const struct inventory *inv, struct graph **out)
 	return CMD_USAGE;
 }
 
+int cmd_load_selection(const struct global_opts *g, const struct strvec *patterns, bool with_deps,
+	struct inventory **inv, struct graph **graph, bool **selected)
+{
+	int ret;
+
+	*inv = NULL;
+	*graph = NULL;
+	*selected = NULL;
+	if ((ret = cmd_load_inventory(g, inv)) != CMD_OK)
+		return ret;
+	if ((ret = cmd_build_graph(*inv, graph)) != CMD_OK)
+		return ret;
+	*selected = xcalloc((*inv)->nhosts + 1, sizeof(**selected));
+	return cmd_select(*inv, *graph, patterns, with_deps, *selected);
+}
+
 void cmd_split_list(struct strvec *patterns, const char *list)
 {
 	const char *p = list;

@@ -102,12 +102,8 @@ static int prepare(const struct global_opts *g, struct run_args *a, struct prepa
 	int ret;
 
 	memset(p, 0, sizeof(*p));
-	if ((ret = cmd_load_inventory(g, &p->inv)) != CMD_OK)
-		goto out;
-	if ((ret = cmd_build_graph(p->inv, &p->graph)) != CMD_OK)
-		goto out;
-	p->selected = xcalloc(p->inv->nhosts + 1, sizeof(*p->selected));
-	if ((ret = cmd_select(p->inv, p->graph, &a->patterns, a->with_deps, p->selected)) != CMD_OK)
+	ret = cmd_load_selection(g, &a->patterns, a->with_deps, &p->inv, &p->graph, &p->selected);
+	if (ret != CMD_OK)
 		goto out;
 	if ((ret = prepare_provenance(a, p, refuse_dirty)) != CMD_OK)
 		goto out;
@@ -301,12 +297,7 @@ int cmd_rollback(int argc, char **argv, const struct global_opts *g)
 		run_args_release(&a);
 		return cmd_usage(cmd_find("rollback"));
 	}
-	if ((ret = cmd_load_inventory(g, &inv)) != CMD_OK)
-		goto out;
-	if ((ret = cmd_build_graph(inv, &graph)) != CMD_OK)
-		goto out;
-	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
-	if ((ret = cmd_select(inv, graph, &a.patterns, false, selected)) != CMD_OK)
+	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
 	log_dir = run_log_dir(a.log_dir);
 	runner_opts_from(&o, inv, &a, g, log_dir);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "deploy/host.h"
 #include "transport/transport.h"
 
 /* Each host's output is kept whole, up to this much per stream. */
@@ -42,7 +43,7 @@ static void *exec_worker(void *arg)
 		size_t i;
 		const struct inv_host *h;
 		struct exec_host *o;
-		struct ssh_target t = { 0 };
+		struct ssh_target t;
 		struct ssh_conn *conn = NULL;
 		double start = now_seconds();
 
@@ -53,12 +54,9 @@ static void *exec_worker(void *arg)
 			break;
 		h = &j->inv->hosts[j->hosts[i]];
 		o = &j->out[i];
-		t.name = h->name;
-		t.address = strcmp(h->address, h->name) ? h->address : NULL;
-		t.user = h->user;
-		t.port = h->port;
-		t.ssh_config = j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config;
-		t.connect_timeout = (int)j->inv->defaults.connect_timeout;
+		host_ssh_target(&t, h,
+			j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
+			j->inv->defaults.connect_timeout, 0);
 		if (ssh_conn_open(&conn, &t) < 0)
 			o->error = xstrdup(error_last());
 		else if (ssh_conn_exec(conn, j->cmd, NULL, 0, &o->res) < 0)
@@ -155,12 +153,7 @@ int cmd_exec(int argc, char **argv, const struct global_opts *g)
 	for (int i = dashdash + 1; i < argc; i++)
 		buf_printf(&cmd, "%s%s", i > dashdash + 1 ? " " : "", argv[i]);
 
-	if ((ret = cmd_load_inventory(g, &inv)) != CMD_OK)
-		goto out;
-	if ((ret = cmd_build_graph(inv, &graph)) != CMD_OK)
-		goto out;
-	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
-	if ((ret = cmd_select(inv, graph, &patterns, false, selected)) != CMD_OK)
+	if ((ret = cmd_load_selection(g, &patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
 	j.inv = inv;
 	j.g = g;

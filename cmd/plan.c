@@ -235,12 +235,7 @@ int cmd_plan(int argc, char **argv, const struct global_opts *gopt)
 	for (int i = optind; i < argc; i++)
 		strvec_push(&patterns, argv[i]);
 
-	if ((ret = cmd_load_inventory(gopt, &inv)) != CMD_OK)
-		goto out;
-	if ((ret = cmd_build_graph(inv, &g)) != CMD_OK)
-		goto out;
-	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
-	if ((ret = cmd_select(inv, g, &patterns, with_deps, selected)) != CMD_OK)
+	if ((ret = cmd_load_selection(gopt, &patterns, with_deps, &inv, &g, &selected)) != CMD_OK)
 		goto out;
 	order = xcalloc(inv->nhosts + 1, sizeof(*order));
 	wave = xcalloc(inv->nhosts + 1, sizeof(*wave));

@@ -131,14 +131,7 @@ static int ask_host(struct status_ctx *s, const struct inv_host *h, char **answe
 			ret = 0;
 		goto done;
 	}
-	memset(&t, 0, sizeof(t));
-	t.name = h->name;
-	t.address = strcmp(h->address, h->name) ? h->address : NULL;
-	t.user = h->user;
-	t.port = h->port;
-	t.ssh_config = s->ssh_config;
-	t.connect_timeout = (int)s->inv->defaults.connect_timeout;
-	t.op_timeout = STATUS_OP_TIMEOUT;
+	host_ssh_target(&t, h, s->ssh_config, s->inv->defaults.connect_timeout, STATUS_OP_TIMEOUT);
 	if ((ret = ssh_conn_open(&conn, &t)) < 0)
 		goto out;
 	ret = ssh_conn_exec(conn, cmd, NULL, 0, &res);
@@ -401,12 +394,7 @@ int cmd_status(int argc, char **argv, const struct global_opts *g)
 	}
 	for (int i = optind; i < argc; i++)
 		strvec_push(&patterns, argv[i]);
-	if ((ret = cmd_load_inventory(g, &inv)) != CMD_OK)
-		goto out;
-	if ((ret = cmd_build_graph(inv, &graph)) != CMD_OK)
-		goto out;
-	selected = xcalloc(inv->nhosts + 1, sizeof(*selected));
-	if ((ret = cmd_select(inv, graph, &patterns, false, selected)) != CMD_OK)
+	if ((ret = cmd_load_selection(g, &patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
 	if (provenance_open(&prov, inv->dir) < 0)
 		fprintf(stderr, "constel: no revisions: %s\n", error_last());

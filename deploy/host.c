@@ -194,6 +194,20 @@ const char *host_cmd_generations(void)
 	       "g=${l##*/system-}; echo \"gen=${g%-link} path=$(readlink -f $l)\"; done";
 }
 
+void host_ssh_target(struct ssh_target *t, const struct inv_host *h, const char *ssh_config,
+	long connect_timeout, int op_timeout)
+{
+	memset(t, 0, sizeof(*t));
+	t->name = h->name;
+	/* the address defaults to the name: then let the ssh config's HostName decide */
+	t->address = strcmp(h->address, h->name) ? h->address : NULL;
+	t->user = h->user;
+	t->port = h->port;
+	t->ssh_config = ssh_config;
+	t->connect_timeout = (int)connect_timeout;
+	t->op_timeout = op_timeout;
+}
+
 char *host_get(const char *text, const char *key)
 {
 	size_t klen = strlen(key);

@@ -24,6 +24,8 @@
 #include <stdbool.h>
 
 #include "common/util.h"
+#include "inventory/inventory.h"
+#include "transport/transport.h"
 
 struct host_activation {
 	const char *runid;	/* unique per run and host; names the canary */
@@ -49,6 +51,14 @@ char *host_cmd_confirm(const char *runid, long seconds);
 const char *host_cmd_query(void);
 /* The generations of the system profile: `gen=N path=PATH` lines. */
 const char *host_cmd_generations(void);
+
+/*
+ * How to reach an inventory host over SSH: its name is the ssh config
+ * `Host` looked up, its address/user/port override the config. Strings are
+ * borrowed from `h` and `ssh_config`.
+ */
+void host_ssh_target(struct ssh_target *t, const struct inv_host *h, const char *ssh_config,
+	long connect_timeout, int op_timeout);
 
 /*
  * A parsed answer: the value of `key` in `key=value` lines (the last one

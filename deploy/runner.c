@@ -114,26 +114,13 @@ static int fail(struct hostctx *c, enum host_status status, const char *fmt, ...
 
 /* ---- talking to the host: over SSH, or locally for `local` hosts ---- */
 
-static void fill_target(struct hostctx *c, struct ssh_target *t)
-{
-	const struct runner_opts *o = &c->r->opts;
-
-	memset(t, 0, sizeof(*t));
-	t->name = c->host->name;
-	t->address = strcmp(c->host->address, c->host->name) ? c->host->address : NULL;
-	t->user = c->host->user;
-	t->port = c->host->port;
-	t->ssh_config = o->ssh_config;
-	t->connect_timeout = (int)o->connect_timeout;
-	t->op_timeout = SSH_OP_TIMEOUT;
-}
-
 static int open_session(struct hostctx *c, struct ssh_conn **out)
 {
 	struct ssh_target t;
 	int ret;
 
-	fill_target(c, &t);
+	host_ssh_target(&t, c->host, c->r->opts.ssh_config, c->r->opts.connect_timeout,
+		SSH_OP_TIMEOUT);
 	ret = ssh_conn_open(out, &t);
 	if (ret == 0) {
 		c->res->sessions++;
