@@ -377,7 +377,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		char *confirm = host_cmd_confirm(a->runid, o->activation_timeout + 30);
 		bool confirmed = false;
 
-		step(c, "confirm", "confirming over a new session");
+		step(c, "confirm", c->host->local ? "confirming" : "confirming over a new session");
 		while (!c->host->local && now_seconds() < deadline) {
 			if (open_session(c, &fresh) == 0)
 				break;
