@@ -56,11 +56,33 @@ struct ydoc {
 	size_t root; /* SIZE_MAX: the document is empty */
 };
 
-/* A name → host index, sorted by name, so lookups are logarithmic. */
+/*
+ * A name → host index, sorted by (hash of the name, name): lookups are
+ * logarithmic and compare integers, not strings, until they hit.
+ */
 struct name_entry {
 	const char *name;
 	size_t host;
+	uint64_t hash;
 };
+
+/* FNV-1a: the indexes only need names to spread, not to resist anyone. */
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Order of (hash, name): equal names stay together. */
+static int hashed_cmp(uint64_t ha, const char *a, uint64_t hb, const char *b)
+{
+	if (ha != hb)
+		return ha < hb ? -1 : 1;
+	return strcmp(a, b);
+}
 
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
@@ -898,12 +920,13 @@ static bool host_provides(const struct inv_host *h, const char *service)
 struct svc_entry {
 	const char *name;
 	size_t host;
+	uint64_t hash;
 };
 
 static int svc_cmp(const void *a, const void *b)
 {
 	const struct svc_entry *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
+	int c = hashed_cmp(x->hash, x->name, y->hash, y->name);
 
 	if (c)
 		return c;
@@ -911,9 +934,9 @@ static int svc_cmp(const void *a, const void *b)
 }
 
 struct resolver {
-	struct svc_entry *svcs; /* every service of the fleet, by name then host */
+	struct svc_entry *svcs; /* every service of the fleet, by (hash, name) then host */
 	size_t nsvcs;
-	struct svc_entry *tags; /* every tag of the fleet, by tag then host */
+	struct svc_entry *tags; /* every tag of the fleet, by (hash, tag) then host */
 	size_t ntags;
 	size_t host;	   /* the host whose entries are being resolved */
 	size_t rels_alloc; /* capacity of its rels */
@@ -922,7 +945,9 @@ struct resolver {
 
 static int name_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct name_entry *)a)->name, ((const struct name_entry *)b)->name);
+	const struct name_entry *x = a, *y = b;
+
+	return hashed_cmp(x->hash, x->name, y->hash, y->name);
 }
 
 /* Sorts the host names for loader_host(); hosts are unique by then. */
@@ -934,13 +959,14 @@ static void index_hosts(struct loader *l)
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		l->names[i].name = inv->hosts[i].name;
 		l->names[i].host = i;
+		l->names[i].hash = name_hash(inv->hosts[i].name);
 	}
 	qsort(l->names, inv->nhosts, sizeof(*l->names), name_cmp);
 }
 
 static long loader_host(const struct loader *l, const char *name)
 {
-	struct name_entry key = {name, 0}, *e;
+	struct name_entry key = {name, 0, name_hash(name)}, *e;
 
 	e = bsearch(&key, l->names, l->inv->nhosts, sizeof(key), name_cmp);
 	return e ? (long)e->host : -1;
@@ -949,18 +975,19 @@ static long loader_host(const struct loader *l, const char *name)
 /* The range of v (sorted by svc_cmp) named `name`: its start in *first, its length returned. */
 static size_t entries_named(const struct svc_entry *v, size_t nv, const char *name, size_t *first)
 {
+	uint64_t h = name_hash(name);
 	size_t lo = 0, hi = nv, n = 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (strcmp(v[mid].name, name) < 0)
+		if (hashed_cmp(v[mid].hash, v[mid].name, h, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	*first = lo;
-	while (lo + n < nv && !strcmp(v[lo + n].name, name))
+	while (lo + n < nv && v[lo + n].hash == h && !strcmp(v[lo + n].name, name))
 		n++;
 	return n;
 }
@@ -1134,10 +1161,12 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 
 		for (size_t j = 0; j < h->nservices; j++) {
 			r.svcs[r.nsvcs].name = h->services[j].name;
+			r.svcs[r.nsvcs].hash = name_hash(h->services[j].name);
 			r.svcs[r.nsvcs++].host = i;
 		}
 		for (size_t j = 0; j < h->tags.nr; j++) {
 			r.tags[r.ntags].name = h->tags.v[j];
+			r.tags[r.ntags].hash = name_hash(h->tags.v[j]);
 			r.tags[r.ntags++].host = i;
 		}
 	}
