@@ -157,8 +157,11 @@ static void status_host(struct status_ctx *s, struct host_status_row *row)
 
 	row->behind = -1;
 	row->generation = -1;
-	if (item && build_eval_out(item, &row->expected) < 0)
-		row->eval_error = xstrdup(error_last());
+	/* evaluated before the pool started, every host in one nix eval */
+	if (item && item->out_path)
+		row->expected = xstrdup(item->out_path);
+	else if (item && item->error)
+		row->eval_error = xstrdup(item->error);
 	if (ask_host(s, h, &answer) < 0) {
 		row->error = xstrdup(error_last());
 		row->drift = DRIFT_UNREACHABLE;
@@ -400,6 +403,12 @@ int cmd_status(int argc, char **argv, const struct global_opts *g)
 		fprintf(stderr, "constel: no revisions: %s\n", error_last());
 	if (eval)
 		have_builds = plan_eval(inv, selected, &prov, &src, &builds);
+	if (have_builds) {
+		struct buf log = BUF_INIT(1u << 20);
+
+		build_eval(&builds, &log);
+		buf_release(&log);
+	}
 
 	s.inv = inv;
 	s.prov = &prov;

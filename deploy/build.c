@@ -403,26 +403,6 @@ int build_eval_drv(struct build_item *item, struct buf *log)
 	return 0;
 }
 
-int build_eval_out(const struct build_item *item, char **out_path)
-{
-	struct build_item copy = *item;
-	struct build_item *p = &copy;
-	struct buf log = BUF_INIT(1u << 20);
-	int ret;
-
-	copy.drv_path = copy.out_path = copy.error = NULL;
-	ret = eval_items(&p, 1, &log);
-	if (ret < 0)
-		error_set("%s", copy.error ? copy.error : "evaluation failed");
-	else
-		*out_path = xstrdup(copy.out_path);
-	free(copy.drv_path);
-	free(copy.out_path);
-	free(copy.error);
-	buf_release(&log);
-	return ret;
-}
-
 struct build_item *build_set_item(struct build_set *set, size_t host)
 {
 	for (size_t i = 0; i < set->nitems; i++)

@@ -85,12 +85,6 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
  */
 int build_eval_drv(struct build_item *item, struct buf *log);
 
-/*
- * Evaluates the store path an item would build, without building it
- * (`status` uses this to tell drift). 0 or -1.
- */
-int build_eval_out(const struct build_item *item, char **out_path);
-
 /* The item of a host, or NULL when the host is not in the set. */
 struct build_item *build_set_item(struct build_set *set, size_t host);
 
