@@ -249,6 +249,11 @@ static void view_clear(struct view *v)
 	v->drawn = 0;
 }
 
+/*
+ * Under the runner's lock. A host's result fields are final once the ready
+ * queue says it ended (set under the same lock); before that, only what
+ * workers publish under the lock (phase, bytes, start) is read.
+ */
 static void view_draw(struct view *v, struct runner *r)
 {
 	size_t counts[6] = { 0 };
@@ -259,23 +264,23 @@ static void view_draw(struct view *v, struct runner *r)
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < v->nhosts; i++) {
 		const struct host_result *res = &r->results[v->hosts[i]];
+		enum graph_state st = graph_sched_state(r->sched, v->hosts[i]);
+		bool ended = st == GRAPH_DONE || st == GRAPH_FAILED || st == GRAPH_SKIPPED;
 		char bytes[32] = "";
-		const char *state = host_status_name(res->status);
+		const char *state = ended ? host_status_name(res->status)
+				    : res->started > 0 ? "running"
+						       : "waiting";
 
-		counts[res->status]++;
+		counts[ended ? res->status : HOST_PENDING]++;
 		if (res->bytes)
 			human_bytes(res->bytes, bytes, sizeof(bytes));
-		if (res->status == HOST_PENDING && res->started > 0)
-			state = "running";
 		fprintf(stderr, "\033[2K  %-*s  %-11s %-9s %10s  %5.0fs\n", v->width,
 			r->inv->hosts[v->hosts[i]].name, state, res->phase ? res->phase : "",
-			bytes,
-			res->started > 0 ? (res->seconds > 0 ? res->seconds : now - res->started)
-					 : 0.0);
+			bytes, ended ? res->seconds : res->started > 0 ? now - res->started : 0.0);
 	}
 	pthread_mutex_unlock(&r->lock);
 	fprintf(stderr, "\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
-			"skipped %zu, in progress %zu\n",
+			"skipped %zu, in progress or waiting %zu\n",
 		counts[HOST_DEPLOYED], counts[HOST_UNCHANGED], counts[HOST_FAILED],
 		counts[HOST_ROLLED_BACK], counts[HOST_SKIPPED], counts[HOST_PENDING]);
 	v->drawn = v->nhosts + 1;
