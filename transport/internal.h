@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "transport/transport.h"
 
@@ -24,6 +25,27 @@ int transport__parse_missing(
 
 /* Is p a store path we are willing to put on a command line or in a list? */
 bool transport__valid_path(const char *p);
+
+/*
+ * A buffered writer to an fd that counts what it wrote, and the NAR of a
+ * store path written through it (transport/nar.c).
+ */
+struct transport_out {
+	int fd;
+	char *buf;
+	size_t len;
+	uint64_t total; /* bytes accepted so far */
+};
+
+void transport__out_init(struct transport_out *o, int fd);
+void transport__out_release(struct transport_out *o);
+int transport__out_flush(struct transport_out *o);
+int transport__out_bytes(struct transport_out *o, const void *data, size_t len);
+int transport__out_u64(struct transport_out *o, uint64_t v);
+/* A NAR/serve-protocol string: length, bytes, zero padding to 8. */
+int transport__out_str(struct transport_out *o, const char *s, size_t len);
+/* Serialises `path` as a NAR into o (not flushed). */
+int transport__nar_dump(struct transport_out *o, const char *path);
 
 /* Splits "user@host:port" (ProxyJump's first hop); parts may be NULL. */
 int transport__parse_jump(const char *spec, char **user, char **host, int *port);
