@@ -57,10 +57,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPER_OBJ) $(LIB)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
+# The transport test driver (tests/tools/ssh-tool.c), for the integration
+# tests and the copy benchmark; at build/ssh-tool whatever the variant.
+tools: build/ssh-tool
+
+build/ssh-tool: $(BUILD)/ssh-tool-bin
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/ssh-tool-bin: tests/tools/ssh-tool.c $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: constel
+integration: constel tools
 	@tests/integration/run
 
 # The two commands of the README work on a fresh Debian machine: each first
@@ -69,7 +79,7 @@ deps:
 	@tests/setup.sh
 
 check: deps
-	@$(MAKE) --no-print-directory constel
+	@$(MAKE) --no-print-directory constel tools
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
@@ -105,5 +115,5 @@ format:
 clean:
 	rm -rf build constel
 
-.PHONY: all deps check unit integration demo fuzz install format clean
+.PHONY: all deps tools check unit integration demo fuzz install format clean
 .SECONDARY:

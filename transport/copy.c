@@ -1,23 +1,25 @@
 /*
  * transport/copy.c: closure copy, `nix copy --to ssh://` without the extra
  * connections: one round trip to learn what the host lacks, then one
- * `nix-store --export | nix-store --import` stream per batch of paths.
+ * `nix-store --serve --write` conversation per batch of paths, fed with
+ * NARs read straight from the local store (transport/nar.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "common/proc.h"
 #include "transport/internal.h"
 #include "transport/ssh_private.h"
 #include "transport/transport.h"
 
-extern char **environ;
 
 /* argv bytes per `nix-store --export`; far below ARG_MAX */
 #define BATCH_ARG_BYTES (96 * 1024)
@@ -94,24 +96,6 @@ out:
 	return ret;
 }
 
-static char *read_tail(int fd, size_t max)
-{
-	struct buf b = BUF_INIT(0);
-	char tmp[4096];
-	off_t end = lseek(fd, 0, SEEK_END);
-	ssize_t n;
-
-	lseek(fd, end > (off_t)max ? end - (off_t)max : 0, SEEK_SET);
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		buf_add(&b, tmp, (size_t)n);
-	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
-		b.data[--b.len] = '\0';
-	for (size_t i = 0; i < b.len; i++)
-		if (b.data[i] == '\n')
-			b.data[i] = ' ';
-	return buf_detach(&b);
-}
-
 /* Last line of a remote stderr, for a one-line message. */
 static const char *last_line(struct buf *b)
 {
@@ -136,88 +120,286 @@ static void on_progress(void *data, uint64_t sent)
 		cc->progress(cc->data, cc->stats);
 }
 
-/* Streams one batch: local `nix-store --export ...` into remote `nix-store --import`. */
+/* Nix's serve protocol (nix-store --serve), as far as a copy needs it. */
+#define SERVE_MAGIC_1 0x390c9debu
+#define SERVE_MAGIC_2 0x5452eecbu
+#define SERVE_VERSION 0x206u
+#define SERVE_ADD_TO_STORE_NAR 9u
+#define PATH_INFO_MAX (64u << 20)
+
+/* What the receiving store needs to register a path: `nix path-info --json`. */
+struct path_info {
+	const char *path;
+	json_t *info; /* borrowed from the parsed document */
+};
+
+struct feed {
+	int fd; /* write end of the pipe the channel reads */
+	const struct path_info *paths;
+	size_t n;
+	int ret;
+	char error[512];
+};
+
+static int out_json_str(struct transport_out *o, json_t *v)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+
+	return transport__out_str(o, s, strlen(s));
+}
+
+static int out_json_strings(struct transport_out *o, json_t *a)
+{
+	size_t n = json_is_array(a) ? json_array_size(a) : 0;
+
+	if (transport__out_u64(o, n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (out_json_str(o, json_array_get(a, i)) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * The client's side of the conversation, produced in a thread into the pipe
+ * the channel sends from: greeting, then per path cmdAddToStoreNar, its
+ * metadata and its NAR read straight from the store. Runs in parallel with
+ * the channel's encryption, so reading and sending overlap.
+ */
+static void *feed_run(void *arg)
+{
+	struct feed *f = arg;
+	struct transport_out o;
+	sigset_t pipe_only;
+
+	/* a host that gives up closes the pipe: EPIPE, not a signal */
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
+	transport__out_init(&o, f->fd);
+	f->ret = 0;
+	if (transport__out_u64(&o, SERVE_MAGIC_1) < 0 || transport__out_u64(&o, SERVE_VERSION) < 0)
+		f->ret = -1;
+	for (size_t i = 0; i < f->n && !f->ret; i++) {
+		json_t *info = f->paths[i].info;
+		json_t *size = json_object_get(info, "narSize");
+		uint64_t nar_size = json_is_integer(size) ? (uint64_t)json_integer_value(size) : 0;
+		uint64_t before;
+
+		if (transport__out_u64(&o, SERVE_ADD_TO_STORE_NAR) < 0 ||
+			transport__out_str(&o, f->paths[i].path, strlen(f->paths[i].path)) < 0 ||
+			out_json_str(&o, json_object_get(info, "deriver")) < 0 ||
+			out_json_str(&o, json_object_get(info, "narHash")) < 0 ||
+			out_json_strings(&o, json_object_get(info, "references")) < 0 ||
+			transport__out_u64(&o, (uint64_t)json_integer_value(
+						       json_object_get(info, "registrationTime"))) < 0 ||
+			transport__out_u64(&o, nar_size) < 0 ||
+			transport__out_u64(&o, json_is_true(json_object_get(info, "ultimate"))) < 0 ||
+			out_json_strings(&o, json_object_get(info, "signatures")) < 0 ||
+			out_json_str(&o, json_object_get(info, "ca")) < 0) {
+			f->ret = -1;
+			break;
+		}
+		before = o.total;
+		if (transport__nar_dump(&o, f->paths[i].path) < 0) {
+			f->ret = -1;
+			break;
+		}
+		if (o.total - before != nar_size) {
+			f->ret = error_set("the NAR of '%s' has %llu bytes, its store says %llu",
+				f->paths[i].path, (unsigned long long)(o.total - before),
+				(unsigned long long)nar_size);
+			break;
+		}
+	}
+	if (!f->ret)
+		f->ret = transport__out_flush(&o);
+	if (f->ret)
+		snprintf(f->error, sizeof(f->error), "%s", error_last());
+	transport__out_release(&o);
+	/* EOF ends the host's `nix-store --serve` */
+	close(f->fd);
+	f->fd = -1;
+	return NULL;
+}
+
+static bool is_drv(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 4 && !strcmp(path + n - 4, ".drv");
+}
+
+/*
+ * Appends `nix path-info --json` of the batch's derivations (drvs true) or
+ * of its other paths to the document. A .drv given to `nix path-info` means
+ * its outputs unless --derivation, and --derivation turns any other path
+ * into its deriver: so two calls.
+ */
+static int path_info_call(const char *const *batch, size_t nb, bool drvs, json_t *doc)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct buf sout = BUF_INIT(PATH_INFO_MAX), err = BUF_INIT(65536);
+	json_error_t jerr;
+	json_t *part = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	strvec_push(&argv, "nix");
+	strvec_push(&argv, "path-info");
+	strvec_push(&argv, "--json");
+	if (drvs)
+		strvec_push(&argv, "--derivation");
+	for (size_t i = 0; i < nb; i++)
+		if (is_drv(batch[i]) == drvs) {
+			strvec_push(&argv, batch[i]);
+			n++;
+		}
+	if (!n)
+		goto out;
+	if (proc_run((const char *const *)argv.v, &sout, &err) < 0) {
+		ret = error_set("local nix path-info failed: %.300s", buf_tail_lines(&err, 1));
+		goto out;
+	}
+	part = json_loadb(sout.data ? sout.data : "", sout.len, 0, &jerr);
+	if (!json_is_array(part)) {
+		ret = error_set("cannot read nix path-info's answer: %s", jerr.text);
+		goto out;
+	}
+	json_array_extend(doc, part);
+out:
+	json_decref(part);
+	strvec_release(&argv);
+	buf_release(&sout);
+	buf_release(&err);
+	return ret;
+}
+
+/* What the local store knows of each path of the batch, found by name. */
+static int path_infos(const char *const *batch, size_t nb, json_t **doc, struct path_info *out)
+{
+	int ret;
+
+	*doc = json_array();
+	if ((ret = path_info_call(batch, nb, false, *doc)) < 0 ||
+		(ret = path_info_call(batch, nb, true, *doc)) < 0)
+		return ret;
+	for (size_t i = 0; i < nb; i++) {
+		out[i].path = batch[i];
+		out[i].info = NULL;
+		for (size_t j = 0; j < json_array_size(*doc) && !out[i].info; j++) {
+			json_t *e = json_array_get(*doc, j);
+			const char *p = json_string_value(json_object_get(e, "path"));
+
+			if (p && !strcmp(p, batch[i]))
+				out[i].info = e;
+		}
+		if (!out[i].info || !json_is_integer(json_object_get(out[i].info, "narSize")) ||
+			!json_is_string(json_object_get(out[i].info, "narHash")))
+			return error_set("'%s' is not a valid path of the local store", batch[i]);
+	}
+	return 0;
+}
+
+static uint64_t get_u64(const char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
+}
+
+/*
+ * Streams one batch into `nix-store --serve --write` on the host: one
+ * cmdAddToStoreNar per path, its NAR read straight from the local store.
+ * The host's store checks every NAR against its hash and answers 1 per path.
+ */
 static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, struct copy_ctx *cc)
 {
 	struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
 	struct ssh_exec_result res;
-	posix_spawn_file_actions_t fa;
-	char **argv = xcalloc(nb + 3, sizeof(*argv));
-	int pfd[2] = {-1, -1}, errfd = -1, status, ret = 0;
+	struct path_info *infos = xcalloc(nb + 1, sizeof(*infos));
+	struct feed feed = { 0 };
+	json_t *doc = NULL;
+	int pfd[2] = { -1, -1 }, ret;
+	bool feeding = false;
+	pthread_t thread;
 	uint64_t sent = 0;
-	pid_t pid = -1;
 
-	ssh_exec_result_init(&res, 64 * 1024, 64 * 1024);
-	argv[0] = (char *)"nix-store";
-	argv[1] = (char *)"--export";
-	for (size_t i = 0; i < nb; i++)
-		argv[i + 2] = (char *)batch[i];
+	ssh_exec_result_init(&res, 64 * 1024 + 8 * nb, 64 * 1024);
+	if ((ret = path_infos(batch, nb, &doc, infos)) < 0) {
+		char *why = xstrdup(error_last());
+
+		ret = error_set("'%s': %s", c->label, why);
+		free(why);
+		goto out;
+	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		ret = error_set("'%s': pipe: %s", c->label, strerror(errno));
 		goto out;
 	}
 	/* bigger pipe, fewer wakeups; failure only costs speed */
 	fcntl(pfd[0], F_SETPIPE_SZ, PIPE_SIZE);
-	errfd = memfd_create("nix-store-export-stderr", MFD_CLOEXEC);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	if (errfd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-	status = posix_spawnp(&pid, "nix-store", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	pfd[1] = -1;
-	if (status != 0) {
-		pid = -1;
-		ret = error_set(
-			"'%s': cannot run nix-store --export: %s", c->label, strerror(status));
+	feed.fd = pfd[1];
+	feed.paths = infos;
+	feed.n = nb;
+	if (pthread_create(&thread, NULL, feed_run, &feed)) {
+		ret = error_set("'%s': cannot start the copy thread", c->label);
 		goto out;
 	}
+	pfd[1] = -1; /* the feed closes it */
+	feeding = true;
 	o.stdin_fd = pfd[0];
 	o.stdin_sent = &sent;
 	o.on_progress = on_progress;
 	o.data = cc;
-	ret = ssh_conn_exec_opts(c, "nix-store --import", &o, &res);
+	ret = ssh_conn_exec_opts(c, "nix-store --serve --write", &o, &res);
 	cc->stats->round_trips++;
 	cc->stats->bytes_sent = cc->base + sent;
 	cc->base += sent;
-	/* closing our end stops an export the host no longer reads */
+	/* closing our end stops a feed the host no longer reads */
 	close(pfd[0]);
 	pfd[0] = -1;
-	if (ret < 0)
-		kill(pid, SIGTERM);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	pid = -1;
+	pthread_join(thread, NULL);
+	feeding = false;
 	if (ret < 0)
 		goto out;
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		char *tail = errfd >= 0 ? read_tail(errfd, 400) : xstrdup("");
-
-		ret = error_set("'%s': local nix-store --export failed (%s %d): %s", c->label,
-			WIFEXITED(status) ? "exit" : "signal",
-			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
-		free(tail);
+	if (feed.ret) {
+		ret = error_set("'%s': %s", c->label, feed.error);
 		goto out;
 	}
-	if (res.exit_status != 0)
-		ret = error_set("'%s': nix-store --import failed (%s%s%d): %s", c->label,
-			res.exit_signal ? "signal " : "exit ",
-			res.exit_signal ? res.exit_signal : "",
+	if (res.exit_status != 0) {
+		ret = error_set("'%s': nix-store --serve failed (%s%s%d): %s", c->label,
+			res.exit_signal ? "signal " : "exit ", res.exit_signal ? res.exit_signal : "",
 			res.exit_signal ? 0 : res.exit_status, last_line(&res.err));
+		goto out;
+	}
+	/* magic, version, then a 1 for every path added */
+	if (res.out.len != 8 * (2 + nb) || get_u64(res.out.data) != SERVE_MAGIC_2) {
+		ret = error_set("'%s': unexpected answer from nix-store --serve (%zu bytes): %s",
+			c->label, res.out.len, last_line(&res.err));
+		goto out;
+	}
+	for (size_t i = 0; i < nb; i++) {
+		if (get_u64(res.out.data + 8 * (2 + i)) != 1) {
+			ret = error_set("'%s': the host did not add '%s'", c->label, batch[i]);
+			goto out;
+		}
+	}
 out:
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
+	if (feeding) {
+		close(pfd[0]);
+		pfd[0] = -1;
+		pthread_join(thread, NULL);
 	}
 	if (pfd[0] >= 0)
 		close(pfd[0]);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
-	if (errfd >= 0)
-		close(errfd);
+	json_decref(doc);
+	free(infos);
 	ssh_exec_result_release(&res);
-	free(argv);
 	return ret;
 }
 

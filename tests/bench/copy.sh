@@ -35,9 +35,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 printf 'hosts:\n  sink:\n    services: {}\n' >"$inv"
-mkdir -p build
-cc -std=c11 -D_GNU_SOURCE -I. -O2 -g -o build/ssh-tool tests/tools/ssh-tool.c transport/*.c \
-	common/util.c $(pkg-config --cflags --libs libssh) -lpthread
+make -s tools >/dev/null || exit 1
 tests/fleet/fleet up "$dir/fleet" "$inv" >/dev/null
 cfg=$dir/fleet/ssh_config
 tests/fleet/mkrepo "$dir/fleet" "$inv" --payload "sink=$size:$paths" >/dev/null
