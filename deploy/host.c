@@ -8,44 +8,54 @@
  * where MODE is `path` (VALUE a store path) or `gen` (VALUE a generation).
  * It always ends by writing `phase=done` with a result (ok, rolled-back,
  * failed) and removing the lock, whatever happens to the SSH connection.
+ * Its fd 3 is the write end of the FIFO the start command waits on: the
+ * first milestone (awaiting-confirm, or done) is written there once, so
+ * constel learns it at once, without polling.
  */
 static const char watchdog_script[] =
 	"# constel watchdog: activates one system, restores the previous one on failure\n"
-	"trap '' HUP\n"
+	"trap '' HUP PIPE\n"
 	"runid=$1 mode=$2 value=$3 goal=$4 confirm=$5 limit=$6 auto=$7 delete=$8\n"
 	"profile=/nix/var/nix/profiles/system\n"
 	"cd /run/constel || exit 1\n"
 	"log() { printf '%s constel: %s\\n' \"$(date '+%F %T')\" \"$*\" >> activation.log; }\n"
-	"state() { printf '%s\\n' \"$@\" > state.tmp && mv -f state.tmp state; }\n"
+	"state() { printf '%s\\n' \"run=$runid\" \"$@\" > state.tmp && mv -f state.tmp state; }\n"
 	"gen_of() {\n"
 	"	l=$(readlink \"$profile\" 2>/dev/null) || { echo 0; return; }\n"
 	"	l=${l##*/}; l=${l#system-}; echo \"${l%-link}\"\n"
+	"}\n"
+	"notify() {\n"
+	"	[ -n \"$notified\" ] && return\n"
+	"	notified=1\n"
+	"	{ echo \"$1\" >&3; } 2>/dev/null\n"
+	"	exec 3>&-\n"
 	"}\n"
 	"finish() {\n"
 	"	log \"end: $1${2:+: $2}\"\n"
 	"	state phase=done \"result=$1\" \"gen=$new\" \"prev=$prev\" \"path=$target\" \"reason=${2:-}\"\n"
 	"	rm -rf lock\n"
+	"	notify done\n"
 	"	exit 0\n"
 	"}\n"
-	/* switch-to-configuration in its own process group, bounded by LIMIT (20 ticks a second) */
+	/*
+	 * switch-to-configuration in its own process group, waited for (no
+	 * polling); a timer in another process group ends it after LIMIT.
+	 */
 	"activate() {\n"
-	"	rm -f rc rc.tmp\n"
+	"	rm -f timedout\n"
 	"	log \"activating $1 ($2)\"\n"
-	"	setsid sh -c '\"$1/bin/switch-to-configuration\" \"$2\" >> activation.log 2>&1;"
-	" echo $? > rc.tmp; mv -f rc.tmp rc' sh \"$1\" \"$2\" </dev/null &\n"
+	"	setsid \"$1/bin/switch-to-configuration\" \"$2\" </dev/null >> activation.log 2>&1 3>&- &\n"
 	"	apid=$!\n"
-	"	ticks=0\n"
-	"	while [ ! -e rc ]; do\n"
-	"		if [ $ticks -ge $((limit * 20)) ]; then\n"
-	"			kill -TERM -\"$apid\" \"$apid\" 2>/dev/null; sleep 1\n"
-	"			kill -KILL -\"$apid\" \"$apid\" 2>/dev/null\n"
-	"			wait \"$apid\" 2>/dev/null\n"
-	"			return 124\n"
-	"		fi\n"
-	"		sleep 0.05; ticks=$((ticks + 1))\n"
-	"	done\n"
-	"	wait \"$apid\" 2>/dev/null\n"
-	"	return \"$(cat rc)\"\n"
+	"	setsid sh -c 'sleep \"$1\"; : > timedout; kill -TERM -\"$2\" \"$2\";"
+	" sleep 2; kill -KILL -\"$2\" \"$2\"' sh \"$limit\" \"$apid\""
+	" </dev/null >/dev/null 2>&1 3>&- &\n"
+	"	tpid=$!\n"
+	"	wait \"$apid\"\n"
+	"	rc=$?\n"
+	"	kill -TERM -\"$tpid\" \"$tpid\" 2>/dev/null\n"
+	"	wait \"$tpid\" 2>/dev/null\n"
+	"	if [ -e timedout ]; then rm -f timedout; return 124; fi\n"
+	"	return $rc\n"
 	"}\n"
 	/* back to what ran before this run; sets $result */
 	"restore() {\n"
@@ -102,6 +112,7 @@ static const char watchdog_script[] =
 	"	if [ \"$confirm\" -gt 0 ]; then\n"
 	"		: > \"canary.$runid\"\n"
 	"		state phase=awaiting-confirm \"gen=$new\" \"prev=$prev\" \"path=$target\"\n"
+	"		notify awaiting-confirm\n"
 	"		ticks=0\n"
 	"		while [ -e \"canary.$runid\" ] && [ $ticks -lt $((confirm * 20)) ]; do\n"
 	"			sleep 0.05; ticks=$((ticks + 1))\n"
@@ -139,10 +150,13 @@ char *host_cmd_start(const struct host_activation *a)
 		"if [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; then echo locked=$p; exit 75; fi; "
 		"rm -rf lock; mkdir lock || exit 75; fi; "
 		"cat > watchdog.sh || exit 70; "
-		"printf 'phase=starting\\n' > state; rm -f canary.*; "
-		"setsid sh watchdog.sh %s %s %s %s %ld %ld %d %d </dev/null >/dev/null 2>&1 & "
-		"echo $! > lock/pid; echo started=$!",
-		runid, a->path ? "path" : "gen", value, goal,
+		"printf 'run=%%s\\nphase=starting\\n' %s > state; rm -f canary.* events; "
+		"mkfifo events && exec 3<>events 4<events || exit 70; "
+		"setsid sh watchdog.sh %s %s %s %s %ld %ld %d %d </dev/null >/dev/null 2>&1 4<&- & "
+		"echo $! > lock/pid; echo started=$!; "
+		/* only the watchdog writes now: its milestone, or EOF if it died */
+		"exec 3>&-; rm -f events; read -r milestone <&4; exec 4<&-; cat state",
+		runid, runid, a->path ? "path" : "gen", value, goal,
 		strcmp(a->goal, "switch") && strcmp(a->goal, "test") ? 0 : a->confirm_timeout,
 		a->activation_timeout, a->auto_rollback, a->delete_failed);
 	free(value);

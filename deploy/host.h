@@ -41,7 +41,11 @@ struct host_activation {
 /* The watchdog script, sent on stdin of host_cmd_start() (static string). */
 const char *host_watchdog_script(void);
 
-/* Command lines; the caller frees them. */
+/*
+ * Command lines; the caller frees them. host_cmd_start() takes the lock,
+ * starts the watchdog and returns at its first milestone (awaiting-confirm
+ * or done) with the state; host_cmd_wait() is for a later session.
+ */
 char *host_cmd_start(const struct host_activation *a);
 /* Waits until the state's phase is not `phase` (or `seconds` pass), prints the state. */
 char *host_cmd_wait(const char *phase, long seconds);

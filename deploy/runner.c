@@ -301,11 +301,21 @@ static bool state_is(const char *state, const char *phase)
 	return yes;
 }
 
+/* Whether the host's state belongs to this run (not to an earlier deploy). */
+static bool state_of_run(const char *state, const char *runid)
+{
+	char *r = state ? host_get(state, "run") : NULL;
+	bool yes = r && !strcmp(r, runid);
+
+	free(r);
+	return yes;
+}
+
 /*
  * After the host's session was lost: reconnect (bounded) and read how the
  * watchdog ended. The watchdog restores the previous generation by itself.
  */
-static void recover_state(struct hostctx *c, bool rollback_op)
+static void recover_state(struct hostctx *c, const char *runid, bool rollback_op)
 {
 	const struct runner_opts *o = &c->r->opts;
 	double deadline = now_seconds() + (double)o->confirm_timeout + o->activation_timeout + 30;
@@ -316,8 +326,18 @@ static void recover_state(struct hostctx *c, bool rollback_op)
 		struct ssh_conn *conn = NULL;
 		char *state = NULL;
 
-		if (open_session(c, &conn) == 0 && hexec(c, conn, cmd, NULL, &state) == 0 &&
-			state_is(state, "done")) {
+		if (open_session(c, &conn) == 0 && hexec(c, conn, cmd, NULL, &state) >= 0 &&
+			!state_of_run(state, runid)) {
+			/* the connection dropped before this run's watchdog started */
+			fail(c, HOST_FAILED, "lost the connection before the activation started; "
+					     "the host was not changed");
+			ssh_conn_free(c->conn);
+			c->conn = conn;
+			free(state);
+			free(cmd);
+			return;
+		}
+		if (conn && state && state_is(state, "done")) {
 			hlog(c, "state after reconnect:\n%s", state);
 			/*
 			 * "ok" here means the watchdog was not waiting for a confirmation
@@ -353,7 +373,12 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 
 	step(c, "activate", "activating %s (%s)",
 		a->path ? a->path : "a generation", a->goal);
+	/* returns at the watchdog's first milestone, with its state */
 	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer);
+	if (rc < 0) {
+		recover_state(c, a->runid, rollback_op);
+		goto out;
+	}
 	if (rc != 0) {
 		char *holder = answer ? host_get(answer, "locked") : NULL;
 
@@ -365,12 +390,15 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		free(holder);
 		goto out;
 	}
-	free(answer);
-	answer = NULL;
-	wait = host_cmd_wait("activating", o->activation_timeout + 30);
-	if (hexec(c, c->conn, wait, NULL, &answer) != 0 || !answer) {
-		recover_state(c, rollback_op);
-		goto out;
+	if (!state_is(answer, "awaiting-confirm") && !state_is(answer, "done")) {
+		/* no milestone came (the watchdog died?): ask the state file */
+		free(answer);
+		answer = NULL;
+		wait = host_cmd_wait("activating", o->activation_timeout + 30);
+		if (hexec(c, c->conn, wait, NULL, &answer) != 0 || !answer) {
+			recover_state(c, a->runid, rollback_op);
+			goto out;
+		}
 	}
 	hlog(c, "state:\n%s", answer);
 	if (state_is(answer, "awaiting-confirm")) {
@@ -395,7 +423,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		if (!confirmed) {
 			ssh_conn_free(fresh);
 			fresh = NULL;
-			recover_state(c, rollback_op);
+			recover_state(c, a->runid, rollback_op);
 			goto out;
 		}
 		/* the new session is the one that proved itself: keep it */
