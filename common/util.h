@@ -35,6 +35,7 @@ void *xrealloc(void *p, size_t n);
 /* Grows *p (holding *alloc elements of `size` bytes) to hold at least `need`. */
 void xgrow(void **p, size_t *alloc, size_t need, size_t size);
 char *xstrdup(const char *s);
+/* Like strndup: at most n bytes of s, stopping at its end. */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
