@@ -63,17 +63,11 @@ int cmd_load_inventory(const struct global_opts *g, struct inventory **out);
 int cmd_build_graph(const struct inventory *inv, struct graph **out);
 
 /*
- * Selects hosts from positional names and --on lists (each a comma list of
- * names, globs and @tags); none selects the whole fleet. `selected` has
- * one entry per host. On an unknown name prints it and returns CMD_USAGE.
- */
-int cmd_select(const struct inventory *inv, const struct graph *g, const struct strvec *patterns,
-	bool with_deps, bool *selected);
-
-/*
  * The three steps every command starts with: load the inventory, build the
- * graph, select. On failure prints why and returns CMD_USAGE; whatever was
- * made is handed out anyway (NULL otherwise) and the caller frees it.
+ * graph, select from positional names and --on lists (names, globs and
+ * @tags; none selects the whole fleet; with_deps adds providers). On
+ * failure prints why and returns CMD_USAGE; whatever was made is handed out
+ * anyway (NULL otherwise) and the caller frees it.
  */
 int cmd_load_selection(const struct global_opts *g, const struct strvec *patterns, bool with_deps,
 	struct inventory **inv, struct graph **graph, bool **selected);

@@ -120,7 +120,12 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 	if ((ret = cmd_build_graph(*inv, graph)) != CMD_OK)
 		return ret;
 	*selected = xcalloc((*inv)->nhosts + 1, sizeof(**selected));
-	return cmd_select(*inv, *graph, patterns, with_deps, *selected);
+	if (graph_select(*graph, (const char *const *)patterns->v, patterns->nr, with_deps,
+		    *selected) < 0) {
+		fprintf(stderr, "constel: %s\n", error_last());
+		return CMD_USAGE;
+	}
+	return CMD_OK;
 }
 
 void cmd_split_list(struct strvec *patterns, const char *list)
@@ -139,14 +144,3 @@ void cmd_split_list(struct strvec *patterns, const char *list)
 	}
 }
 
-int cmd_select(const struct inventory *inv, const struct graph *g, const struct strvec *patterns,
-	bool with_deps, bool *selected)
-{
-	(void)inv;
-	if (graph_select(g, (const char *const *)patterns->v, patterns->nr, with_deps, selected) <
-		0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		return CMD_USAGE;
-	}
-	return CMD_OK;
-}

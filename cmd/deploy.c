@@ -179,7 +179,7 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 	bool have_notes = false;
 	int ret;
 
-	if (run_parse_args(argc, argv, "deploy", &a) < 0) {
+	if (run_parse_args(argc, argv, &a) < 0) {
 		run_args_release(&a);
 		return cmd_usage(cmd_find("deploy"));
 	}
@@ -207,7 +207,7 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 		o.data = &notes;
 	}
 	runner_init(&r, p.inv, p.graph, p.selected, &p.builds, &o);
-	run_install_sigint(&r);
+	run_install_sigint();
 	if (runner_start(&r) < 0) {
 		fprintf(stderr, "constel: %s\n", error_last());
 		ret = CMD_USAGE;
@@ -233,7 +233,7 @@ int cmd_build(int argc, char **argv, const struct global_opts *g)
 	json_t *root = NULL, *hosts;
 	int ret;
 
-	if (run_parse_args(argc, argv, "build", &a) < 0) {
+	if (run_parse_args(argc, argv, &a) < 0) {
 		run_args_release(&a);
 		return cmd_usage(cmd_find("build"));
 	}
@@ -287,7 +287,7 @@ int cmd_rollback(int argc, char **argv, const struct global_opts *g)
 	char *log_dir = NULL;
 	int ret;
 
-	if (run_parse_args(argc, argv, "rollback", &a) < 0) {
+	if (run_parse_args(argc, argv, &a) < 0) {
 		run_args_release(&a);
 		return cmd_usage(cmd_find("rollback"));
 	}
@@ -304,7 +304,7 @@ int cmd_rollback(int argc, char **argv, const struct global_opts *g)
 	o.op = RUNNER_ROLLBACK;
 	o.rollback_fleet = false;
 	runner_init(&r, inv, graph, selected, NULL, &o);
-	run_install_sigint(&r);
+	run_install_sigint();
 	if (runner_start(&r) < 0) {
 		fprintf(stderr, "constel: %s\n", error_last());
 		ret = CMD_USAGE;

@@ -113,9 +113,8 @@ static void relation_list(const struct inv_host *h, size_t p, struct buf *b)
 	for (size_t i = 0; i < h->nrels; i++) {
 		if (h->rels[i].provider != p || h->rels[i].kind == INV_WANTS)
 			continue;
-		buf_printf(b, "%s%s%s%s", first ? "" : ", ",
-			h->rels[i].kind == INV_DEPENDS_ON ? "depends_on " : "", h->rels[i].text,
-			"");
+		buf_printf(b, "%s%s%s", first ? "" : ", ",
+			h->rels[i].kind == INV_DEPENDS_ON ? "depends_on " : "", h->rels[i].text);
 		first = false;
 	}
 }

@@ -31,7 +31,7 @@ enum {
 	OPT_HEALTH_TIMEOUT,
 };
 
-int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
+int run_parse_args(int argc, char **argv, struct run_args *a)
 {
 	static const struct option longopts[] = {
 		{ "on", required_argument, NULL, OPT_ON },
@@ -143,7 +143,6 @@ int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a)
 			return -1;
 		}
 	}
-	(void)cmd;
 	for (int i = optind; i < argc; i++)
 		strvec_push(&a->patterns, argv[i]);
 	return 0;
@@ -200,11 +199,10 @@ static void on_sigint(int sig)
 	}
 }
 
-void run_install_sigint(struct runner *r)
+void run_install_sigint(void)
 {
 	struct sigaction sa;
 
-	(void)r;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);

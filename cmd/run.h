@@ -28,7 +28,7 @@ struct run_args {
 };
 
 /* Options taken by deploy, build and rollback (getopt_long values start at 1000). */
-int run_parse_args(int argc, char **argv, const char *cmd, struct run_args *a);
+int run_parse_args(int argc, char **argv, struct run_args *a);
 void run_args_release(struct run_args *a);
 
 /*
@@ -39,7 +39,7 @@ void run_args_release(struct run_args *a);
 int run_drive(struct runner *r, const struct global_opts *g, const char *what);
 
 /* Sets up SIGINT so that the first stops the run and the second exits. */
-void run_install_sigint(struct runner *r);
+void run_install_sigint(void);
 
 /* The run's log directory (created); caller frees. */
 char *run_log_dir(const char *requested);
