@@ -168,6 +168,43 @@ void buf_adds(struct buf *b, const char *s)
 	buf_add(b, s, strlen(s));
 }
 
+void buf_add_json_string(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	buf_add(b, "\"", 1);
+	for (;;) {
+		size_t run = 0;
+		unsigned char c;
+		char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+
+		while ((c = (unsigned char)s[run]) >= 0x20 && c != '"' && c != '\\')
+			run++;
+		buf_add(b, s, run);
+		if (!c)
+			break;
+		s += run + 1;
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			buf_add(b, esc, 2);
+			break;
+		case '\n':
+			buf_add(b, "\\n", 2);
+			break;
+		case '\t':
+			buf_add(b, "\\t", 2);
+			break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			buf_add(b, esc, 6);
+		}
+	}
+	buf_add(b, "\"", 1);
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -67,6 +67,13 @@ void buf_reset(struct buf *b);
 /* Hands the contents to the caller (never NULL) and resets the buffer. */
 char *buf_detach(struct buf *b);
 void buf_release(struct buf *b);
+/*
+ * Appends `s` as a JSON string, quotes included: '"', '\\' and control
+ * characters escaped, every other byte as it is (the caller passes UTF-8).
+ * For output written in bulk, where building a jansson document per value
+ * would cost more than the rest of the command.
+ */
+void buf_add_json_string(struct buf *b, const char *s);
 /* The start of the last `lines` lines of the buffer (borrowed). */
 const char *buf_tail_lines(const struct buf *b, int lines);
 

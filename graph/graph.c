@@ -25,27 +25,18 @@ struct graph {
 	size_t n;
 	struct host *hosts;
 	/*
-	 * Open-addressing sets, so that adding an edge and finding a name stay
-	 * O(1) on fleets of tens of thousands of hosts. Slots hold key + 1 (0
-	 * is empty): for edges the key is consumer << 32 | provider, for
-	 * names the host index.
+	 * Duplicate edges are found without a set of all edges: mark[p] is
+	 * c + 1 when the edge c → p exists, valid for the host c = marked.
+	 * When edges of another consumer come, its existing providers are
+	 * marked again, so adding each host's edges together (as callers do)
+	 * is linear in the edges; marks are never cleared.
 	 */
-	uint64_t *edge_slots;
-	size_t edge_cap;
-	size_t nedges;
+	size_t *mark;
+	size_t marked;
+	/* names: open addressing, slots hold the host index + 1 (0 is empty) */
 	size_t *name_slots;
 	size_t name_cap;
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 static uint64_t hash_str(const char *s)
 {
@@ -90,8 +81,8 @@ struct graph *graph_new(size_t nhosts, const char *const *names)
 		}
 		g->name_slots[slot] = i + 1;
 	}
-	g->edge_cap = 64;
-	g->edge_slots = xcalloc(g->edge_cap, sizeof(*g->edge_slots));
+	g->mark = xcalloc(nhosts + 1, sizeof(*g->mark));
+	g->marked = SIZE_MAX;
 	return g;
 }
 
@@ -110,40 +101,24 @@ void graph_free(struct graph *g)
 		strvec_release(&h->tags);
 	}
 	free(g->hosts);
-	free(g->edge_slots);
+	free(g->mark);
 	free(g->name_slots);
 	free(g);
 }
 
-/* Adds key to the edge set; false if it was there already. */
-static bool edge_set_add(struct graph *g, uint64_t key)
+/* Marks the edge consumer → provider; false if it existed already. */
+static bool mark_edge(struct graph *g, size_t consumer, size_t provider)
 {
-	size_t slot;
+	if (g->marked != consumer) {
+		const struct dep_list *p = &g->hosts[consumer].providers;
 
-	if (2 * (g->nedges + 1) > g->edge_cap) {
-		size_t cap = g->edge_cap * 2;
-		uint64_t *slots = xcalloc(cap, sizeof(*slots));
-
-		for (size_t i = 0; i < g->edge_cap; i++) {
-			if (!g->edge_slots[i])
-				continue;
-			slot = mix64(g->edge_slots[i] - 1) & (cap - 1);
-			while (slots[slot])
-				slot = (slot + 1) & (cap - 1);
-			slots[slot] = g->edge_slots[i];
-		}
-		free(g->edge_slots);
-		g->edge_slots = slots;
-		g->edge_cap = cap;
+		for (size_t i = 0; i < p->nr; i++)
+			g->mark[p->v[i].host] = consumer + 1;
+		g->marked = consumer;
 	}
-	slot = mix64(key) & (g->edge_cap - 1);
-	while (g->edge_slots[slot]) {
-		if (g->edge_slots[slot] == key + 1)
-			return false;
-		slot = (slot + 1) & (g->edge_cap - 1);
-	}
-	g->edge_slots[slot] = key + 1;
-	g->nedges++;
+	if (g->mark[provider] == consumer + 1)
+		return false;
+	g->mark[provider] = consumer + 1;
 	return true;
 }
 
@@ -160,7 +135,7 @@ void graph_add_edge(struct graph *g, size_t consumer, size_t provider, const cha
 	char *copy;
 
 	assert(consumer < g->n && provider < g->n);
-	if (!edge_set_add(g, (uint64_t)consumer << 32 | provider))
+	if (!mark_edge(g, consumer, provider))
 		return;
 	copy = label ? xstrdup(label) : NULL;
 	dep_list_push(&g->hosts[consumer].providers, provider, copy);

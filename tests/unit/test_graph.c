@@ -137,6 +137,32 @@ static void test_graph_finds_cycle_unreachable_from_first_host(void **state)
 	graph_free(g);
 }
 
+/* Duplicates are found however the edges of different consumers interleave. */
+static void test_graph_drops_duplicate_edges_added_out_of_turn(void **state)
+{
+	struct graph *g = abc(4);
+	size_t n;
+
+	(void)state;
+	graph_add_edge(g, 0, 1, NULL);
+	graph_add_edge(g, 0, 2, NULL);
+	graph_add_edge(g, 3, 1, NULL);
+	graph_add_edge(g, 3, 2, NULL);
+	graph_add_edge(g, 0, 1, NULL); /* back to consumer 0: its marks were overwritten */
+	graph_add_edge(g, 0, 2, NULL);
+	graph_add_edge(g, 3, 2, NULL);
+	graph_add_edge(g, 0, 3, NULL);
+	graph_providers(g, 0, &n);
+	assert_int_equal(n, 3);
+	graph_providers(g, 3, &n);
+	assert_int_equal(n, 2);
+	graph_consumers(g, 1, &n);
+	assert_int_equal(n, 2);
+	graph_consumers(g, 2, &n);
+	assert_int_equal(n, 2);
+	graph_free(g);
+}
+
 static void test_graph_keeps_first_label_of_duplicate_edge(void **state)
 {
 	struct graph *g = abc(2);
@@ -794,6 +820,7 @@ int main(void)
 		cmocka_unit_test(test_graph_reports_self_loop),
 		cmocka_unit_test(test_graph_finds_cycle_unreachable_from_first_host),
 		cmocka_unit_test(test_graph_keeps_first_label_of_duplicate_edge),
+		cmocka_unit_test(test_graph_drops_duplicate_edges_added_out_of_turn),
 		cmocka_unit_test(test_graph_copies_names_and_lists_dependencies),
 		cmocka_unit_test(test_graph_waves_diamond),
 		cmocka_unit_test(test_graph_waves_chain_and_longest_path),

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/util.h"
 
@@ -72,6 +73,40 @@ static void test_util_shell_quote_survives_quotes(void **state)
 	free(q);
 }
 
+/* What buf_add_json_string writes, jansson reads back as the same string. */
+static void assert_json_round_trip(const char *s)
+{
+	struct buf b = BUF_INIT(0);
+	json_error_t err;
+	json_t *v;
+
+	buf_add_json_string(&b, s);
+	v = json_loads(b.data, JSON_DECODE_ANY, &err);
+	assert_non_null(v);
+	assert_true(json_is_string(v));
+	assert_string_equal(json_string_value(v), s);
+	json_decref(v);
+	buf_release(&b);
+}
+
+static void test_util_json_string_escapes_what_json_requires(void **state)
+{
+	char all[128];
+	struct buf b = BUF_INIT(0);
+
+	(void)state;
+	for (int c = 1; c < 128; c++)
+		all[c - 1] = (char)c;
+	all[127] = '\0';
+	assert_json_round_trip(all);
+	assert_json_round_trip("");
+	assert_json_round_trip("galactica");
+	assert_json_round_trip("caf\xc3\xa9 \xe2\x86\x92 \"quoted\" back\\slash");
+	buf_add_json_string(&b, "a\"b\\c\nd\x01");
+	assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\u0001\"");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -80,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_util_buf_tail_lines),
 		cmocka_unit_test(test_util_parse_long_is_strict),
 		cmocka_unit_test(test_util_shell_quote_survives_quotes),
+		cmocka_unit_test(test_util_json_string_escapes_what_json_requires),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
