@@ -57,13 +57,23 @@ struct ydoc {
 };
 
 /*
- * A name → host index, sorted by (hash of the name, name): lookups are
- * logarithmic and compare integers, not strings, until they hit.
+ * Names → the hosts that carry them (host names, services, tags): a hash
+ * table of distinct names, each the head of a chain of entries in the order
+ * they were added. The names are borrowed.
  */
-struct name_entry {
-	const char *name;
-	size_t host;
+struct name_slot {
+	const char *name; /* NULL: the slot is empty */
 	uint64_t hash;
+	size_t head, tail; /* first and last entry of the name */
+	size_t count;
+};
+
+struct name_index {
+	struct name_slot *slots;
+	size_t cap; /* a power of two, at least twice the entries */
+	size_t *next; /* per entry: the next entry of the same name, or SIZE_MAX */
+	size_t *value; /* per entry: what was added (a host or a position) */
+	size_t n;
 };
 
 /* FNV-1a: the indexes only need names to spread, not to resist anyone. */
@@ -76,12 +86,65 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
-/* Order of (hash, name): equal names stay together. */
-static int hashed_cmp(uint64_t ha, const char *a, uint64_t hb, const char *b)
+/* An index with room for `max` entries. */
+static void index_init(struct name_index *x, size_t max)
 {
-	if (ha != hb)
-		return ha < hb ? -1 : 1;
-	return strcmp(a, b);
+	x->cap = 16;
+	while (x->cap < 2 * max)
+		x->cap *= 2;
+	x->slots = xcalloc(x->cap, sizeof(*x->slots));
+	x->next = xmalloc((max + 1) * sizeof(*x->next));
+	x->value = xmalloc((max + 1) * sizeof(*x->value));
+	x->n = 0;
+}
+
+static void index_release(struct name_index *x)
+{
+	free(x->slots);
+	free(x->next);
+	free(x->value);
+	memset(x, 0, sizeof(*x));
+}
+
+/* The slot of `name`, or the empty slot where it would go. */
+static struct name_slot *index_slot(const struct name_index *x, const char *name, uint64_t h)
+{
+	size_t i = (size_t)h & (x->cap - 1);
+
+	while (x->slots[i].name && (x->slots[i].hash != h || strcmp(x->slots[i].name, name)))
+		i = (i + 1) & (x->cap - 1);
+	return &x->slots[i];
+}
+
+/* Adds an entry (name, value); returns the name's slot. Within init's `max`. */
+static struct name_slot *index_add(struct name_index *x, const char *name, size_t value)
+{
+	uint64_t h = name_hash(name);
+	struct name_slot *s = index_slot(x, name, h);
+
+	if (!s->name) {
+		s->name = name;
+		s->hash = h;
+		s->head = x->n;
+	} else {
+		x->next[s->tail] = x->n;
+	}
+	s->tail = x->n;
+	s->count++;
+	x->next[x->n] = SIZE_MAX;
+	x->value[x->n++] = value;
+	return s;
+}
+
+/* The slot of `name`, or NULL when no entry has it. */
+static const struct name_slot *index_find(const struct name_index *x, const char *name)
+{
+	const struct name_slot *s;
+
+	if (!x->slots)
+		return NULL;
+	s = index_slot(x, name, name_hash(name));
+	return s->name ? s : NULL;
 }
 
 /* The state of one load: the YAML document, where errors go, the result. */
@@ -94,7 +157,7 @@ struct loader {
 	struct ynode **builder_nodes;
 	/* the keys of defaults.flake and defaults.file, when set */
 	struct ynode *defaults_flake, *defaults_file;
-	struct name_entry *names; /* every host, sorted by name */
+	struct name_index hosts; /* every host by name */
 	/* children that walks through aliases may still visit; see walk_container() */
 	size_t alias_budget;
 	bool alias_reported;
@@ -387,21 +450,6 @@ static void report_unknown_key(struct loader *l, struct ynode *key, const char *
  */
 typedef void (*pair_fn)(struct loader *l, struct ynode *key, struct ynode *value, void *data);
 
-struct key_ref {
-	const char *name;
-	size_t idx;
-};
-
-static int key_ref_cmp(const void *a, const void *b)
-{
-	const struct key_ref *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
-
-	if (c)
-		return c;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /* Mappings this small find their duplicate keys by comparing every pair. */
 #define SMALL_MAPPING 16
 
@@ -411,8 +459,8 @@ static int key_ref_cmp(const void *a, const void *b)
  */
 static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_t *first)
 {
-	struct key_ref *refs;
-	size_t n = map->len, nrefs = 0;
+	struct name_index keys;
+	size_t n = map->len;
 
 	for (size_t i = 0; i < n; i++)
 		first[i] = SIZE_MAX;
@@ -434,23 +482,19 @@ static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_
 		}
 		return;
 	}
-	/* sorting, not comparing each key with all before it: `hosts` may hold 100,000 */
-	refs = xmalloc(n * sizeof(*refs));
+	/* hashing, not comparing each key with all before it: `hosts` may hold 100,000 */
+	index_init(&keys, n);
 	for (size_t i = 0; i < n; i++) {
 		struct ynode *key = child(l, map, 2 * i);
+		const struct name_slot *slot;
 
-		if (key && key->type == YAML_SCALAR_NODE) {
-			refs[nrefs].name = scalar(key);
-			refs[nrefs++].idx = i;
-		}
+		if (!key || key->type != YAML_SCALAR_NODE)
+			continue;
+		slot = index_add(&keys, scalar(key), i);
+		if (slot->count > 1)
+			first[i] = keys.value[slot->head];
 	}
-	qsort(refs, nrefs, sizeof(*refs), key_ref_cmp);
-	for (size_t i = 1; i < nrefs; i++)
-		if (!strcmp(refs[i].name, refs[i - 1].name))
-			first[refs[i].idx] = first[refs[i - 1].idx] != SIZE_MAX
-						     ? first[refs[i - 1].idx]
-						     : refs[i - 1].idx;
-	free(refs);
+	index_release(&keys);
 }
 
 /*
@@ -916,80 +960,29 @@ static bool host_provides(const struct inv_host *h, const char *service)
 	return false;
 }
 
-/* A service index: name → providers, so resolving is linear in the fleet. */
-struct svc_entry {
-	const char *name;
-	size_t host;
-	uint64_t hash;
-};
-
-static int svc_cmp(const void *a, const void *b)
-{
-	const struct svc_entry *x = a, *y = b;
-	int c = hashed_cmp(x->hash, x->name, y->hash, y->name);
-
-	if (c)
-		return c;
-	return x->host < y->host ? -1 : x->host > y->host;
-}
-
 struct resolver {
-	struct svc_entry *svcs; /* every service of the fleet, by (hash, name) then host */
-	size_t nsvcs;
-	struct svc_entry *tags; /* every tag of the fleet, by (hash, tag) then host */
-	size_t ntags;
-	size_t host;	   /* the host whose entries are being resolved */
-	size_t rels_alloc; /* capacity of its rels */
+	struct name_index svcs; /* every service of the fleet → its providers */
+	struct name_index tags; /* every tag of the fleet → the hosts carrying it */
+	size_t host;		/* the host whose entries are being resolved */
+	size_t rels_alloc;	/* capacity of its rels */
 	enum inv_rel_kind kind;
 };
 
-static int name_cmp(const void *a, const void *b)
-{
-	const struct name_entry *x = a, *y = b;
-
-	return hashed_cmp(x->hash, x->name, y->hash, y->name);
-}
-
-/* Sorts the host names for loader_host(); hosts are unique by then. */
+/* Indexes the host names for loader_host(); hosts are unique by then. */
 static void index_hosts(struct loader *l)
 {
 	struct inventory *inv = l->inv;
 
-	l->names = xmalloc((inv->nhosts + 1) * sizeof(*l->names));
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		l->names[i].name = inv->hosts[i].name;
-		l->names[i].host = i;
-		l->names[i].hash = name_hash(inv->hosts[i].name);
-	}
-	qsort(l->names, inv->nhosts, sizeof(*l->names), name_cmp);
+	index_init(&l->hosts, inv->nhosts);
+	for (size_t i = 0; i < inv->nhosts; i++)
+		index_add(&l->hosts, inv->hosts[i].name, i);
 }
 
 static long loader_host(const struct loader *l, const char *name)
 {
-	struct name_entry key = {name, 0, name_hash(name)}, *e;
+	const struct name_slot *s = index_find(&l->hosts, name);
 
-	e = bsearch(&key, l->names, l->inv->nhosts, sizeof(key), name_cmp);
-	return e ? (long)e->host : -1;
-}
-
-/* The range of v (sorted by svc_cmp) named `name`: its start in *first, its length returned. */
-static size_t entries_named(const struct svc_entry *v, size_t nv, const char *name, size_t *first)
-{
-	uint64_t h = name_hash(name);
-	size_t lo = 0, hi = nv, n = 0;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (hashed_cmp(v[mid].hash, v[mid].name, h, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*first = lo;
-	while (lo + n < nv && v[lo + n].hash == h && !strcmp(v[lo + n].name, name))
-		n++;
-	return n;
+	return s ? (long)l->hosts.value[s->head] : -1;
 }
 
 static void suggest_service(
@@ -1001,15 +994,17 @@ static void suggest_service(
 	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
 
 	(void)l;
-	for (size_t i = 0; i < r->nsvcs; i++) {
+	for (size_t i = 0; i < r->svcs.cap; i++) {
+		const char *cand = r->svcs.slots[i].name;
 		size_t d;
 
-		if (i && !strcmp(r->svcs[i].name, r->svcs[i - 1].name))
+		if (!cand)
 			continue;
-		d = edit_distance(name, r->svcs[i].name);
-		if (d < best_d) {
+		/* ties go to the first name in byte order, whatever the table's layout */
+		d = edit_distance(name, cand);
+		if (d < best_d || (d == best_d && strcmp(cand, best) < 0)) {
 			best_d = d;
-			best = r->svcs[i].name;
+			best = cand;
 		}
 	}
 	if (best && best_d <= limit && best_d < len)
@@ -1047,7 +1042,8 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	const char *text = scalar(item);
 	const char *kind = inv_rel_kind_name(r->kind);
 	const char *slash = strchr(text, '/');
-	size_t first, n;
+	const struct name_slot *slot;
+	size_t n, e;
 	struct buf b = BUF_INIT(0);
 
 	if (slash) {
@@ -1076,7 +1072,8 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		buf_release(&b);
 		return;
 	}
-	n = entries_named(r->svcs, r->nsvcs, text, &first);
+	slot = index_find(&r->svcs, text);
+	n = slot ? slot->count : 0;
 	if (n == 0) {
 		suggest_service(l, r, &b, text);
 		report(l, item, "%s '%s' of host '%s': no host provides a service '%s'%s", kind,
@@ -1084,24 +1081,26 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	} else if (n > 1) {
 		size_t listed = n > AMBIGUOUS_MAX_LISTED ? AMBIGUOUS_MAX_LISTED : n;
 
-		for (size_t i = 0; i < listed; i++)
+		e = slot->head;
+		for (size_t i = 0; i < listed; i++, e = r->svcs.next[e])
 			buf_printf(&b, "%s'%s'",
 				i == 0	     ? ""
 				: i + 1 == n ? " and "
 					     : ", ",
-				inv->hosts[r->svcs[first + i].host].name);
+				inv->hosts[r->svcs.value[e]].name);
 		if (listed < n)
 			buf_printf(&b, " and %zu more", n - listed);
 		report(l, item,
 			"ambiguous service '%s' in %s of host '%s': provided by %s; write one as "
 			"'%s/%s'",
-			text, kind, h->name, b.data, inv->hosts[r->svcs[first].host].name, text);
-	} else if (r->svcs[first].host == r->host) {
+			text, kind, h->name, b.data, inv->hosts[r->svcs.value[slot->head]].name,
+			text);
+	} else if (r->svcs.value[slot->head] == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
 		char *copy = pool_strdup(inv, text);
 
-		add_rel(h, &r->rels_alloc, r->kind, item, copy, r->svcs[first].host, copy);
+		add_rel(h, &r->rels_alloc, r->kind, item, copy, r->svcs.value[slot->head], copy);
 	}
 	buf_release(&b);
 }
@@ -1112,22 +1111,24 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	struct inventory *inv = l->inv;
 	struct inv_host *h = &inv->hosts[r->host];
 	const char *text = scalar(item);
-	size_t first, n;
 	struct buf b = BUF_INIT(0);
 	char *copy;
 	long p;
 
 	if (*text == '@') {
-		n = entries_named(r->tags, r->ntags, text + 1, &first);
-		if (n == 0)
+		const struct name_slot *slot = index_find(&r->tags, text + 1);
+
+		if (!slot) {
 			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
 				text, h->name, text + 1);
+			return;
+		}
 		/* a host carrying the tag it depends on does not depend on itself */
-		copy = n ? pool_strdup(inv, text) : NULL;
-		for (size_t i = first; i < first + n; i++)
-			if (r->tags[i].host != r->host)
+		copy = pool_strdup(inv, text);
+		for (size_t e = slot->head; e != SIZE_MAX; e = r->tags.next[e])
+			if (r->tags.value[e] != r->host)
 				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, copy,
-					r->tags[i].host, NULL);
+					r->tags.value[e], NULL);
 		return;
 	}
 	p = loader_host(l, text);
@@ -1154,24 +1155,16 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 		n += inv->hosts[i].nservices;
 		ntags += inv->hosts[i].tags.nr;
 	}
-	r.svcs = xmalloc((n + 1) * sizeof(*r.svcs));
-	r.tags = xmalloc((ntags + 1) * sizeof(*r.tags));
+	index_init(&r.svcs, n);
+	index_init(&r.tags, ntags);
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const struct inv_host *h = &inv->hosts[i];
 
-		for (size_t j = 0; j < h->nservices; j++) {
-			r.svcs[r.nsvcs].name = h->services[j].name;
-			r.svcs[r.nsvcs].hash = name_hash(h->services[j].name);
-			r.svcs[r.nsvcs++].host = i;
-		}
-		for (size_t j = 0; j < h->tags.nr; j++) {
-			r.tags[r.ntags].name = h->tags.v[j];
-			r.tags[r.ntags].hash = name_hash(h->tags.v[j]);
-			r.tags[r.ntags++].host = i;
-		}
+		for (size_t j = 0; j < h->nservices; j++)
+			index_add(&r.svcs, h->services[j].name, i);
+		for (size_t j = 0; j < h->tags.nr; j++)
+			index_add(&r.tags, h->tags.v[j], i);
 	}
-	qsort(r.svcs, r.nsvcs, sizeof(*r.svcs), svc_cmp);
-	qsort(r.tags, r.ntags, sizeof(*r.tags), svc_cmp);
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const char *name = inv->hosts[i].name;
@@ -1190,8 +1183,8 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 			each_item(
 				l, raws[i].depends_on, subj("depends_on", name), depends_item, &r);
 	}
-	free(r.svcs);
-	free(r.tags);
+	index_release(&r.svcs);
+	index_release(&r.tags);
 }
 
 /* ---- defaults applied ---- */
@@ -1613,7 +1606,7 @@ out:
 	assert(ret == 0 || errors->nr > nerrors);
 	free(hc.raws);
 	free(l.builder_nodes);
-	free(l.names);
+	index_release(&l.hosts);
 	inventory_free(l.inv);
 	ydoc_release(&l.doc);
 	return ret;
