@@ -294,8 +294,7 @@ static int expect_string(struct loader *l, struct ynode *node, struct subject wh
 		free(f);
 		return -1;
 	}
-	free(*out);
-	*out = xstrdup(scalar(node));
+	*out = (char *)scalar(node); /* the inventory keeps the file's scalars */
 	return 0;
 }
 
@@ -714,7 +713,7 @@ static void builders_pair(struct loader *l, struct ynode *key, struct ynode *val
 		xrealloc(l->builder_nodes, (inv->nbuilders + 1) * sizeof(*l->builder_nodes));
 	l->builder_nodes[inv->nbuilders] = value;
 	b = &inv->builders[inv->nbuilders++];
-	b->arch = xstrdup(scalar(key));
+	b->arch = (char *)scalar(key);
 	b->spec = spec;
 }
 
@@ -747,7 +746,7 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 		return;
 	}
 	if (!strvec_contains(&h->tags, tag))
-		strvec_push(&h->tags, tag);
+		strvec_push_nodup(&h->tags, (char *)tag);
 }
 
 static void service_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
@@ -784,7 +783,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	}
 	h->services = xrealloc(h->services, (h->nservices + 1) * sizeof(*h->services));
 	s = &h->services[h->nservices++];
-	s->name = xstrdup(scalar(key));
+	s->name = (char *)scalar(key);
 	s->port = (int)port;
 	s->pos = pos_of(key);
 }
@@ -887,7 +886,7 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	h = &inv->hosts[inv->nhosts];
 	memset(h, 0, sizeof(*h));
 	memset(&hc->raws[inv->nhosts], 0, sizeof(*hc->raws));
-	h->name = xstrdup(scalar(key));
+	h->name = (char *)scalar(key);
 	h->pos = pos_of(key);
 	strvec_init(&h->tags);
 	c.host = h;
@@ -901,8 +900,9 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 /* ---- relations ---- */
 
 /*
- * The strings of relations: a fleet has hundreds of thousands, so they are
- * carved from large blocks that inventory_free() releases at once.
+ * Strings the file does not hold as they are (an attr made from the name,
+ * the built-in defaults) are carved from large blocks that inventory_free()
+ * releases at once.
  */
 struct inv_pool {
 	struct inv_pool *next;
@@ -912,11 +912,10 @@ struct inv_pool {
 
 #define POOL_BLOCK (64u << 10)
 
-static char *pool_strdup(struct inventory *inv, const char *s)
+static char *pool_alloc(struct inventory *inv, size_t n)
 {
-	size_t n = strlen(s) + 1;
 	struct inv_pool *p = inv->pool;
-	char *copy;
+	char *mem;
 
 	if (!p || p->size - p->used < n) {
 		size_t size = n > POOL_BLOCK ? n : POOL_BLOCK;
@@ -927,15 +926,22 @@ static char *pool_strdup(struct inventory *inv, const char *s)
 		p->next = inv->pool;
 		inv->pool = p;
 	}
-	copy = p->data + p->used;
-	memcpy(copy, s, n);
+	mem = p->data + p->used;
 	p->used += n;
-	return copy;
+	return mem;
+}
+
+static char *pool_strdup(struct inventory *inv, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(pool_alloc(inv, n), s, n);
 }
 
 /*
- * Adds a relation for the entry `item`. `text` is its pooled copy, shared by
- * every relation of the entry, and `service` NULL or a suffix of it.
+ * Adds a relation for the entry `item`. `text` is the entry (the file's
+ * scalar), shared by every relation of the entry, and `service` NULL or a
+ * suffix of it.
  * `alloc` is the capacity of h->rels: a host's relations are added at once.
  */
 static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, struct ynode *item,
@@ -1063,10 +1069,8 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
 		} else {
-			char *copy = pool_strdup(inv, text);
-
-			add_rel(h, &r->rels_alloc, r->kind, item, copy, (size_t)p,
-				copy + (slash + 1 - text));
+			add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, (size_t)p,
+				(char *)slash + 1);
 		}
 		free(hname);
 		buf_release(&b);
@@ -1098,9 +1102,8 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	} else if (r->svcs.value[slot->head] == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		char *copy = pool_strdup(inv, text);
-
-		add_rel(h, &r->rels_alloc, r->kind, item, copy, r->svcs.value[slot->head], copy);
+		add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, r->svcs.value[slot->head],
+			(char *)text);
 	}
 	buf_release(&b);
 }
@@ -1112,7 +1115,6 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	struct inv_host *h = &inv->hosts[r->host];
 	const char *text = scalar(item);
 	struct buf b = BUF_INIT(0);
-	char *copy;
 	long p;
 
 	if (*text == '@') {
@@ -1124,10 +1126,9 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 			return;
 		}
 		/* a host carrying the tag it depends on does not depend on itself */
-		copy = pool_strdup(inv, text);
 		for (size_t e = slot->head; e != SIZE_MAX; e = r->tags.next[e])
 			if (r->tags.value[e] != r->host)
-				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, copy,
+				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (char *)text,
 					r->tags.value[e], NULL);
 		return;
 	}
@@ -1139,8 +1140,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
 	} else {
-		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, pool_strdup(inv, text), (size_t)p,
-			NULL);
+		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (char *)text, (size_t)p, NULL);
 	}
 	buf_release(&b);
 }
@@ -1223,14 +1223,19 @@ static void apply_build(struct loader *l, struct inv_host *h, struct ynode *buil
 		h->build = INV_BUILD_TARGET;
 	} else {
 		h->build = INV_BUILD_BUILDER;
-		h->builder = xstrdup(spec);
+		h->builder = (char *)spec;
 	}
 }
+
+/* The attribute a host builds unless it sets `attr`. */
+#define ATTR_PREFIX "nixosConfigurations."
+#define ATTR_SUFFIX ".config.system.build.toplevel"
 
 static void apply_defaults(struct loader *l, struct host_raw *raws)
 {
 	struct inventory *inv = l->inv;
 	struct inv_defaults *d = &inv->defaults;
+	char *arch, *flake;
 
 	if (d->flake && d->file) {
 		struct ynode *later = node_after(l->defaults_flake, l->defaults_file)
@@ -1248,18 +1253,25 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 				"inventory or user@address",
 				spec, inv->builders[i].arch);
 	}
+	if (!d->goal)
+		d->goal = pool_strdup(inv, "switch");
+	flake = d->flake ? d->flake : pool_strdup(inv, ".");
+	arch = pool_strdup(inv, "x86_64-linux");
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		struct inv_host *h = &inv->hosts[i];
 
 		if (!h->address)
-			h->address = xstrdup(h->name);
-		if (!h->user && d->user)
-			h->user = xstrdup(d->user);
+			h->address = h->name;
+		if (!h->user)
+			h->user = d->user;
 		if (!h->arch)
-			h->arch = xstrdup("x86_64-linux");
-		if (!h->attr)
-			h->attr = xasprintf(
-				"nixosConfigurations.%s.config.system.build.toplevel", h->name);
+			h->arch = arch;
+		if (!h->attr) {
+			size_t n = strlen(h->name) + sizeof(ATTR_PREFIX ATTR_SUFFIX);
+
+			h->attr = pool_alloc(inv, n);
+			snprintf(h->attr, n, ATTR_PREFIX "%s" ATTR_SUFFIX, h->name);
+		}
 		if (h->flake && h->file) {
 			struct ynode *later = node_after(raws[i].flake, raws[i].file)
 						      ? raws[i].flake
@@ -1270,18 +1282,16 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 		}
 		if (!h->flake && !h->file) {
 			if (d->file)
-				h->file = xstrdup(d->file);
+				h->file = d->file;
 			else
-				h->flake = xstrdup(d->flake ? d->flake : ".");
+				h->flake = flake;
 		}
 		if (!h->goal)
-			h->goal = xstrdup(d->goal ? d->goal : "switch");
+			h->goal = d->goal;
 		if (!raws[i].local_set && address_is_local(h->address))
 			h->local = true;
 		apply_build(l, h, raws[i].build);
 	}
-	if (!d->goal)
-		d->goal = xstrdup("switch");
 }
 
 static void top_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
@@ -1598,6 +1608,9 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 	apply_defaults(&l, hc.raws);
 	resolve_relations(&l, hc.raws);
 	if (errors->nr == nerrors) {
+		/* the inventory's strings point into the scalars of the file */
+		l.inv->text = l.doc.strings;
+		l.doc.strings = NULL;
 		*out = l.inv;
 		l.inv = NULL;
 		ret = 0;
@@ -1645,47 +1658,25 @@ out:
 	return ret;
 }
 
-static void host_release(struct inv_host *h)
-{
-	free(h->name);
-	free(h->address);
-	free(h->user);
-	free(h->arch);
-	strvec_release(&h->tags);
-	for (size_t i = 0; i < h->nservices; i++)
-		free(h->services[i].name);
-	free(h->services);
-	free(h->rels); /* their strings are in inv->pool */
-	free(h->attr);
-	free(h->builder);
-	free(h->flake);
-	free(h->file);
-	free(h->goal);
-}
-
 void inventory_free(struct inventory *inv)
 {
 	if (!inv)
 		return;
-	for (size_t i = 0; i < inv->nhosts; i++)
-		host_release(&inv->hosts[i]);
-	free(inv->hosts);
-	for (size_t i = 0; i < inv->nbuilders; i++) {
-		free(inv->builders[i].arch);
-		free(inv->builders[i].spec);
+	/* the strings are in inv->text and inv->pool */
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		free(inv->hosts[i].tags.v);
+		free(inv->hosts[i].services);
+		free(inv->hosts[i].rels);
 	}
+	free(inv->hosts);
 	free(inv->builders);
-	free(inv->defaults.user);
-	free(inv->defaults.goal);
-	free(inv->defaults.flake);
-	free(inv->defaults.file);
-	free(inv->defaults.ssh_config);
 	while (inv->pool) {
 		struct inv_pool *next = inv->pool->next;
 
 		free(inv->pool);
 		inv->pool = next;
 	}
+	free(inv->text);
 	free(inv->path);
 	free(inv->dir);
 	free(inv);

@@ -9,7 +9,9 @@
  * no inventory is returned.
  *
  * The model is plain data: after loading, every string is owned by the
- * inventory and freed by inventory_free(). Hosts keep the order of the
+ * inventory and freed by inventory_free() (most point into one copy of the
+ * file's scalars, and several fields may share one string: never free or
+ * change one). Hosts keep the order of the
  * file, so a host's index is stable for the whole run (the graph and the
  * runner use indices). Values the host does not set are filled from
  * `defaults:` and then from the built-in defaults, so a consumer never
@@ -108,7 +110,8 @@ struct inventory {
 	size_t nbuilders;
 	struct inv_host *hosts;
 	size_t nhosts;
-	struct inv_pool *pool; /* private: holds the strings of the relations */
+	char *text;	       /* private: the file's scalars, which most strings point into */
+	struct inv_pool *pool; /* private: the strings made while loading */
 };
 
 /*
