@@ -29,26 +29,25 @@ static void selection_waves(const struct graph *g, const bool *selected, const s
 	}
 }
 
-static void json_string_array(struct buf *out, const char *const *v, size_t n)
-{
-	buf_add(out, "[", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			buf_add(out, ",", 1);
-		buf_add_json_string(out, v[i]);
-	}
-	buf_add(out, "]", 1);
-}
-
 /*
- * The plan as one compact JSON document. It is written straight into one
- * buffer: a jansson document of a 20,000-host fleet (400,000 strings) cost
- * more than loading the inventory.
+ * The plan as one compact JSON document, written straight into one buffer:
+ * a jansson document of a 20,000-host fleet (400,000 strings) cost more
+ * than loading the inventory. Each name is quoted once, then copied.
  */
 static void print_json(const struct inventory *inv, const struct graph *g, const size_t *order,
 	size_t norder, const int *wave, size_t nwaves)
 {
-	struct buf out = BUF_INIT(0);
+	struct buf out = BUF_INIT(0), names = BUF_INIT(0);
+	size_t *at = xcalloc(inv->nhosts + 1, sizeof(*at));   /* host h: names.data + at[h] */
+	size_t *start = xcalloc(nwaves + 2, sizeof(*start)); /* wave w: by_wave[start[w]..] */
+	size_t *by_wave = xcalloc(norder + 1, sizeof(*by_wave));
+
+	for (size_t h = 0; h < inv->nhosts; h++) {
+		at[h] = names.len;
+		buf_add_json_string(&names, inv->hosts[h].name);
+	}
+	at[inv->nhosts] = names.len;
+#define NAME(h) names.data + at[h], at[(h) + 1] - at[h]
 
 	buf_adds(&out, "{\"hosts\":[");
 	for (size_t i = 0; i < norder; i++) {
@@ -58,7 +57,7 @@ static void print_json(const struct inventory *inv, const struct graph *g, const
 		char num[32];
 
 		buf_adds(&out, i ? ",{\"name\":" : "{\"name\":");
-		buf_add_json_string(&out, host->name);
+		buf_add(&out, NAME(h));
 		buf_adds(&out, ",\"arch\":");
 		buf_add_json_string(&out, host->arch);
 		buf_add(&out, num, (size_t)snprintf(num, sizeof(num), ",\"wave\":%d", wave[h]));
@@ -66,30 +65,42 @@ static void print_json(const struct inventory *inv, const struct graph *g, const
 		for (size_t j = 0; j < n; j++) {
 			if (j)
 				buf_add(&out, ",", 1);
-			buf_add_json_string(&out, graph_name(g, deps[j].host));
+			buf_add(&out, NAME(deps[j].host));
 		}
-		buf_adds(&out, "],\"tags\":");
-		json_string_array(&out, (const char *const *)host->tags.v, host->tags.nr);
-		buf_add(&out, "}", 1);
-	}
-	buf_adds(&out, "],\"waves\":[");
-	for (size_t w = 0; w < nwaves; w++) {
-		bool first = true;
-
-		buf_adds(&out, w ? ",[" : "[");
-		for (size_t i = 0; i < norder; i++) {
-			if ((size_t)wave[order[i]] != w)
-				continue;
-			if (!first)
+		buf_adds(&out, "],\"tags\":[");
+		for (size_t j = 0; j < host->tags.nr; j++) {
+			if (j)
 				buf_add(&out, ",", 1);
-			buf_add_json_string(&out, inv->hosts[order[i]].name);
-			first = false;
+			buf_add_json_string(&out, host->tags.v[j]);
+		}
+		buf_adds(&out, "]}");
+	}
+
+	/* the hosts of each wave, in the order of `order` (a counting sort) */
+	for (size_t i = 0; i < norder; i++)
+		start[wave[order[i]] + 1]++;
+	for (size_t w = 0; w < nwaves; w++)
+		start[w + 1] += start[w];
+	for (size_t i = 0; i < norder; i++)
+		by_wave[start[wave[order[i]]]++] = order[i];
+	buf_adds(&out, "],\"waves\":[");
+	for (size_t w = 0, i = 0; w < nwaves; w++) {
+		buf_adds(&out, w ? ",[" : "[");
+		for (size_t first = i; i < norder && (size_t)wave[by_wave[i]] == w; i++) {
+			if (i != first)
+				buf_add(&out, ",", 1);
+			buf_add(&out, NAME(by_wave[i]));
 		}
 		buf_adds(&out, "]");
 	}
+#undef NAME
 	buf_adds(&out, "]}\n");
 	fwrite(out.data, 1, out.len, stdout);
 	buf_release(&out);
+	buf_release(&names);
+	free(at);
+	free(start);
+	free(by_wave);
 }
 
 /* The `uses` entries of host h towards provider p, as "auth, ntfy". */
