@@ -260,6 +260,59 @@ const char *buf_tail_lines(const struct buf *b, int lines)
 	return b->data + i;
 }
 
+struct arena_block {
+	struct arena_block *next;
+	size_t used, size;
+	_Alignas(8) char data[];
+};
+
+#define ARENA_BLOCK (64u << 10)
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+	struct arena_block *b = a->head;
+	void *mem;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!b || b->size - b->used < n) {
+		size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+
+		if (size > SIZE_MAX - sizeof(*b))
+			die_oom(SIZE_MAX);
+		b = xmalloc(sizeof(*b) + size);
+		b->used = 0;
+		b->size = size;
+		/* a large allocation goes behind the current block: its room stays usable */
+		if (a->head && size > ARENA_BLOCK) {
+			b->next = a->head->next;
+			a->head->next = b;
+		} else {
+			b->next = a->head;
+			a->head = b;
+		}
+	}
+	mem = b->data + b->used;
+	b->used += n;
+	return mem;
+}
+
+char *arena_strdup(struct arena *a, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(arena_alloc(a, n), s, n);
+}
+
+void arena_release(struct arena *a)
+{
+	while (a->head) {
+		struct arena_block *next = a->head->next;
+
+		free(a->head);
+		a->head = next;
+	}
+}
+
 void strvec_init(struct strvec *sv)
 {
 	sv->v = NULL;

@@ -77,6 +77,20 @@ void buf_add_json_string(struct buf *b, const char *s);
 /* The start of the last `lines` lines of the buffer (borrowed). */
 const char *buf_tail_lines(const struct buf *b, int lines);
 
+/*
+ * An arena: many small allocations released at once, for data that lives
+ * and dies together (an inventory's strings, a graph's names). Zero is an
+ * empty arena. Allocations are aligned for any pointer or integer.
+ */
+struct arena_block;
+struct arena {
+	struct arena_block *head;
+};
+
+void *arena_alloc(struct arena *a, size_t n);
+char *arena_strdup(struct arena *a, const char *s);
+void arena_release(struct arena *a);
+
 struct strvec {
 	char **v; /* NULL-terminated when nr > 0 */
 	size_t nr;

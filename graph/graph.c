@@ -15,15 +15,17 @@ struct dep_list {
 };
 
 struct host {
-	char *name;
+	const char *name;
 	struct dep_list providers; /* owns the labels */
 	struct dep_list consumers; /* borrows them from the providers' lists */
-	struct strvec tags;
+	const char **tags;
+	size_t ntags;
 };
 
 struct graph {
 	size_t n;
 	struct host *hosts;
+	struct arena strings; /* names, tags and their arrays */
 	/*
 	 * Duplicate edges are found without a set of all edges: mark[p] is
 	 * c + 1 when the edge c → p exists, valid for the host c = marked.
@@ -72,8 +74,7 @@ struct graph *graph_new(size_t nhosts, const char *const *names)
 		size_t slot;
 
 		assert(names[i] && names[i][0]);
-		g->hosts[i].name = xstrdup(names[i]);
-		strvec_init(&g->hosts[i].tags);
+		g->hosts[i].name = arena_strdup(&g->strings, names[i]);
 		slot = hash_str(names[i]) & (g->name_cap - 1);
 		while (g->name_slots[slot]) {
 			assert(strcmp(g->hosts[g->name_slots[slot] - 1].name, names[i]) != 0);
@@ -97,9 +98,8 @@ void graph_free(struct graph *g)
 			free((char *)h->providers.v[j].label);
 		free(h->providers.v);
 		free(h->consumers.v);
-		free(h->name);
-		strvec_release(&h->tags);
 	}
+	arena_release(&g->strings);
 	free(g->hosts);
 	free(g->mark);
 	free(g->name_slots);
@@ -144,10 +144,14 @@ void graph_add_edge(struct graph *g, size_t consumer, size_t provider, const cha
 
 void graph_set_tags(struct graph *g, size_t host, const char *const *tags, size_t ntags)
 {
+	struct host *h = &g->hosts[host];
+
 	assert(host < g->n && (ntags == 0 || tags));
-	strvec_release(&g->hosts[host].tags);
+	/* tags set before stay in the arena until graph_free(): callers set them once */
+	h->tags = arena_alloc(&g->strings, (ntags + 1) * sizeof(*h->tags));
+	h->ntags = ntags;
 	for (size_t i = 0; i < ntags; i++)
-		strvec_push(&g->hosts[host].tags, tags[i]);
+		h->tags[i] = arena_strdup(&g->strings, tags[i]);
 }
 
 size_t graph_nhosts(const struct graph *g)
@@ -415,9 +419,12 @@ static int select_pattern(const struct graph *g, const char *pat, bool *selected
 		if (!pat[1])
 			return error_set("empty tag in host pattern '@'");
 		for (size_t i = 0; i < g->n; i++) {
-			if (strvec_contains(&g->hosts[i].tags, pat + 1)) {
-				selected[i] = true;
-				any = true;
+			for (size_t j = 0; j < g->hosts[i].ntags; j++) {
+				if (!strcmp(g->hosts[i].tags[j], pat + 1)) {
+					selected[i] = true;
+					any = true;
+					break;
+				}
 			}
 		}
 		if (!any)

@@ -37,8 +37,9 @@ struct ynode {
 	unsigned char type;  /* yaml_node_type_t */
 	unsigned char style; /* yaml_scalar_style_t of a scalar: plain ones can be null */
 	bool walked;	     /* a container already walked: this visit is through an alias */
+	bool nul;	     /* a scalar holding a NUL byte */
 	unsigned line, col;  /* 0-based, as libyaml counts */
-	size_t len;	     /* bytes of a scalar, items of a list, pairs of a mapping */
+	uint32_t len;	     /* bytes of a scalar, items of a list, pairs of a mapping */
 	union {
 		const char *value; /* a scalar's text, NUL-terminated */
 		size_t first;	   /* a container's first child in ydoc.kids; while
@@ -49,7 +50,7 @@ struct ynode {
 struct ydoc {
 	struct ynode *nodes;
 	size_t nnodes, anodes;
-	size_t *kids; /* children of containers; a mapping's are key, value, key, ... */
+	uint32_t *kids; /* children of containers; a mapping's are key, value, key, ... */
 	size_t nkids, akids;
 	char *strings;
 	size_t nstrings, astrings;
@@ -58,23 +59,28 @@ struct ydoc {
 
 /*
  * Names → the hosts that carry them (host names, services, tags): a hash
- * table of distinct names, each the head of a chain of entries in the order
- * they were added. The names are borrowed.
+ * table of the distinct names, each with the chain of its entries in the
+ * order they were added. The names are borrowed. Slots are 8 bytes (a hash
+ * tag and a key number) so that the table of a large fleet stays small.
  */
-struct name_slot {
-	const char *name; /* NULL: the slot is empty */
-	uint64_t hash;
-	size_t head, tail; /* first and last entry of the name */
-	size_t count;
+struct name_key {
+	const char *name;
+	uint32_t first; /* the value of its first entry */
+	uint32_t count; /* its number of entries */
+	uint32_t head, tail; /* its first and last entry */
 };
 
 struct name_index {
-	struct name_slot *slots;
-	size_t cap; /* a power of two, at least twice the entries */
-	size_t *next; /* per entry: the next entry of the same name, or SIZE_MAX */
-	size_t *value; /* per entry: what was added (a host or a position) */
+	uint64_t *slots; /* hash >> 32 << 32 | key + 1; 0 is empty */
+	size_t cap;	 /* a power of two, at least twice the entries */
+	struct name_key *keys;
+	size_t nkeys;
+	uint32_t *next;	 /* per entry: the next entry of the same name, or NO_ENTRY */
+	uint32_t *value; /* per entry: what was added (a host or a position) */
 	size_t n;
 };
+
+#define NO_ENTRY UINT32_MAX
 
 /* FNV-1a: the indexes only need names to spread, not to resist anyone. */
 static uint64_t name_hash(const char *s)
@@ -86,65 +92,78 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
-/* An index with room for `max` entries. */
+/* An index with room for `max` entries (fewer than NO_ENTRY: see ydoc_add). */
 static void index_init(struct name_index *x, size_t max)
 {
+	assert(max < NO_ENTRY);
 	x->cap = 16;
 	while (x->cap < 2 * max)
 		x->cap *= 2;
 	x->slots = xcalloc(x->cap, sizeof(*x->slots));
+	x->keys = xmalloc((max + 1) * sizeof(*x->keys));
 	x->next = xmalloc((max + 1) * sizeof(*x->next));
 	x->value = xmalloc((max + 1) * sizeof(*x->value));
-	x->n = 0;
+	x->nkeys = x->n = 0;
 }
 
 static void index_release(struct name_index *x)
 {
 	free(x->slots);
+	free(x->keys);
 	free(x->next);
 	free(x->value);
 	memset(x, 0, sizeof(*x));
 }
 
 /* The slot of `name`, or the empty slot where it would go. */
-static struct name_slot *index_slot(const struct name_index *x, const char *name, uint64_t h)
+static uint64_t *index_slot(const struct name_index *x, const char *name, uint64_t h)
 {
+	uint64_t tag = h >> 32 << 32;
 	size_t i = (size_t)h & (x->cap - 1);
 
-	while (x->slots[i].name && (x->slots[i].hash != h || strcmp(x->slots[i].name, name)))
-		i = (i + 1) & (x->cap - 1);
-	return &x->slots[i];
-}
+	for (;; i = (i + 1) & (x->cap - 1)) {
+		uint64_t s = x->slots[i];
 
-/* Adds an entry (name, value); returns the name's slot. Within init's `max`. */
-static struct name_slot *index_add(struct name_index *x, const char *name, size_t value)
-{
-	uint64_t h = name_hash(name);
-	struct name_slot *s = index_slot(x, name, h);
-
-	if (!s->name) {
-		s->name = name;
-		s->hash = h;
-		s->head = x->n;
-	} else {
-		x->next[s->tail] = x->n;
+		if (!s || ((s >> 32 << 32) == tag &&
+				  !strcmp(x->keys[(uint32_t)s - 1].name, name)))
+			return &x->slots[i];
 	}
-	s->tail = x->n;
-	s->count++;
-	x->next[x->n] = SIZE_MAX;
-	x->value[x->n++] = value;
-	return s;
 }
 
-/* The slot of `name`, or NULL when no entry has it. */
-static const struct name_slot *index_find(const struct name_index *x, const char *name)
+/* Adds an entry (name, value); returns the name's key. Within init's `max`. */
+static const struct name_key *index_add(struct name_index *x, const char *name, size_t value)
 {
-	const struct name_slot *s;
+	uint64_t h = name_hash(name), *slot = index_slot(x, name, h);
+	struct name_key *k;
+	uint32_t e = (uint32_t)x->n++;
+
+	if (!*slot) {
+		k = &x->keys[x->nkeys++];
+		*slot = h >> 32 << 32 | x->nkeys;
+		k->name = name;
+		k->first = (uint32_t)value;
+		k->count = 0;
+		k->head = e;
+	} else {
+		k = &x->keys[(uint32_t)*slot - 1];
+		x->next[k->tail] = e;
+	}
+	k->tail = e;
+	k->count++;
+	x->next[e] = NO_ENTRY;
+	x->value[e] = (uint32_t)value;
+	return k;
+}
+
+/* The key of `name`, or NULL when no entry has it. */
+static const struct name_key *index_find(const struct name_index *x, const char *name)
+{
+	uint64_t s;
 
 	if (!x->slots)
 		return NULL;
-	s = index_slot(x, name, name_hash(name));
-	return s->name ? s : NULL;
+	s = *index_slot(x, name, name_hash(name));
+	return s ? &x->keys[(uint32_t)s - 1] : NULL;
 }
 
 /* The state of one load: the YAML document, where errors go, the result. */
@@ -254,7 +273,7 @@ static bool is_null(const struct ynode *node)
 /* A scalar holding a NUL ("a\0b") would be cut short by every C string use. */
 static bool has_nul(const struct ynode *node)
 {
-	return node->type == YAML_SCALAR_NODE && strlen(scalar(node)) != node->len;
+	return node->nul;
 }
 
 /*
@@ -485,13 +504,13 @@ static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_
 	index_init(&keys, n);
 	for (size_t i = 0; i < n; i++) {
 		struct ynode *key = child(l, map, 2 * i);
-		const struct name_slot *slot;
+		const struct name_key *slot;
 
 		if (!key || key->type != YAML_SCALAR_NODE)
 			continue;
 		slot = index_add(&keys, scalar(key), i);
 		if (slot->count > 1)
-			first[i] = keys.value[slot->head];
+			first[i] = slot->first;
 	}
 	index_release(&keys);
 }
@@ -900,45 +919,6 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 /* ---- relations ---- */
 
 /*
- * Strings the file does not hold as they are (an attr made from the name,
- * the built-in defaults) are carved from large blocks that inventory_free()
- * releases at once.
- */
-struct inv_pool {
-	struct inv_pool *next;
-	size_t used, size;
-	char data[];
-};
-
-#define POOL_BLOCK (64u << 10)
-
-static char *pool_alloc(struct inventory *inv, size_t n)
-{
-	struct inv_pool *p = inv->pool;
-	char *mem;
-
-	if (!p || p->size - p->used < n) {
-		size_t size = n > POOL_BLOCK ? n : POOL_BLOCK;
-
-		p = xmalloc(sizeof(*p) + size);
-		p->used = 0;
-		p->size = size;
-		p->next = inv->pool;
-		inv->pool = p;
-	}
-	mem = p->data + p->used;
-	p->used += n;
-	return mem;
-}
-
-static char *pool_strdup(struct inventory *inv, const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	return memcpy(pool_alloc(inv, n), s, n);
-}
-
-/*
  * Adds a relation for the entry `item`. `text` is the entry (the file's
  * scalar), shared by every relation of the entry, and `service` NULL or a
  * suffix of it.
@@ -986,9 +966,9 @@ static void index_hosts(struct loader *l)
 
 static long loader_host(const struct loader *l, const char *name)
 {
-	const struct name_slot *s = index_find(&l->hosts, name);
+	const struct name_key *s = index_find(&l->hosts, name);
 
-	return s ? (long)l->hosts.value[s->head] : -1;
+	return s ? (long)s->first : -1;
 }
 
 static void suggest_service(
@@ -1000,12 +980,10 @@ static void suggest_service(
 	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
 
 	(void)l;
-	for (size_t i = 0; i < r->svcs.cap; i++) {
-		const char *cand = r->svcs.slots[i].name;
+	for (size_t i = 0; i < r->svcs.nkeys; i++) {
+		const char *cand = r->svcs.keys[i].name;
 		size_t d;
 
-		if (!cand)
-			continue;
 		/* ties go to the first name in byte order, whatever the table's layout */
 		d = edit_distance(name, cand);
 		if (d < best_d || (d == best_d && strcmp(cand, best) < 0)) {
@@ -1048,7 +1026,7 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	const char *text = scalar(item);
 	const char *kind = inv_rel_kind_name(r->kind);
 	const char *slash = strchr(text, '/');
-	const struct name_slot *slot;
+	const struct name_key *slot;
 	size_t n, e;
 	struct buf b = BUF_INIT(0);
 
@@ -1097,12 +1075,12 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		report(l, item,
 			"ambiguous service '%s' in %s of host '%s': provided by %s; write one as "
 			"'%s/%s'",
-			text, kind, h->name, b.data, inv->hosts[r->svcs.value[slot->head]].name,
+			text, kind, h->name, b.data, inv->hosts[slot->first].name,
 			text);
-	} else if (r->svcs.value[slot->head] == r->host) {
+	} else if (slot->first == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, r->svcs.value[slot->head],
+		add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, slot->first,
 			(char *)text);
 	}
 	buf_release(&b);
@@ -1118,7 +1096,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	long p;
 
 	if (*text == '@') {
-		const struct name_slot *slot = index_find(&r->tags, text + 1);
+		const struct name_key *slot = index_find(&r->tags, text + 1);
 
 		if (!slot) {
 			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
@@ -1126,7 +1104,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 			return;
 		}
 		/* a host carrying the tag it depends on does not depend on itself */
-		for (size_t e = slot->head; e != SIZE_MAX; e = r->tags.next[e])
+		for (uint32_t e = slot->head; e != NO_ENTRY; e = r->tags.next[e])
 			if (r->tags.value[e] != r->host)
 				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (char *)text,
 					r->tags.value[e], NULL);
@@ -1254,9 +1232,9 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 				spec, inv->builders[i].arch);
 	}
 	if (!d->goal)
-		d->goal = pool_strdup(inv, "switch");
-	flake = d->flake ? d->flake : pool_strdup(inv, ".");
-	arch = pool_strdup(inv, "x86_64-linux");
+		d->goal = arena_strdup(&inv->pool, "switch");
+	flake = d->flake ? d->flake : arena_strdup(&inv->pool, ".");
+	arch = arena_strdup(&inv->pool, "x86_64-linux");
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		struct inv_host *h = &inv->hosts[i];
 
@@ -1269,7 +1247,7 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 		if (!h->attr) {
 			size_t n = strlen(h->name) + sizeof(ATTR_PREFIX ATTR_SUFFIX);
 
-			h->attr = pool_alloc(inv, n);
+			h->attr = arena_alloc(&inv->pool, n);
 			snprintf(h->attr, n, ATTR_PREFIX "%s" ATTR_SUFFIX, h->name);
 		}
 		if (h->flake && h->file) {
@@ -1361,7 +1339,7 @@ static void ydoc_release(struct ydoc *d)
 /* The state of building a ydoc from events. */
 struct ybuilder {
 	struct ydoc *doc;
-	size_t *pending; /* children of the open containers, innermost last */
+	uint32_t *pending; /* children of the open containers, innermost last */
 	size_t npending, apending;
 	struct yframe {
 		size_t node;
@@ -1380,6 +1358,8 @@ static size_t ydoc_add(struct ydoc *d, yaml_node_type_t type, yaml_mark_t mark)
 {
 	struct ynode *n;
 
+	/* node ids fit 32 bits: an inventory is at most INVENTORY_MAX_BYTES */
+	assert(d->nnodes < UINT32_MAX);
 	xgrow((void **)&d->nodes, &d->anodes, d->nnodes + 1, sizeof(*d->nodes));
 	n = &d->nodes[d->nnodes];
 	memset(n, 0, sizeof(*n));
@@ -1397,7 +1377,7 @@ static void ybuilder_attach(struct ybuilder *b, size_t node)
 		return;
 	}
 	xgrow((void **)&b->pending, &b->apending, b->npending + 1, sizeof(*b->pending));
-	b->pending[b->npending++] = node;
+	b->pending[b->npending++] = (uint32_t)node;
 }
 
 static void ybuilder_anchor(struct ybuilder *b, char *name, size_t node)
@@ -1448,7 +1428,8 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 			memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
 		d->strings[d->nstrings + len] = '\0';
 		d->nodes[id].style = (unsigned char)e->data.scalar.style;
-		d->nodes[id].len = len;
+		d->nodes[id].nul = len && memchr(e->data.scalar.value, '\0', len);
+		d->nodes[id].len = (uint32_t)len;
 		d->nodes[id].first = d->nstrings;
 		d->nstrings += len + 1;
 		ybuilder_attach(b, id);
@@ -1483,7 +1464,7 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 		if (n)
 			memcpy(d->kids + d->nkids, b->pending + f.start, n * sizeof(*d->kids));
 		node->first = d->nkids;
-		node->len = node->type == YAML_MAPPING_NODE ? n / 2 : n;
+		node->len = (uint32_t)(node->type == YAML_MAPPING_NODE ? n / 2 : n);
 		d->nkids += n;
 		b->npending = f.start;
 		if (f.anchor)
@@ -1670,12 +1651,7 @@ void inventory_free(struct inventory *inv)
 	}
 	free(inv->hosts);
 	free(inv->builders);
-	while (inv->pool) {
-		struct inv_pool *next = inv->pool->next;
-
-		free(inv->pool);
-		inv->pool = next;
-	}
+	arena_release(&inv->pool);
 	free(inv->text);
 	free(inv->path);
 	free(inv->dir);

@@ -100,8 +100,6 @@ struct inv_builder {
 	char *spec; /* a host of the inventory or user@address */
 };
 
-struct inv_pool;
-
 struct inventory {
 	char *path; /* as given */
 	char *dir;  /* directory of the file: relative flake/file paths start here */
@@ -111,7 +109,7 @@ struct inventory {
 	struct inv_host *hosts;
 	size_t nhosts;
 	char *text;	       /* private: the file's scalars, which most strings point into */
-	struct inv_pool *pool; /* private: the strings made while loading */
+	struct arena pool;     /* private: the strings made while loading */
 };
 
 /*
