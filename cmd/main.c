@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "deploy/provenance.h"
 
 static int print_help(FILE *f)
 {
@@ -85,7 +84,7 @@ int main(int argc, char **argv)
 	const struct cmd *c;
 	bool help = false, version = false;
 
-	provenance_global_init();
+	/* libgit2 starts on first use (deploy/provenance.c): `plan` never pays for it */
 	/* a closed connection is an error to report, not a reason to die */
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_globals(&argc, argv, &g, &help, &version) < 0)

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 /* Inventories are small; a file larger than this is a mistake, not a fleet. */
@@ -1606,12 +1608,32 @@ out:
 	return ret;
 }
 
+/* A file that is not a regular one (a pipe, /dev/stdin) is read, not mapped. */
+static int read_stream(FILE *f, const char *path, struct buf *b, struct strvec *errors)
+{
+	char chunk[65536];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(b, chunk, n);
+	if (ferror(f)) {
+		strvec_pushf(errors, "%s: cannot read the inventory: %s", path, strerror(errno));
+		return -1;
+	}
+	if (b->truncated) {
+		strvec_pushf(errors, "%s: the inventory is larger than %u MiB", path,
+			INVENTORY_MAX_BYTES >> 20);
+		return -1;
+	}
+	return 0;
+}
+
 int inventory_load(struct inventory **out, const char *path, struct strvec *errors)
 {
 	FILE *f = NULL;
 	struct buf b = BUF_INIT(INVENTORY_MAX_BYTES);
-	char chunk[65536];
-	size_t n;
+	struct stat st;
+	void *map = MAP_FAILED;
 	int ret = -1;
 
 	*out = NULL;
@@ -1620,18 +1642,23 @@ int inventory_load(struct inventory **out, const char *path, struct strvec *erro
 		strvec_pushf(errors, "%s: cannot open the inventory: %s", path, strerror(errno));
 		goto out;
 	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_add(&b, chunk, n);
-	if (ferror(f)) {
-		strvec_pushf(errors, "%s: cannot read the inventory: %s", path, strerror(errno));
-		goto out;
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+		if (st.st_size > (off_t)INVENTORY_MAX_BYTES) {
+			strvec_pushf(errors, "%s: the inventory is larger than %u MiB", path,
+				INVENTORY_MAX_BYTES >> 20);
+			goto out;
+		}
+		/* mapped, not copied: the parser reads it once, front to back */
+		if (st.st_size > 0)
+			map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
 	}
-	if (b.truncated) {
-		strvec_pushf(errors, "%s: the inventory is larger than %u MiB", path,
-			INVENTORY_MAX_BYTES >> 20);
-		goto out;
+	if (map != MAP_FAILED) {
+		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+		ret = inventory_load_buffer(out, path, map, (size_t)st.st_size, errors);
+		munmap(map, (size_t)st.st_size);
+	} else if (read_stream(f, path, &b, errors) == 0) {
+		ret = inventory_load_buffer(out, path, b.data ? b.data : "", b.len, errors);
 	}
-	ret = inventory_load_buffer(out, path, b.data ? b.data : "", b.len, errors);
 out:
 	if (f)
 		fclose(f);

@@ -4,7 +4,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -92,6 +96,78 @@ static void test_inventory_reports_a_missing_file(void **state)
 	assert_int_equal(errors.nr, 1);
 	assert_string_equal(errors.v[0],
 		"/nonexistent/c.yaml: cannot open the inventory: No such file or directory");
+	strvec_release(&errors);
+}
+
+/* A pipe (`-i /dev/stdin`) can not be mapped: it is read, to the same result. */
+static void test_inventory_reads_a_fifo_as_it_maps_a_file(void **state)
+{
+	static const char text[] = "hosts:\n  galactica:\n    services: { auth: 443 }\n"
+				   "  pegasus:\n    uses: [auth]\n";
+	char dir[] = "/tmp/constel-inv-XXXXXX", fifo[64], file[64];
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *a = NULL, *b = NULL;
+	FILE *f;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo.yaml", dir);
+	snprintf(file, sizeof(file), "%s/file.yaml", dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		f = fopen(fifo, "w");
+		_exit(f && fputs(text, f) >= 0 && fclose(f) == 0 ? 0 : 1);
+	}
+	assert_int_equal(inventory_load(&b, fifo, &errors), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(inventory_load(&a, file, &errors), 0);
+	assert_int_equal(errors.nr, 0);
+	assert_int_equal(a->nhosts, 2);
+	assert_int_equal(b->nhosts, 2);
+	assert_int_equal(b->hosts[1].nrels, 1);
+	assert_string_equal(b->hosts[1].rels[0].text, a->hosts[1].rels[0].text);
+	assert_int_equal(b->hosts[1].rels[0].pos.line, a->hosts[1].rels[0].pos.line);
+	inventory_free(a);
+	inventory_free(b);
+	unlink(fifo);
+	unlink(file);
+	rmdir(dir);
+	strvec_release(&errors);
+}
+
+/* An empty file is an empty inventory; one past the limit is refused unread. */
+static void test_inventory_checks_the_size_of_a_file(void **state)
+{
+	char dir[] = "/tmp/constel-inv-XXXXXX", path[64], msg[160];
+	struct strvec errors = STRVEC_INIT;
+	struct inventory *inv = NULL;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.yaml", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(inventory_load(&inv, path, &errors), -1);
+	snprintf(msg, sizeof(msg), "%s:1:1: the inventory is empty; expected a mapping with 'hosts'",
+		path);
+	assert_string_equal(errors.v[0], msg);
+	assert_int_equal(truncate(path, (65 << 20)), 0); /* sparse: nothing is written */
+	assert_int_equal(inventory_load(&inv, path, &errors), -1);
+	assert_null(inv);
+	snprintf(msg, sizeof(msg), "%s: the inventory is larger than 64 MiB", path);
+	assert_string_equal(errors.v[1], msg);
+	unlink(path);
+	rmdir(dir);
 	strvec_release(&errors);
 }
 
@@ -819,6 +895,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inventory_loads_the_example),
 		cmocka_unit_test(test_inventory_reports_a_missing_file),
+		cmocka_unit_test(test_inventory_reads_a_fifo_as_it_maps_a_file),
+		cmocka_unit_test(test_inventory_checks_the_size_of_a_file),
 		cmocka_unit_test(test_inventory_applies_builtin_defaults),
 		cmocka_unit_test(test_inventory_applies_the_defaults_section),
 		cmocka_unit_test(test_inventory_builders_set_each_hosts_build_mode),
