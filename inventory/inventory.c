@@ -935,7 +935,7 @@ static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, s
 	r = &h->rels[h->nrels++];
 	r->kind = kind;
 	r->text = text;
-	r->provider = provider;
+	r->provider = (uint32_t)provider;
 	r->service = service;
 	r->pos = pos_of(item);
 }
@@ -1506,6 +1506,14 @@ static int parse_document(struct loader *l, const char *data, size_t len)
 	memset(&l->doc, 0, sizeof(l->doc));
 	l->doc.root = SIZE_MAX;
 	b.doc = &l->doc;
+	/*
+	 * Room for what a typical file makes (a node per 6 bytes, scalars
+	 * about as long as the file), so that the arrays are not copied as
+	 * they grow; only the pages written are ever touched.
+	 */
+	xgrow((void **)&l->doc.nodes, &l->doc.anodes, len / 6 + 16, sizeof(*l->doc.nodes));
+	xgrow((void **)&l->doc.kids, &l->doc.akids, len / 6 + 16, sizeof(*l->doc.kids));
+	xgrow((void **)&l->doc.strings, &l->doc.astrings, len + 16, 1);
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 
@@ -48,11 +49,11 @@ enum inv_rel_kind {
  * entry becomes one relation per host carrying the tag.
  */
 struct inv_relation {
-	enum inv_rel_kind kind;
-	char *text;	 /* the entry as written: "auth", "galactica/restic", "@tier1" */
-	size_t provider; /* index into inventory.hosts */
-	char *service;	 /* the service used; NULL for depends_on */
+	char *text;	   /* the entry as written: "auth", "galactica/restic", "@tier1" */
+	char *service;	   /* the service used; NULL for depends_on */
 	struct inv_pos pos;
+	uint32_t provider; /* index into inventory.hosts (32 bits: 32 bytes a relation) */
+	enum inv_rel_kind kind;
 };
 
 enum inv_build {

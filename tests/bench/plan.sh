@@ -8,12 +8,13 @@
 # 2-4 services (its own, plus node-exporter everywhere), carries a rack tag
 # and a tier tag, and uses 5 services of hosts before it, half by bare name
 # and half as host/name; tier2 hosts also depend on '@tier0'. Prints the
-# median of 5 runs of each and their ratio; the target is plan <= 3x scan.
+# median of 7 runs of each (interleaved) and their ratio; the target is
+# plan <= 3x scan.
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 hosts=${1:-20000}
-runs=5
+runs=7
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 [ -n "${KEEP:-}" ] && trap - EXIT && echo "keeping $work" >&2
@@ -60,26 +61,35 @@ awk -v n="$hosts" 'BEGIN {
 	}
 }' > "$work/fleet.yaml"
 
-# "WALL CPU": the medians of $runs runs of "$@", in seconds; CPU is user +
-# system time, which a busy machine disturbs less than the wall clock.
-median() {
-	local TIMEFORMAT='%3R %3U %3S'
+# One run of "$@" appended to $work/times.$tag as "WALL CPU" (seconds; CPU is
+# user + system time, which a busy machine disturbs less than the wall clock).
+timed() {
+	local tag=$1 TIMEFORMAT='%3R %3U %3S'
+	shift
+	{ time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ print $1, $2 + $3 }' >> "$work/times.$tag"
+}
 
-	: > "$work/times"
-	for r in $(seq "$runs"); do
-		{ time "$@" >/dev/null 2>&1; } 2>> "$work/times"
-	done
-	wall=$(awk '{ print $1 }' "$work/times" | sort -n | sed -n "$(((runs + 1) / 2))p")
-	cpu=$(awk '{ print $2 + $3 }' "$work/times" | sort -n | sed -n "$(((runs + 1) / 2))p")
+# "WALL CPU": the medians of the runs of a tag.
+median() {
+	local wall cpu
+	wall=$(awk '{ print $1 }' "$work/times.$1" | sort -n | sed -n "$(((runs + 1) / 2))p")
+	cpu=$(awk '{ print $2 }' "$work/times.$1" | sort -n | sed -n "$(((runs + 1) / 2))p")
 	echo "$wall $cpu"
 }
 
 size=$(wc -c < "$work/fleet.yaml")
 $constel -i "$work/fleet.yaml" plan --json > "$work/plan.json"
 waves=$(jq '.waves | length' "$work/plan.json" 2>/dev/null || echo '?')
-set -- $(median "$work/yamlscan" "$work/fleet.yaml")
+# interleaved, so that a change in the machine's load hits both alike
+: > "$work/times.scan"
+: > "$work/times.plan"
+for r in $(seq "$runs"); do
+	timed scan "$work/yamlscan" "$work/fleet.yaml"
+	timed plan $constel -i "$work/fleet.yaml" plan --json
+done
+set -- $(median scan)
 scan_wall=$1 scan_cpu=$2
-set -- $(median $constel -i "$work/fleet.yaml" plan --json)
+set -- $(median plan)
 plan_wall=$1 plan_cpu=$2
 printf 'inventory: %s hosts, %s bytes, %s waves\n' "$hosts" "$size" "$waves"
 printf 'yaml scan: wall %s s, cpu %s s (medians of %s)\n' "$scan_wall" "$scan_cpu" "$runs"
