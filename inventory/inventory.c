@@ -265,7 +265,8 @@ static bool is_null(const struct ynode *node)
 {
 	const char *s;
 
-	if (node->type != YAML_SCALAR_NODE || node->style != YAML_PLAIN_SCALAR_STYLE)
+	if (node->type != YAML_SCALAR_NODE || node->style != YAML_PLAIN_SCALAR_STYLE ||
+		node->len > 4)
 		return false;
 	s = scalar(node);
 	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
@@ -920,19 +921,28 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 
 /* ---- relations ---- */
 
+struct resolver {
+	struct name_index svcs; /* every service of the fleet → its providers */
+	struct name_index tags; /* every tag of the fleet → the hosts carrying it */
+	size_t host;		/* the host whose entries are being resolved */
+	enum inv_rel_kind kind;
+	/* the relations of every host, host after host; their rels point here at the end */
+	struct inv_relation *rels;
+	size_t nrels, arels;
+};
+
 /*
- * Adds a relation for the entry `item`. `text` is the entry (the file's
- * scalar), shared by every relation of the entry, and `service` NULL or a
- * suffix of it.
- * `alloc` is the capacity of h->rels: a host's relations are added at once.
+ * Adds a relation of the host being resolved for the entry `item`. `text`
+ * is the entry (the file's scalar), shared by every relation of the entry,
+ * and `service` NULL or a suffix of it.
  */
-static void add_rel(struct inv_host *h, size_t *alloc, enum inv_rel_kind kind, struct ynode *item,
-	char *text, size_t provider, char *service)
+static void add_rel(struct resolver *res, enum inv_rel_kind kind, struct ynode *item, char *text,
+	size_t provider, char *service)
 {
 	struct inv_relation *r;
 
-	xgrow((void **)&h->rels, alloc, h->nrels + 1, sizeof(*h->rels));
-	r = &h->rels[h->nrels++];
+	xgrow((void **)&res->rels, &res->arels, res->nrels + 1, sizeof(*res->rels));
+	r = &res->rels[res->nrels++];
 	r->kind = kind;
 	r->text = text;
 	r->provider = (uint32_t)provider;
@@ -947,14 +957,6 @@ static bool host_provides(const struct inv_host *h, const char *service)
 			return true;
 	return false;
 }
-
-struct resolver {
-	struct name_index svcs; /* every service of the fleet → its providers */
-	struct name_index tags; /* every tag of the fleet → the hosts carrying it */
-	size_t host;		/* the host whose entries are being resolved */
-	size_t rels_alloc;	/* capacity of its rels */
-	enum inv_rel_kind kind;
-};
 
 /* Indexes the host names for loader_host(); hosts are unique by then. */
 static void index_hosts(struct loader *l)
@@ -1049,7 +1051,7 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
 		} else {
-			add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, (size_t)p,
+			add_rel(r, r->kind, item, (char *)text, (size_t)p,
 				(char *)slash + 1);
 		}
 		free(hname);
@@ -1082,7 +1084,7 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 	} else if (slot->first == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		add_rel(h, &r->rels_alloc, r->kind, item, (char *)text, slot->first,
+		add_rel(r, r->kind, item, (char *)text, slot->first,
 			(char *)text);
 	}
 	buf_release(&b);
@@ -1108,7 +1110,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 		/* a host carrying the tag it depends on does not depend on itself */
 		for (uint32_t e = slot->head; e != NO_ENTRY; e = r->tags.next[e])
 			if (r->tags.value[e] != r->host)
-				add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (char *)text,
+				add_rel(r, INV_DEPENDS_ON, item, (char *)text,
 					r->tags.value[e], NULL);
 		return;
 	}
@@ -1120,7 +1122,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	} else if ((size_t)p == r->host) {
 		report(l, item, "host '%s' depends on itself", h->name);
 	} else {
-		add_rel(h, &r->rels_alloc, INV_DEPENDS_ON, item, (char *)text, (size_t)p, NULL);
+		add_rel(r, INV_DEPENDS_ON, item, (char *)text, (size_t)p, NULL);
 	}
 	buf_release(&b);
 }
@@ -1148,9 +1150,9 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const char *name = inv->hosts[i].name;
+		size_t before = r.nrels;
 
 		r.host = i;
-		r.rels_alloc = 0;
 		if (raws[i].uses) {
 			r.kind = INV_USES;
 			each_item(l, raws[i].uses, subj("uses", name), service_item, &r);
@@ -1162,7 +1164,12 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 		if (raws[i].depends_on)
 			each_item(
 				l, raws[i].depends_on, subj("depends_on", name), depends_item, &r);
+		inv->hosts[i].nrels = r.nrels - before;
 	}
+	/* the array has stopped moving: each host's relations are a slice of it */
+	inv->rels = r.rels;
+	for (size_t i = 0, at = 0; i < inv->nhosts; at += inv->hosts[i++].nrels)
+		inv->hosts[i].rels = inv->hosts[i].nrels ? r.rels + at : NULL;
 	index_release(&r.svcs);
 	index_release(&r.tags);
 }
@@ -1682,9 +1689,9 @@ void inventory_free(struct inventory *inv)
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		free(inv->hosts[i].tags.v);
 		free(inv->hosts[i].services);
-		free(inv->hosts[i].rels);
 	}
 	free(inv->hosts);
+	free(inv->rels);
 	free(inv->builders);
 	arena_release(&inv->pool);
 	free(inv->text);

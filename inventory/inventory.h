@@ -110,6 +110,7 @@ struct inventory {
 	struct inv_host *hosts;
 	size_t nhosts;
 	char *text;	       /* private: the file's scalars, which most strings point into */
+	struct inv_relation *rels; /* private: all hosts' relations, one array */
 	struct arena pool;     /* private: the strings made while loading */
 };
 
