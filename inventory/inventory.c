@@ -988,9 +988,9 @@ static void suggest_service(
 		const char *cand = r->svcs.keys[i].name;
 		size_t d;
 
-		/* ties go to the first name in byte order, whatever the table's layout */
+		/* keys are in the order of the file: ties go to the name defined first */
 		d = edit_distance(name, cand);
-		if (d < best_d || (d == best_d && strcmp(cand, best) < 0)) {
+		if (d < best_d) {
 			best_d = d;
 			best = cand;
 		}

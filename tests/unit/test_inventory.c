@@ -747,6 +747,21 @@ static void test_inventory_reports_unknown_service_with_a_hint(void **state)
 		"t.yaml:5:35: uses 'zzz' of host 'b': no host provides a service 'zzz'");
 }
 
+/* A name too long to compare (found by fuzz_inventory): no hint, and no crash. */
+static void test_inventory_reports_a_long_unknown_service(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a:\n"
+		      "    services: { x: 1 }\n"
+		      "  b:\n"
+		      "    wants: [a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-all-x]\n",
+		1,
+		"t.yaml:5:13: wants 'a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-"
+		"all-x' of host 'b': no host provides a service 'a-service-name-that-is-far-too-long-"
+		"to-be-a-typo-of-anything-at-all-x'");
+}
+
 static void test_inventory_reports_ambiguous_service_with_candidates(void **state)
 {
 	(void)state;
@@ -931,6 +946,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_reports_flake_and_file_together),
 		cmocka_unit_test(test_inventory_reports_bad_builders),
 		cmocka_unit_test(test_inventory_reports_unknown_service_with_a_hint),
+		cmocka_unit_test(test_inventory_reports_a_long_unknown_service),
 		cmocka_unit_test(test_inventory_reports_ambiguous_service_with_candidates),
 		cmocka_unit_test(test_inventory_caps_the_candidates_of_an_ambiguous_service),
 		cmocka_unit_test(test_inventory_reports_qualified_use_of_unknown_host_or_service),
