@@ -48,7 +48,7 @@ static void print_json(const struct inventory *inv, const struct graph *g, const
 	size_t norder, const int *wave, size_t nwaves)
 {
 	struct buf out = BUF_INIT(0), names = BUF_INIT(0);
-	size_t *at = xcalloc(inv->nhosts + 1, sizeof(*at));   /* host h: names.data + at[h] */
+	size_t *at = xcalloc(inv->nhosts + 1, sizeof(*at));  /* host h: names.data + at[h] */
 	size_t *start = xcalloc(nwaves + 2, sizeof(*start)); /* wave w: by_wave[start[w]..] */
 	size_t *by_wave = xcalloc(norder + 1, sizeof(*by_wave));
 

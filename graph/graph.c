@@ -144,9 +144,10 @@ void graph_add_edge(struct graph *g, size_t consumer, size_t provider, const cha
 
 void graph_set_tags(struct graph *g, size_t host, const char *const *tags, size_t ntags)
 {
-	struct host *h = &g->hosts[host];
+	struct host *h;
 
 	assert(host < g->n && (ntags == 0 || tags));
+	h = &g->hosts[host];
 	/* tags set before stay in the arena until graph_free(): callers set them once */
 	h->tags = arena_alloc(&g->strings, (ntags + 1) * sizeof(*h->tags));
 	h->ntags = ntags;

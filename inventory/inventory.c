@@ -67,8 +67,8 @@ struct ydoc {
  */
 struct name_key {
 	const char *name;
-	uint32_t first; /* the value of its first entry */
-	uint32_t count; /* its number of entries */
+	uint32_t first;	     /* the value of its first entry */
+	uint32_t count;	     /* its number of entries */
 	uint32_t head, tail; /* its first and last entry */
 };
 
@@ -126,8 +126,7 @@ static uint64_t *index_slot(const struct name_index *x, const char *name, uint64
 	for (;; i = (i + 1) & (x->cap - 1)) {
 		uint64_t s = x->slots[i];
 
-		if (!s || ((s >> 32 << 32) == tag &&
-				  !strcmp(x->keys[(uint32_t)s - 1].name, name)))
+		if (!s || ((s >> 32 << 32) == tag && !strcmp(x->keys[(uint32_t)s - 1].name, name)))
 			return &x->slots[i];
 	}
 }
@@ -1051,8 +1050,7 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
 				slash + 1);
 		} else {
-			add_rel(r, r->kind, item, (char *)text, (size_t)p,
-				(char *)slash + 1);
+			add_rel(r, r->kind, item, (char *)text, (size_t)p, (char *)slash + 1);
 		}
 		free(hname);
 		buf_release(&b);
@@ -1079,13 +1077,11 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		report(l, item,
 			"ambiguous service '%s' in %s of host '%s': provided by %s; write one as "
 			"'%s/%s'",
-			text, kind, h->name, b.data, inv->hosts[slot->first].name,
-			text);
+			text, kind, h->name, b.data, inv->hosts[slot->first].name, text);
 	} else if (slot->first == r->host) {
 		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
 	} else {
-		add_rel(r, r->kind, item, (char *)text, slot->first,
-			(char *)text);
+		add_rel(r, r->kind, item, (char *)text, slot->first, (char *)text);
 	}
 	buf_release(&b);
 }
@@ -1110,8 +1106,8 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 		/* a host carrying the tag it depends on does not depend on itself */
 		for (uint32_t e = slot->head; e != NO_ENTRY; e = r->tags.next[e])
 			if (r->tags.value[e] != r->host)
-				add_rel(r, INV_DEPENDS_ON, item, (char *)text,
-					r->tags.value[e], NULL);
+				add_rel(r, INV_DEPENDS_ON, item, (char *)text, r->tags.value[e],
+					NULL);
 		return;
 	}
 	p = loader_host(l, text);

@@ -49,8 +49,8 @@ enum inv_rel_kind {
  * entry becomes one relation per host carrying the tag.
  */
 struct inv_relation {
-	char *text;	   /* the entry as written: "auth", "galactica/restic", "@tier1" */
-	char *service;	   /* the service used; NULL for depends_on */
+	char *text;    /* the entry as written: "auth", "galactica/restic", "@tier1" */
+	char *service; /* the service used; NULL for depends_on */
 	struct inv_pos pos;
 	uint32_t provider; /* index into inventory.hosts (32 bits: 32 bytes a relation) */
 	enum inv_rel_kind kind;
@@ -109,9 +109,9 @@ struct inventory {
 	size_t nbuilders;
 	struct inv_host *hosts;
 	size_t nhosts;
-	char *text;	       /* private: the file's scalars, which most strings point into */
+	char *text;		   /* private: the file's scalars, which most strings point into */
 	struct inv_relation *rels; /* private: all hosts' relations, one array */
-	struct arena pool;     /* private: the strings made while loading */
+	struct arena pool;	   /* private: the strings made while loading */
 };
 
 /*

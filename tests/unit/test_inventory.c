@@ -158,8 +158,8 @@ static void test_inventory_checks_the_size_of_a_file(void **state)
 	assert_non_null(f);
 	fclose(f);
 	assert_int_equal(inventory_load(&inv, path, &errors), -1);
-	snprintf(msg, sizeof(msg), "%s:1:1: the inventory is empty; expected a mapping with 'hosts'",
-		path);
+	snprintf(msg, sizeof(msg),
+		"%s:1:1: the inventory is empty; expected a mapping with 'hosts'", path);
 	assert_string_equal(errors.v[0], msg);
 	assert_int_equal(truncate(path, (65 << 20)), 0); /* sparse: nothing is written */
 	assert_int_equal(inventory_load(&inv, path, &errors), -1);
@@ -755,10 +755,13 @@ static void test_inventory_reports_a_long_unknown_service(void **state)
 		      "  a:\n"
 		      "    services: { x: 1 }\n"
 		      "  b:\n"
-		      "    wants: [a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-all-x]\n",
+		      "    wants: "
+		      "[a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-all-x]\n",
 		1,
-		"t.yaml:5:13: wants 'a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-"
-		"all-x' of host 'b': no host provides a service 'a-service-name-that-is-far-too-long-"
+		"t.yaml:5:13: wants "
+		"'a-service-name-that-is-far-too-long-to-be-a-typo-of-anything-at-"
+		"all-x' of host 'b': no host provides a service "
+		"'a-service-name-that-is-far-too-long-"
 		"to-be-a-typo-of-anything-at-all-x'");
 }
 
