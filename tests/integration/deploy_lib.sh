@@ -1,10 +1,8 @@
 # Helpers for the deploy tests (sourced after lib.sh).
 #   deploy_setup          fleet of tests/fleet/examples/small.yaml, repo, order log
-#   C ...                 constel with the fleet's inventory and ssh_config
 #   cj FILE ...           constel --json deploy ..., report in FILE, exit status in $rc
 #   jq_py FILE EXPR       evaluate a python expression on the JSON in FILE (as `d`)
 #   order                 the fleet-wide activation order (HOST GEN GOAL start|done)
-#   current HOST          the store path /run/current-system points to on HOST
 #   gens HOST             the generation numbers of HOST's system profile
 
 deploy_setup() {
@@ -18,10 +16,6 @@ deploy_setup() {
 		ln -sf "$FLEET_DIR/order.log" "$FLEET_DIR/hosts/$h/varlib/fleet/order.log"
 	done
 	LOGS=$FLEET_DIR/logs
-}
-
-C() {
-	"$CONSTEL" -i "$FLEET_DIR/repo/constellation.yaml" --ssh-config "$FLEET_DIR/ssh_config" "$@"
 }
 
 cj() {
@@ -46,10 +40,6 @@ print(v)
 
 order() {
 	cat "$FLEET_DIR/order.log"
-}
-
-current() {
-	fleet_exec "$1" readlink -f /run/current-system
 }
 
 gens() {

@@ -13,6 +13,8 @@
 #   fleet_ssh HOST CMD...     plain OpenSSH with FLEET_DIR/ssh_config
 #   fleet_exec HOST CMD...    run CMD inside HOST's namespaces (no SSH)
 #   fleet_addr HOST           HOST's address
+#   C ARGS...                 constel with the fleet repo's inventory and ssh_config
+#   current HOST              the store path /run/current-system points to on HOST
 #   fleet_pids HOST           PIDs of every live process in HOST's namespaces
 #   fleet_pgrep HOST PATTERN  those of them whose command line matches PATTERN
 #   fleet_log HOST            HOST's activation log, as the orchestrator sees it
@@ -120,6 +122,14 @@ fleet_ssh() {
 
 fleet_exec() {
 	"$FLEET" exec "$FLEET_DIR" "$@"
+}
+
+C() {
+	"$CONSTEL" -i "$FLEET_DIR/repo/constellation.yaml" --ssh-config "$FLEET_DIR/ssh_config" "$@"
+}
+
+current() {
+	fleet_exec "$1" readlink -f /run/current-system
 }
 
 fleet_addr() {

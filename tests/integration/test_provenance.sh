@@ -19,14 +19,6 @@ R=$D/repo
 fleet_repo
 rm -f "$INV"
 
-constel() {
-	"$CONSTEL" -i "$R/constellation.yaml" --ssh-config "$D/ssh_config" "$@"
-}
-
-running() {
-	fleet_ssh "$1" readlink -f /run/current-system
-}
-
 # record HOST FIELD: a field of the host's /var/lib/constel/deployment.json
 record() {
 	fleet_ssh "$1" cat /var/lib/constel/deployment.json |
@@ -51,10 +43,10 @@ done
 [ "$A_alpha" != "$B_alpha" ] || fail "commit B did not change alpha"
 
 note "deploy --rev v1 (a tag of A) while HEAD is B: every host runs A's systems exactly"
-constel deploy --rev v1 >"$D/d1.log" 2>&1 || { cat "$D/d1.log"; fail "deploy --rev v1"; }
+C deploy --rev v1 >"$D/d1.log" 2>&1 || { cat "$D/d1.log"; fail "deploy --rev v1"; }
 for h in $HOSTS; do
 	eval "want=\$A_$h"
-	[ "$(running $h)" = "$want" ] || fail "$h runs $(running $h), want A's $want"
+	[ "$(current $h)" = "$want" ] || fail "$h runs $(current $h), want A's $want"
 	[ "$(record $h revision)" = "$A" ] || fail "$h: record revision $(record $h revision), want $A"
 	[ "$(record $h dirty)" = false ] || fail "$h: record says dirty"
 	[ "$(record $h path)" = "$want" ] || fail "$h: record path"
@@ -71,10 +63,10 @@ done
 
 note "an untracked file does not make the tree dirty: deploy HEAD (B)"
 echo scratch >"$R/scratch.txt"
-constel deploy >"$D/d2.log" 2>&1 || { cat "$D/d2.log"; fail "deploy with an untracked file"; }
+C deploy >"$D/d2.log" 2>&1 || { cat "$D/d2.log"; fail "deploy with an untracked file"; }
 for h in $HOSTS; do
 	eval "want=\$B_$h"
-	[ "$(running $h)" = "$want" ] || fail "$h runs $(running $h), want B's $want"
+	[ "$(current $h)" = "$want" ] || fail "$h runs $(current $h), want B's $want"
 	[ "$(record $h revision)" = "$B" ] || fail "$h: record revision after deploying B"
 done
 [ "$(notes "$B" | grep -c ' deployed gen=2 ')" = 4 ] || fail "note of B: $(notes "$B")"
@@ -89,8 +81,8 @@ C=$(git -C "$R" rev-parse HEAD)
 SHORT_A=$(echo "$A" | cut -c1-9)
 "$CONSTEL" -i "$R/file.yaml" --ssh-config "$D/ssh_config" deploy --rev "$SHORT_A" alpha beta \
 	>"$D/d3.log" 2>&1 || { cat "$D/d3.log"; fail "deploy --rev from a file: inventory"; }
-[ "$(running alpha)" = "$A_alpha" ] || fail "file: alpha runs $(running alpha), want $A_alpha"
-[ "$(running beta)" = "$A_beta" ] || fail "file: beta runs $(running beta), want $A_beta"
+[ "$(current alpha)" = "$A_alpha" ] || fail "file: alpha runs $(current alpha), want $A_alpha"
+[ "$(current beta)" = "$A_beta" ] || fail "file: beta runs $(current beta), want $A_beta"
 [ "$(record alpha revision)" = "$A" ] || fail "file: record revision"
 [ "$(notes "$A" | wc -l)" = 6 ] || fail "note of A after the file deploy: $(notes "$A")"
 ls -d "${TMPDIR:-/tmp}"/constel-rev.* >/dev/null 2>&1 && fail "an exported tree was left behind"
@@ -104,7 +96,7 @@ fl["hosts"]["alpha"]["generation"] += 10
 json.dump(fl, open(p, "w"), indent=2, sort_keys=True)
 EOF
 before=$(fleet_ssh alpha wc -l /var/lib/constel/history.jsonl)
-constel deploy alpha >"$D/d4.log" 2>&1
+C deploy alpha >"$D/d4.log" 2>&1
 rc=$?
 cat "$D/d4.log"
 [ "$rc" = 2 ] || fail "dirty deploy exited $rc, want 2"
@@ -112,35 +104,35 @@ grep -q "uncommitted changes" "$D/d4.log" || fail "no reason given"
 grep -q "^  fleet.json$" "$D/d4.log" || fail "changed file not listed"
 grep -q "scratch.txt" "$D/d4.log" && fail "an untracked file was listed"
 [ "$(fleet_ssh alpha wc -l /var/lib/constel/history.jsonl)" = "$before" ] || fail "alpha was touched"
-[ "$(running alpha)" = "$A_alpha" ] || fail "alpha changed by a refused deploy"
+[ "$(current alpha)" = "$A_alpha" ] || fail "alpha changed by a refused deploy"
 
 note "--allow-dirty deploys the working tree and records it dirty"
-constel deploy --allow-dirty alpha >"$D/d5.log" 2>&1 || { cat "$D/d5.log"; fail "deploy --allow-dirty"; }
-P_DIRTY=$(running alpha)
+C deploy --allow-dirty alpha >"$D/d5.log" 2>&1 || { cat "$D/d5.log"; fail "deploy --allow-dirty"; }
+P_DIRTY=$(current alpha)
 [ "$P_DIRTY" != "$A_alpha" ] && [ "$P_DIRTY" != "$B_alpha" ] || fail "alpha did not get the dirty system"
 [ "$(record alpha dirty)" = true ] || fail "record not dirty"
 [ "$(record alpha revision)" = "$C" ] || fail "dirty record revision $(record alpha revision), want HEAD $C"
 notes "$C" | grep -q " alpha deployed gen=4 $P_DIRTY dirty\$" || fail "note of C: $(notes "$C")"
 
 note "--rev ignores the dirty working tree: it builds the commit"
-constel deploy --rev "$B" alpha >"$D/d6.log" 2>&1 || { cat "$D/d6.log"; fail "deploy --rev B in a dirty tree"; }
-[ "$(running alpha)" = "$B_alpha" ] || fail "alpha runs $(running alpha), want B's $B_alpha"
+C deploy --rev "$B" alpha >"$D/d6.log" 2>&1 || { cat "$D/d6.log"; fail "deploy --rev B in a dirty tree"; }
+[ "$(current alpha)" = "$B_alpha" ] || fail "alpha runs $(current alpha), want B's $B_alpha"
 [ "$(record alpha dirty)" = false ] || fail "--rev record says dirty"
 
 note "an unknown --rev is bad usage"
-constel deploy --rev no-such-ref >"$D/d7.log" 2>&1
+C deploy --rev no-such-ref >"$D/d7.log" 2>&1
 [ $? = 2 ] || fail "--rev no-such-ref did not exit 2"
 grep -q "no-such-ref" "$D/d7.log" || fail "unknown rev not named: $(cat "$D/d7.log")"
 git -C "$R" checkout -q fleet.json
 
 note "constel log: newest first, per host, --json"
-constel log >"$D/log.txt" 2>&1 || fail "log exited $?"
+C log >"$D/log.txt" 2>&1 || fail "log exited $?"
 cat "$D/log.txt"
 # 4 (--rev v1) + 4 (HEAD) + 2 (file:, --rev A) + 1 (dirty) + 1 (--rev B)
 [ "$(grep -c ' deployed ' "$D/log.txt")" = 12 ] || fail "log has $(grep -c ' deployed ' "$D/log.txt") deployed lines, want 12"
 head -n 2 "$D/log.txt" | tail -n 1 | grep -q "^20[0-9T:-]*Z  alpha  deployed  *5  $(echo "$B" | cut -c1-8) " ||
 	fail "the newest event is not first"
-constel log --json alpha >"$D/log.json" || fail "log --json alpha"
+C log --json alpha >"$D/log.json" || fail "log --json alpha"
 /usr/bin/python3 - "$D/log.json" "$A" "$B" "$C" <<'EOF' || fail "log --json alpha: $(cat "$D/log.json")"
 import json, sys
 ev = json.load(open(sys.argv[1]))

@@ -24,10 +24,6 @@ R=$D/repo
 fleet_repo
 rm -f "$INV"
 
-constel() {
-	"$CONSTEL" -i "$R/constellation.yaml" --ssh-config "$D/ssh_config" "$@"
-}
-
 # js FILE HOST FIELD: a field of a host in a status --json document ("null" for null)
 js() {
 	/usr/bin/python3 -c '
@@ -50,7 +46,7 @@ A=$(git -C "$R" rev-parse HEAD)
 A_BETA=$(fleet_path beta)
 
 note "deploy A to alpha, beta, delta"
-constel deploy alpha beta delta >"$D/deploy-a.log" 2>&1 || { cat "$D/deploy-a.log"; fail "deploy A"; }
+C deploy alpha beta delta >"$D/deploy-a.log" 2>&1 || { cat "$D/deploy-a.log"; fail "deploy A"; }
 
 note "commit B changes alpha and beta; deploy it to alpha only"
 fleet_commit --only alpha,beta
@@ -59,11 +55,11 @@ B_ALPHA=$(fleet_path alpha)
 B_BETA=$(fleet_path beta)
 P_DELTA=$(fleet_path delta)
 [ "$B_BETA" != "$A_BETA" ] || fail "commit B did not change beta"
-constel deploy alpha >"$D/deploy-b.log" 2>&1 || { cat "$D/deploy-b.log"; fail "deploy B"; }
+C deploy alpha >"$D/deploy-b.log" 2>&1 || { cat "$D/deploy-b.log"; fail "deploy B"; }
 
 note "status --json"
 start=$(date +%s)
-constel status --json >"$D/st.json" 2>"$D/st.err"
+C status --json >"$D/st.json" 2>"$D/st.err"
 rc=$?
 cat "$D/st.err"
 [ "$rc" = 1 ] || { cat "$D/st.json"; fail "status exited $rc, want 1 (beta behind, fresh unknown)"; }
@@ -111,21 +107,21 @@ expect "$D/st.json" fresh behind null
 [ $(($(date +%s) - start)) -le 20 ] || fail "status of 4 hosts took over 20 s"
 
 note "the table"
-constel status >"$D/st.txt" 2>/dev/null
+C status >"$D/st.txt" 2>/dev/null
 cat "$D/st.txt"
 grep -q "^beta  *behind  *1  *$(echo "$A" | cut -c1-8)  *1 " "$D/st.txt" || fail "table: beta row"
 grep -q "^alpha  *in-sync  *2  *$(echo "$B" | cut -c1-8) " "$D/st.txt" || fail "table: alpha row"
 grep -q "^fresh  *unknown " "$D/st.txt" || fail "table: fresh row"
 
 note "selection and --no-eval: the verdict comes from the record's revision"
-constel status --no-eval --json delta beta >"$D/st2.json" 2>/dev/null
+C status --no-eval --json delta beta >"$D/st2.json" 2>/dev/null
 [ $? = 1 ] || fail "status --no-eval exit"
 [ "$(/usr/bin/python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["hosts"]))' "$D/st2.json")" = 2 ] ||
 	fail "selection of 2 hosts: $(cat "$D/st2.json")"
 expect "$D/st2.json" delta expected null
 expect "$D/st2.json" delta drift behind
 expect "$D/st2.json" beta drift behind
-constel status --no-eval --json alpha >"$D/st3.json" 2>/dev/null || fail "alpha alone is in sync: exit $?"
+C status --no-eval --json alpha >"$D/st3.json" 2>/dev/null || fail "alpha alone is in sync: exit $?"
 expect "$D/st3.json" alpha drift in-sync
 
 note "delta changed by hand to a system constel never deployed"
@@ -136,7 +132,7 @@ nix-store --export $(nix-store -qR "$P_HAND") | fleet_ssh delta nix-store --impo
 	fail "copying $P_HAND to delta"
 fleet_ssh delta "nix-env -p /nix/var/nix/profiles/system --set $P_HAND && $P_HAND/bin/switch-to-configuration switch" ||
 	fail "switching delta by hand"
-constel status --json delta >"$D/st4.json" 2>/dev/null
+C status --json delta >"$D/st4.json" 2>/dev/null
 [ $? = 1 ] || fail "status of a hand-changed host exited 0"
 expect "$D/st4.json" delta drift changed-by-hand
 expect "$D/st4.json" delta current "$P_HAND"
@@ -156,8 +152,8 @@ expect "$D/st5.json" fresh current null
 expect "$D/st5.json" alpha drift in-sync
 
 note "deploy HEAD everywhere: status exits 0"
-constel deploy >"$D/deploy-all.log" 2>&1 || { cat "$D/deploy-all.log"; fail "deploy all"; }
-constel status --json >"$D/st6.json" 2>"$D/st6.err" || { cat "$D/st6.json" "$D/st6.err"; fail "status after deploying everything exited $?"; }
+C deploy >"$D/deploy-all.log" 2>&1 || { cat "$D/deploy-all.log"; fail "deploy all"; }
+C status --json >"$D/st6.json" 2>"$D/st6.err" || { cat "$D/st6.json" "$D/st6.err"; fail "status after deploying everything exited $?"; }
 for h in alpha beta delta fresh; do
 	expect "$D/st6.json" $h drift in-sync
 done
@@ -165,8 +161,8 @@ expect "$D/st6.json" beta revision "$B"
 expect "$D/st6.json" beta behind 0
 
 note "bad usage"
-constel status --bogus >/dev/null 2>&1
+C status --bogus >/dev/null 2>&1
 [ $? = 2 ] || fail "status --bogus did not exit 2"
-constel status nosuchhost >/dev/null 2>&1
+C status nosuchhost >/dev/null 2>&1
 [ $? = 2 ] || fail "status of an unknown host did not exit 2"
 exit 0
