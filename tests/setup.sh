@@ -8,7 +8,8 @@ PACKAGES="build-essential pkg-config clang
 	libssh-dev libgit2-dev libyaml-dev libjansson-dev libcmocka-dev
 	nix-bin openssh-server openssh-client iproute2 util-linux procps
 	qemu-user-static binfmt-support busybox-static:arm64
-	python3 python3-yaml git file graphviz"
+	python3 python3-yaml git file graphviz
+	shellcheck dash zsh fish"
 
 missing=
 for p in $PACKAGES; do
