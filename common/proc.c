@@ -11,6 +11,14 @@
 
 extern char **environ;
 
+void proc_push_nix(struct strvec *argv)
+{
+	static const char *const nix[] = { PROC_NIX };
+
+	for (size_t i = 0; i < sizeof(nix) / sizeof(nix[0]); i++)
+		strvec_push(argv, nix[i]);
+}
+
 char *proc_describe(const char *const *argv)
 {
 	struct buf b = BUF_INIT(0);

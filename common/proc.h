@@ -22,6 +22,15 @@ int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, 
 int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
 	struct buf *err, int timeout);
 
+/*
+ * The start of every `nix` command constel runs: the program and the
+ * experimental features constel relies on, so that no nix.conf has to be
+ * edited (what colmena and deploy-rs pass too). PROC_NIX is for argv
+ * arrays, proc_push_nix() for a strvec.
+ */
+#define PROC_NIX "nix", "--extra-experimental-features", "nix-command flakes"
+void proc_push_nix(struct strvec *argv);
+
 /* The argv as one line, for logs: `nix build --json ...` (caller frees). */
 char *proc_describe(const char *const *argv);
 

@@ -106,9 +106,13 @@ char *xasprintf(const char *fmt, ...)
 
 static _Thread_local char error_slot[1024];
 
+/* Formatted aside first: the arguments may include error_last() itself. */
 __attribute__((format(printf, 1, 0))) static void error_vset(const char *fmt, va_list ap)
 {
-	vsnprintf(error_slot, sizeof(error_slot), fmt, ap);
+	char msg[sizeof(error_slot)];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	memcpy(error_slot, msg, sizeof(msg));
 }
 
 int error_set(const char *fmt, ...)

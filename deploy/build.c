@@ -27,9 +27,28 @@ static char *resolve_ref(const struct inventory *inv, const char *ref)
 	return joined;
 }
 
+/* The last lines of nix's stderr as one line, for an error message. */
+static char *one_line(const struct buf *err, int lines)
+{
+	char *s = xstrdup(buf_tail_lines(err, lines)), *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (*r == '\n' || *r == '\r' || *r == '\t') {
+			if (w > s && w[-1] != ' ')
+				*w++ = ' ';
+		} else {
+			*w++ = *r;
+		}
+	}
+	while (w > s && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	return s;
+}
+
 static int local_platforms(struct build_set *set)
 {
-	const char *argv[] = { "nix", "show-config", "--json", NULL };
+	const char *argv[] = { PROC_NIX, "show-config", "--json", NULL };
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(65536);
 	json_t *root = NULL, *v;
 	json_error_t jerr;
@@ -37,8 +56,10 @@ static int local_platforms(struct build_set *set)
 	int ret = -1;
 
 	if (proc_run(argv, &out, &err) < 0) {
-		ret = error_set("cannot read nix's configuration: %s: %s", error_last(),
-			buf_tail_lines(&err, 1));
+		char *cause = one_line(&err, 1);
+
+		ret = error_set("cannot read nix's configuration: %s (%s)", cause, error_last());
+		free(cause);
 		goto out;
 	}
 	root = json_loadb(out.data, out.len, JSON_DECODE_INT_AS_REAL, &jerr);
@@ -138,25 +159,6 @@ void build_describe(const struct build_set *set, const struct inventory *inv, st
 	}
 }
 
-/* The last lines of nix's stderr as one line, for an error message. */
-static char *one_line(const struct buf *err, int lines)
-{
-	char *s = xstrdup(buf_tail_lines(err, lines)), *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (*r == '\n' || *r == '\r' || *r == '\t') {
-			if (w > s && w[-1] != ' ')
-				*w++ = ' ';
-		} else {
-			*w++ = *r;
-		}
-	}
-	while (w > s && w[-1] == ' ')
-		w--;
-	*w = '\0';
-	return s;
-}
-
 /*
  * The attribute path of an item as Nix syntax, every segment quoted:
  * nixosConfigurations.a.b → ."nixosConfigurations"."a"."b". A segment may
@@ -229,7 +231,7 @@ static void item_expr(struct buf *b, const struct build_item *it)
 static int eval_items(struct build_item **items, size_t n, struct buf *log)
 {
 	struct buf expr = BUF_INIT(0), out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
-	const char *argv[] = { "nix", "eval", "--impure", "--json", "--expr", NULL, NULL };
+	const char *argv[] = { PROC_NIX, "eval", "--impure", "--json", "--expr", NULL, NULL };
 	json_t *root = NULL;
 	json_error_t jerr;
 	int ret;
@@ -241,7 +243,7 @@ static int eval_items(struct build_item **items, size_t n, struct buf *log)
 		buf_adds(&expr, "; in [ s.drvPath s.outPath ])");
 	}
 	buf_adds(&expr, " ]");
-	argv[5] = expr.data;
+	argv[7] = expr.data;
 	buf_printf(log, "$ nix eval --impure --json --expr '%s'\n", expr.data);
 	ret = proc_run(argv, &out, &err);
 	buf_add(log, err.data ? err.data : "", err.len);

@@ -245,7 +245,7 @@ static int path_info_call(const char *const *batch, size_t nb, bool drvs, json_t
 	size_t n = 0;
 	int ret = 0;
 
-	strvec_push(&argv, "nix");
+	proc_push_nix(&argv);
 	strvec_push(&argv, "path-info");
 	strvec_push(&argv, "--json");
 	if (drvs)

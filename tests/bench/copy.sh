@@ -20,11 +20,7 @@ paths=${2:-50}
 runs=${3:-5}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
-NIX_CONFIG='substituters =
-flake-registry = /dev/null
-experimental-features = nix-command flakes
-extra-platforms = aarch64-linux'
-export NIX_CONFIG
+. tests/fleet/env.sh
 
 dir=$(mktemp -d /tmp/constel-bench-copy.XXXXXX)
 inv=$dir/inventory.yaml

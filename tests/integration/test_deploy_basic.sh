@@ -66,6 +66,16 @@ fleet_commit
 C deploy --dry-run >/dev/null 2>&1 || fail "dry run failed"
 [ ! -s "$FLEET_DIR/order.log" ] || fail "dry run activated: $(order)"
 
+note "constel needs no experimental features in Nix's configuration"
+fleet_commit --only alpha
+bare=$(printf '%s\n' "$NIX_CONFIG" | grep -v experimental-features)
+NIX_CONFIG=$bare C --json deploy alpha --log-dir "$LOGS" >"$R.x" 2>"$R.x.err" ||
+	fail "deploy without experimental features exited $?: $(tail -5 "$R.x.err")"
+jq_py "$R.x" 'hosts["alpha"]["status"] == "deployed"' || fail "$(cat "$R.x")"
+NIX_CONFIG=$bare C build alpha >/dev/null 2>"$R.x.err" || fail "build: $(tail -5 "$R.x.err")"
+# ... while Nix itself refuses without them (so the test above could fail)
+NIX_CONFIG=$bare nix eval --expr 1 >/dev/null 2>&1 && fail "nix has the features anyway"
+
 note "a broken unrelated host does not block a one-host deploy"
 fleet_commit
 echo 'builtins.abort "broken"' >"$FLEET_DIR/repo/broken.nix"
