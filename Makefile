@@ -70,8 +70,13 @@ $(BUILD)/ssh-tool-bin: tests/tools/ssh-tool.c $(LIB)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Under the sanitizers, the tests of the harness alone (no constel in them)
+# are not run again.
+ifeq ($(SANITIZE),1)
+INTEGRATION_SKIP := test_fleet_basic test_fleet_knobs test_fleet_lifecycle test_demo
+endif
 integration: constel tools
-	@tests/integration/run
+	@SKIP="$(INTEGRATION_SKIP)" tests/integration/run
 
 # The two commands of the README work on a fresh Debian machine: each first
 # installs what is missing (tests/setup.sh), then builds.
