@@ -132,7 +132,7 @@ static int prepare(const struct global_opts *g, struct run_args *a, struct prepa
 		const char *name = p->inv->hosts[it->host].name;
 
 		if (it->error)
-			fprintf(stderr, "  %s: build failed: %s\n", name, it->error);
+			fprintf(stderr, "  %s: %s\n", name, it->error);
 		else if (it->out_path)
 			fprintf(stderr, "  %s: %s\n", name, it->out_path);
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "common/trace.h"
 
 static int print_help(FILE *f)
 {
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_globals(&argc, argv, &g, &help, &version) < 0)
 		return CMD_USAGE;
+	trace_set_level(g.verbose);
 	if (version) {
 		printf("constel %s\n", CONSTEL_VERSION);
 		return CMD_OK;

@@ -1,10 +1,14 @@
 #include "common/proc.h"
 
+#include "common/trace.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +17,7 @@ extern char **environ;
 
 void proc_push_nix(struct strvec *argv)
 {
-	static const char *const nix[] = { PROC_NIX };
+	static const char *const nix[] = {PROC_NIX};
 
 	for (size_t i = 0; i < sizeof(nix) / sizeof(nix[0]); i++)
 		strvec_push(argv, nix[i]);
@@ -32,11 +36,11 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 	struct buf *err, int timeout)
 {
 	posix_spawn_file_actions_t fa;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
 	size_t insent = 0;
 	pid_t pid = -1;
 	int status = 0, ret = -1, rc;
-	double deadline = timeout > 0 ? now_seconds() + timeout : 0;
+	double start = now_seconds(), deadline = timeout > 0 ? start + timeout : 0;
 	bool timed_out = false;
 
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
@@ -70,8 +74,8 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 		goto out;
 	}
 	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd pfd[3] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 },
-			{ inp[1], POLLOUT, 0 } };
+		struct pollfd pfd[3] = {
+			{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {inp[1], POLLOUT, 0}};
 		int wait_ms = -1;
 		char chunk[65536];
 
@@ -130,6 +134,18 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 		ret = error_set("'%s' exited with status %d", argv[0], WEXITSTATUS(status));
 	else
 		ret = error_set("'%s' was killed by signal %d", argv[0], WTERMSIG(status));
+	if (trace_enabled()) {
+		char *line = proc_describe(argv), outcome[64];
+
+		if (timed_out)
+			snprintf(outcome, sizeof(outcome), "timed out");
+		else if (WIFEXITED(status))
+			snprintf(outcome, sizeof(outcome), "exit %d", WEXITSTATUS(status));
+		else
+			snprintf(outcome, sizeof(outcome), "signal %d", WTERMSIG(status));
+		trace_command("local", line, now_seconds() - start, outcome);
+		free(line);
+	}
 out:
 	for (int i = 0; i < 2; i++) {
 		if (outp[i] >= 0)

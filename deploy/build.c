@@ -48,7 +48,7 @@ static char *one_line(const struct buf *err, int lines)
 
 static int local_platforms(struct build_set *set)
 {
-	const char *argv[] = { PROC_NIX, "show-config", "--json", NULL };
+	const char *argv[] = {PROC_NIX, "show-config", "--json", NULL};
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(65536);
 	json_t *root = NULL, *v;
 	json_error_t jerr;
@@ -230,8 +230,9 @@ static void item_expr(struct buf *b, const struct build_item *it)
  */
 static int eval_items(struct build_item **items, size_t n, struct buf *log)
 {
-	struct buf expr = BUF_INIT(0), out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
-	const char *argv[] = { PROC_NIX, "eval", "--impure", "--json", "--expr", NULL, NULL };
+	struct buf expr = BUF_INIT(0), out = BUF_INIT(NIX_OUTPUT_MAX),
+		   err = BUF_INIT(NIX_OUTPUT_MAX);
+	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--expr", NULL, NULL};
 	json_t *root = NULL;
 	json_error_t jerr;
 	int ret;
@@ -258,7 +259,8 @@ static int eval_items(struct build_item **items, size_t n, struct buf *log)
 		const char *path = json_string_value(json_array_get(pair, 1));
 
 		if (!drv || !path) {
-			ret = error_set("'nix eval' gave no store path for '%s'", items[i]->installable);
+			ret = error_set(
+				"'nix eval' gave no store path for '%s'", items[i]->installable);
 			break;
 		}
 		free(items[i]->drv_path);
@@ -286,29 +288,132 @@ static int eval_items(struct build_item **items, size_t n, struct buf *log)
 }
 
 /*
+ * Nix's report of one failed derivation in the stderr of a `--keep-going`
+ * realise: the block that starts "error: builder for 'DRV' failed", up to the
+ * next "error:" line (its "> " lines are the builder's own last lines).
+ * NULL when the text has no such block. Caller frees.
+ */
+static char *builder_block(const char *text, const char *drv)
+{
+	char *needle = xasprintf("error: builder for '%s' failed", drv);
+	const char *start = strstr(text, needle), *end;
+
+	free(needle);
+	if (!start)
+		return NULL;
+	end = strstr(start + 1, "\nerror: ");
+	return xstrndup(start, end ? (size_t)(end - start) : strlen(start));
+}
+
+/*
+ * A builder block as one line: "builder for 'DRV' failed with exit code 1:
+ * LINE; LINE; LINE", the last lines the builder printed (Nix quotes them
+ * as "> ..."). Caller frees.
+ */
+static char *builder_summary(const char *block)
+{
+	struct buf b = BUF_INIT(0), said = BUF_INIT(0);
+	const char *nl = strchr(block, '\n'), *p;
+	size_t head = nl ? (size_t)(nl - block) : strlen(block);
+	char *out;
+
+	if (!strncmp(block, "error: ", 7)) {
+		block += 7;
+		head -= 7;
+	}
+	while (head && (block[head - 1] == ';' || block[head - 1] == ' '))
+		head--;
+	buf_add(&b, block, head);
+	for (p = nl; p && *p; p = strchr(p + 1, '\n')) {
+		const char *l = p + 1 + strspn(p + 1, " ");
+		const char *e = strchrnul(l, '\n');
+
+		if (l[0] == '>' && (l[1] == ' ' || l[1] == '\n' || !l[1])) {
+			buf_add(&said, l + (l[1] == ' ' ? 2 : 1),
+				(size_t)(e - l - (l[1] == ' ' ? 2 : 1)));
+			buf_adds(&said, "\n");
+		}
+	}
+	if (said.len) {
+		char *tail = one_line(&said, 3);
+
+		buf_printf(&b, ": %s", tail);
+		free(tail);
+	}
+	out = buf_detach(&b);
+	buf_release(&said);
+	return out;
+}
+
+/* The store paths of the drv closure of `drv` (NULL-terminated strvec). */
+static void drv_closure(const char *drv, struct strvec *paths)
+{
+	const char *argv[] = {"nix-store", "--query", "--requisites", drv, NULL};
+	struct buf out = BUF_INIT(NIX_OUTPUT_MAX);
+
+	if (proc_run(argv, &out, NULL) == 0 && out.data) {
+		char *p = out.data, *nl;
+
+		while ((nl = strchr(p, '\n'))) {
+			*nl = '\0';
+			strvec_push(paths, p);
+			p = nl + 1;
+		}
+	}
+	buf_release(&out);
+}
+
+/*
+ * Why this item failed, in words of its own: its builder's block of Nix's
+ * output, else the block of the first failed derivation of its own closure
+ * (a dependency), never a line that belongs to another host's derivation.
+ */
+static char *item_failure(const struct build_item *it, const struct buf *err)
+{
+	const char *text = err->data ? err->data : "";
+	struct strvec closure = STRVEC_INIT;
+	char *block = builder_block(text, it->drv_path), *msg;
+
+	if (!block) {
+		drv_closure(it->drv_path, &closure);
+		for (size_t i = 0; i < closure.nr && !block; i++)
+			block = builder_block(text, closure.v[i]);
+		strvec_release(&closure);
+	}
+	if (block) {
+		msg = builder_summary(block);
+		free(block);
+		return msg;
+	}
+	return xasprintf("%s was not built (see the build log)", it->drv_path);
+}
+
+/*
  * Realises the derivations of a group with one `nix-store --realise
  * --keep-going`, so Nix builds them in parallel and a failing one does not
  * stop the others; then asks which outputs exist to tell who failed.
  */
-static void realise_group(const struct inventory *inv, struct build_item **items, size_t n,
-	struct buf *log)
+static void realise_group(
+	const struct inventory *inv, struct build_item **items, size_t n, struct buf *log)
 {
 	struct strvec argv = STRVEC_INIT;
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
 	double start = now_seconds();
-	char *line, *tail = NULL;
+	char *line;
 	int ret;
 
 	strvec_push(&argv, "nix-store");
 	strvec_push(&argv, "--realise");
 	strvec_push(&argv, "--keep-going");
+	/* builders' output only in Nix's failure reports: "> " lines per derivation */
+	strvec_push(&argv, "--no-build-output");
 	if (items[0]->where == BUILD_BUILDER) {
 		strvec_push(&argv, "--max-jobs");
 		strvec_push(&argv, "0");
 		strvec_push(&argv, "--option");
 		strvec_push(&argv, "builders");
-		strvec_pushf(&argv, "ssh://%s %s", items[0]->builder,
-			inv->hosts[items[0]->host].arch);
+		strvec_pushf(
+			&argv, "ssh://%s %s", items[0]->builder, inv->hosts[items[0]->host].arch);
 	}
 	for (size_t i = 0; i < n; i++)
 		strvec_push(&argv, items[i]->drv_path);
@@ -317,8 +422,6 @@ static void realise_group(const struct inventory *inv, struct build_item **items
 	free(line);
 	ret = proc_run((const char *const *)argv.v, &out, &err);
 	buf_add(log, err.data ? err.data : "", err.len);
-	if (ret < 0)
-		tail = one_line(&err, 3);
 	strvec_release(&argv);
 	for (size_t i = 0; i < n; i++) {
 		items[i]->seconds = now_seconds() - start;
@@ -329,18 +432,20 @@ static void realise_group(const struct inventory *inv, struct build_item **items
 		strvec_push(&argv, "--check-validity");
 		strvec_push(&argv, items[i]->out_path);
 		if (proc_run((const char *const *)argv.v, NULL, NULL) < 0) {
+			char *why = item_failure(items[i], &err);
+
 			free(items[i]->error);
-			items[i]->error = xasprintf("build failed: %s", tail);
+			items[i]->error = xasprintf("build failed: %s", why);
+			free(why);
 		}
 		strvec_release(&argv);
 	}
-	free(tail);
 	buf_release(&out);
 	buf_release(&err);
 }
 
-static bool same_group(const struct build_item *a, const struct build_item *b,
-	const struct inventory *inv)
+static bool same_group(
+	const struct build_item *a, const struct build_item *b, const struct inventory *inv)
 {
 	if (a->where != b->where)
 		return false;

@@ -16,9 +16,9 @@
 #include "transport/transport.h"
 
 /* Remote answers are small; anything bigger is cut (and says so). */
-#define ANSWER_MAX (256u << 10)
+#define ANSWER_MAX	 (256u << 10)
 #define CLOSURE_LIST_MAX (16u << 20)
-#define SSH_OP_TIMEOUT 20
+#define SSH_OP_TIMEOUT	 20
 
 /* One host being worked on by one worker. */
 struct hostctx {
@@ -30,12 +30,13 @@ struct hostctx {
 	struct ssh_conn *conn;
 	const char *goal;
 	char *runid;
+	bool copy_told; /* the copy's first progress said how many paths go */
 };
 
 const char *host_status_name(enum host_status s)
 {
-	static const char *const names[] = { "pending", "deployed", "unchanged", "failed",
-		"rolled-back", "skipped" };
+	static const char *const names[] = {
+		"pending", "deployed", "unchanged", "failed", "rolled-back", "skipped"};
 
 	return names[s];
 }
@@ -69,8 +70,8 @@ __attribute__((format(printf, 2, 3))) static void hlog(struct hostctx *c, const 
 }
 
 /* A step begins: the phase is what the live view and the report show. */
-__attribute__((format(printf, 3, 4))) static void step(struct hostctx *c, const char *phase,
-	const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void step(
+	struct hostctx *c, const char *phase, const char *fmt, ...)
 {
 	va_list ap;
 	char *text;
@@ -89,8 +90,7 @@ static void log_output(struct hostctx *c, const struct buf *b, const char *what)
 {
 	if (!c->log || !b->len)
 		return;
-	fprintf(c->log, "--- %s ---\n%s%s", what, b->data,
-		b->data[b->len - 1] == '\n' ? "" : "\n");
+	fprintf(c->log, "--- %s ---\n%s%s", what, b->data, b->data[b->len - 1] == '\n' ? "" : "\n");
 	if (b->truncated)
 		fprintf(c->log, "--- (%s truncated) ---\n", what);
 	fflush(c->log);
@@ -119,8 +119,8 @@ static int open_session(struct hostctx *c, struct ssh_conn **out)
 	struct ssh_target t;
 	int ret;
 
-	host_ssh_target(&t, c->host, c->r->opts.ssh_config, c->r->opts.connect_timeout,
-		SSH_OP_TIMEOUT);
+	host_ssh_target(
+		&t, c->host, c->r->opts.ssh_config, c->r->opts.connect_timeout, SSH_OP_TIMEOUT);
 	ret = ssh_conn_open(out, &t);
 	if (ret == 0) {
 		c->res->sessions++;
@@ -135,18 +135,18 @@ static int open_session(struct hostctx *c, struct ssh_conn **out)
  * Runs a command on the host; *answer gets its stdout. Returns the exit
  * status (>= 0), or a negative code when the host could not be asked.
  */
-static int hexec(struct hostctx *c, struct ssh_conn *conn, const char *cmd, const char *input,
-	char **answer)
+static int hexec(
+	struct hostctx *c, struct ssh_conn *conn, const char *cmd, const char *input, char **answer)
 {
 	struct ssh_exec_result res;
 	int ret;
 
 	ssh_exec_result_init(&res, ANSWER_MAX, ANSWER_MAX);
 	if (c->host->local) {
-		const char *argv[] = { "sh", "-c", cmd, NULL };
+		const char *argv[] = {"sh", "-c", cmd, NULL};
 
-		ret = proc_run_input(argv, input ? input : "", input ? strlen(input) : 0,
-			&res.out, &res.err, 0);
+		ret = proc_run_input(
+			argv, input ? input : "", input ? strlen(input) : 0, &res.out, &res.err, 0);
 		/* proc_run reports a non-zero exit as failure; the caller wants the status */
 		res.exit_status = ret == 0 ? 0 : 1;
 		ret = 0;
@@ -168,12 +168,13 @@ static int hexec(struct hostctx *c, struct ssh_conn *conn, const char *cmd, cons
 /* The closure of a store path, in dependency order. */
 static int closure_of(const char *path, struct strvec *paths)
 {
-	const char *argv[] = { "nix-store", "--query", "--requisites", path, NULL };
+	const char *argv[] = {"nix-store", "--query", "--requisites", path, NULL};
 	struct buf out = BUF_INIT(CLOSURE_LIST_MAX), err = BUF_INIT(65536);
 	int ret = proc_run(argv, &out, &err);
 
 	if (ret < 0)
-		ret = error_set("cannot list the closure of '%s': %s", path, buf_tail_lines(&err, 1));
+		ret = error_set(
+			"cannot list the closure of '%s': %s", path, buf_tail_lines(&err, 1));
 	for (char *line = out.data; ret == 0 && line && *line;) {
 		char *nl = strchr(line, '\n');
 
@@ -192,6 +193,16 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 {
 	struct hostctx *c = data;
 
+	if (!c->copy_told) {
+		c->copy_told = true;
+		if (s->paths_missing == s->paths_total)
+			step(c, "copy", "sending all %zu paths", s->paths_total);
+		else if (s->paths_missing)
+			step(c, "copy", "sending %zu of %zu paths (the host has the others)",
+				s->paths_missing, s->paths_total);
+		else
+			step(c, "copy", "the host has all %zu paths", s->paths_total);
+	}
 	pthread_mutex_lock(&c->r->lock);
 	c->res->bytes = s->bytes_sent;
 	c->res->paths_copied = s->paths_missing;
@@ -201,7 +212,7 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 static int copy_closure(struct hostctx *c, const char *path)
 {
 	struct strvec paths = STRVEC_INIT;
-	struct ssh_copy_stats st = { 0 };
+	struct ssh_copy_stats st = {0};
 	int ret;
 
 	if (c->host->local)
@@ -210,9 +221,9 @@ static int copy_closure(struct hostctx *c, const char *path)
 		fail(c, HOST_FAILED, "%s", error_last());
 		goto out;
 	}
-	step(c, "copy", "copying the closure (%zu paths)", paths.nr);
-	ret = ssh_copy_closure(c->conn, (const char *const *)paths.v, paths.nr, &st,
-		copy_progress, c);
+	step(c, "copy", "asking which of the closure's %zu paths the host lacks", paths.nr);
+	ret = ssh_copy_closure(
+		c->conn, (const char *const *)paths.v, paths.nr, &st, copy_progress, c);
 	if (ret < 0) {
 		fail(c, HOST_FAILED, "copy failed: %s", error_last());
 		goto out;
@@ -329,8 +340,9 @@ static void recover_state(struct hostctx *c, const char *runid, bool rollback_op
 		if (open_session(c, &conn) == 0 && hexec(c, conn, cmd, NULL, &state) >= 0 &&
 			!state_of_run(state, runid)) {
 			/* the connection dropped before this run's watchdog started */
-			fail(c, HOST_FAILED, "lost the connection before the activation started; "
-					     "the host was not changed");
+			fail(c, HOST_FAILED,
+				"lost the connection before the activation started; "
+				"the host was not changed");
 			ssh_conn_free(c->conn);
 			c->conn = conn;
 			free(state);
@@ -355,8 +367,9 @@ static void recover_state(struct hostctx *c, const char *runid, bool rollback_op
 		sleep(1);
 	}
 	free(cmd);
-	fail(c, HOST_FAILED, "lost the connection during activation and could not reconnect; "
-			     "the host's watchdog restores the previous generation itself");
+	fail(c, HOST_FAILED,
+		"lost the connection during activation and could not reconnect; "
+		"the host's watchdog restores the previous generation itself");
 }
 
 /*
@@ -371,8 +384,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 	struct ssh_conn *fresh = NULL;
 	int rc;
 
-	step(c, "activate", "activating %s (%s)",
-		a->path ? a->path : "a generation", a->goal);
+	step(c, "activate", "activating %s (%s)", a->path ? a->path : "a generation", a->goal);
 	/* returns at the watchdog's first milestone, with its state */
 	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer);
 	if (rc < 0) {
@@ -449,7 +461,7 @@ out:
 /* Switches the host back to `generation` (restore after a failed gate). */
 static int restore_generation(struct hostctx *c, long generation, const char *why)
 {
-	struct host_activation a = { 0 };
+	struct host_activation a = {0};
 	char *runid = xasprintf("%s-restore", c->runid), *answer = NULL, *cmd = NULL;
 	long failed_gen = c->res->generation;
 	char *saved = xstrdup(why);
@@ -495,7 +507,8 @@ static int health_gate(struct hostctx *c)
 		const struct inv_service *s = &c->host->services[i];
 		int rc;
 
-		while ((rc = ssh_conn_probe(c->conn, s->port, 1000)) != 0 && now_seconds() < deadline)
+		while ((rc = ssh_conn_probe(c->conn, s->port, 1000)) != 0 &&
+			now_seconds() < deadline)
 			usleep(300 * 1000);
 		if (rc != 0) {
 			why = xasprintf("health gate: service '%s' (port %d) did not answer within "
@@ -515,8 +528,8 @@ static int health_gate(struct hostctx *c)
 	return -1;
 }
 
-static bool is_unchanged(const char *goal, const char *path, const char *profile,
-	const char *current)
+static bool is_unchanged(
+	const char *goal, const char *path, const char *profile, const char *current)
 {
 	bool running = current && !strcmp(current, path);
 	bool in_profile = profile && !strcmp(profile, path);
@@ -573,7 +586,7 @@ static void run_host(struct hostctx *c)
 	struct runner *r = c->r;
 	const struct runner_opts *o = &r->opts;
 	struct build_item *item = r->builds ? build_set_item(r->builds, c->h) : NULL;
-	struct host_activation a = { 0 };
+	struct host_activation a = {0};
 	char *query = NULL, *path = NULL, *gens = NULL;
 
 	if (!c->host->local) {
@@ -595,7 +608,8 @@ static void run_host(struct hostctx *c)
 		char *holder = host_get(query, "locked");
 
 		if (holder && *holder) {
-			fail(c, HOST_FAILED, "another deploy is running on the host (pid %s)", holder);
+			fail(c, HOST_FAILED, "another deploy is running on the host (pid %s)",
+				holder);
 			free(holder);
 			goto out;
 		}
@@ -611,8 +625,9 @@ static void run_host(struct hostctx *c)
 		target = o->rollback_to ? o->rollback_to
 					: previous_generation(gens, c->res->prev_generation);
 		if (target <= 0 || !has_generation(gens, target)) {
-			fail(c, HOST_FAILED, o->rollback_to ? "generation %ld does not exist"
-							    : "no generation before %ld",
+			fail(c, HOST_FAILED,
+				o->rollback_to ? "generation %ld does not exist"
+					       : "no generation before %ld",
 				o->rollback_to ? o->rollback_to : c->res->prev_generation);
 			goto out;
 		}
@@ -713,12 +728,12 @@ static void finish_host(struct runner *r, size_t h)
 
 	if (res->status == HOST_DEPLOYED || res->status == HOST_UNCHANGED) {
 		graph_sched_done(r->sched, h);
-		push_event(r, h, xasprintf("%s in %.1fs", host_status_name(res->status),
-					 res->seconds));
+		push_event(r, h,
+			xasprintf("%s in %.1fs", host_status_name(res->status), res->seconds));
 		return;
 	}
-	push_event(r, h, xasprintf("%s: %s", host_status_name(res->status),
-				 res->error ? res->error : "?"));
+	push_event(r, h,
+		xasprintf("%s: %s", host_status_name(res->status), res->error ? res->error : "?"));
 	skipped = xcalloc(nskip + 1, sizeof(*skipped));
 	n = graph_sched_failed(r->sched, h, skipped, nskip);
 	for (size_t i = 0; i < n; i++) {
@@ -756,17 +771,18 @@ static void fleet_rollback(struct runner *r)
 		any |= set[i];
 	}
 	pthread_mutex_lock(&r->lock);
-	push_event(r, SIZE_MAX, xstrdup(any ? "a host failed: rolling back every host this run "
-					      "changed, consumers first"
-					    : "a host failed: no host was changed, nothing to roll "
-					      "back"));
+	push_event(r, SIZE_MAX,
+		xstrdup(any ? "a host failed: rolling back every host this run "
+			      "changed, consumers first"
+			    : "a host failed: no host was changed, nothing to roll "
+			      "back"));
 	pthread_mutex_unlock(&r->lock);
 	if (!any || graph_order(r->graph, set, true, order, &norder) < 0)
 		goto out;
 	for (size_t i = 0; i < norder; i++) {
 		struct hostctx c;
 		struct host_result *res = &r->results[order[i]];
-		struct host_activation a = { 0 };
+		struct host_activation a = {0};
 		double seconds = res->seconds;
 		char *why;
 
@@ -806,7 +822,7 @@ out:
 static bool local_may_start(struct runner *r)
 {
 	return r->nlocal > 0 && graph_sched_count(r->sched, GRAPH_READY) == 0 &&
-		graph_sched_count(r->sched, GRAPH_RUNNING) == r->nlocal;
+	       graph_sched_count(r->sched, GRAPH_RUNNING) == r->nlocal;
 }
 
 static void *worker(void *arg)
@@ -884,6 +900,25 @@ void runner_init(struct runner *r, const struct inventory *inv, const struct gra
 	pthread_cond_init(&r->events_cond, NULL);
 }
 
+void runner_waiting_for(const struct runner *r, size_t host, struct buf *out)
+{
+	size_t n;
+	const struct graph_dep *deps = graph_providers(r->graph, host, &n);
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++) {
+		enum graph_state st;
+
+		if (!r->selected[deps[i].host])
+			continue;
+		st = graph_sched_state(r->sched, deps[i].host);
+		if (st == GRAPH_DONE || st == GRAPH_FAILED || st == GRAPH_SKIPPED)
+			continue;
+		buf_printf(out, "%s%s", any ? ", " : "", r->inv->hosts[deps[i].host].name);
+		any = true;
+	}
+}
+
 int runner_start(struct runner *r)
 {
 	size_t nsel = 0;
@@ -900,9 +935,19 @@ int runner_start(struct runner *r)
 		if (item && item->error && r->results[i].status == HOST_PENDING) {
 			r->results[i].status = HOST_FAILED;
 			r->results[i].phase = "build";
-			r->results[i].error = xasprintf("build failed: %s", item->error);
+			r->results[i].error = xstrdup(item->error);
 			finish_host(r, i);
 		}
+	}
+	/* say once what each host waits for; the live view shows it as it shrinks */
+	for (size_t i = 0; i < r->inv->nhosts; i++) {
+		struct buf b = BUF_INIT(0);
+
+		if (r->selected[i] && r->results[i].status == HOST_PENDING)
+			runner_waiting_for(r, i, &b);
+		if (b.len)
+			push_event(r, i, xasprintf("waits for %s", b.data));
+		buf_release(&b);
 	}
 	pthread_mutex_unlock(&r->lock);
 	r->nthreads = (size_t)(r->opts.parallel > 0 ? r->opts.parallel : 1);
@@ -947,9 +992,10 @@ void runner_stop(struct runner *r)
 {
 	pthread_mutex_lock(&r->lock);
 	if (!r->stopping)
-		push_event(r, SIZE_MAX, xstrdup("interrupted: starting no further host; "
-						"running activations finish (Ctrl-C again to "
-						"quit now; hosts' watchdogs still finish)"));
+		push_event(r, SIZE_MAX,
+			xstrdup("interrupted: starting no further host; "
+				"running activations finish (Ctrl-C again to "
+				"quit now; hosts' watchdogs still finish)"));
 	r->stopping = true;
 	pthread_cond_broadcast(&r->wake);
 	pthread_mutex_unlock(&r->lock);

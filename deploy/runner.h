@@ -116,6 +116,12 @@ struct runner {
 	size_t nevents, alloc_events;
 };
 
+/*
+ * The selected providers `host` still waits for, as "a, b" appended to out
+ * (nothing when it waits for none). Under r->lock, after runner_start().
+ */
+void runner_waiting_for(const struct runner *r, size_t host, struct buf *out);
+
 void runner_init(struct runner *r, const struct inventory *inv, const struct graph *g,
 	const bool *selected, struct build_set *builds, const struct runner_opts *opts);
 /* Marks hosts whose build failed as failed (their dependents skipped), starts the workers. */

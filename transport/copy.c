@@ -20,7 +20,6 @@
 #include "transport/ssh_private.h"
 #include "transport/transport.h"
 
-
 /* argv bytes per `nix-store --export`; far below ARG_MAX */
 #define BATCH_ARG_BYTES (96 * 1024)
 #define MAX_ANSWER	(16 * 1024 * 1024)
@@ -121,11 +120,11 @@ static void on_progress(void *data, uint64_t sent)
 }
 
 /* Nix's serve protocol (nix-store --serve), as far as a copy needs it. */
-#define SERVE_MAGIC_1 0x390c9debu
-#define SERVE_MAGIC_2 0x5452eecbu
-#define SERVE_VERSION 0x206u
+#define SERVE_MAGIC_1	       0x390c9debu
+#define SERVE_MAGIC_2	       0x5452eecbu
+#define SERVE_VERSION	       0x206u
 #define SERVE_ADD_TO_STORE_NAR 9u
-#define PATH_INFO_MAX (64u << 20)
+#define PATH_INFO_MAX	       (64u << 20)
 
 /* What the receiving store needs to register a path: `nix path-info --json`. */
 struct path_info {
@@ -191,10 +190,11 @@ static void *feed_run(void *arg)
 			out_json_str(&o, json_object_get(info, "deriver")) < 0 ||
 			out_json_str(&o, json_object_get(info, "narHash")) < 0 ||
 			out_json_strings(&o, json_object_get(info, "references")) < 0 ||
-			transport__out_u64(&o, (uint64_t)json_integer_value(
-						       json_object_get(info, "registrationTime"))) < 0 ||
+			transport__out_u64(&o, (uint64_t)json_integer_value(json_object_get(
+						       info, "registrationTime"))) < 0 ||
 			transport__out_u64(&o, nar_size) < 0 ||
-			transport__out_u64(&o, json_is_true(json_object_get(info, "ultimate"))) < 0 ||
+			transport__out_u64(&o, json_is_true(json_object_get(info, "ultimate"))) <
+				0 ||
 			out_json_strings(&o, json_object_get(info, "signatures")) < 0 ||
 			out_json_str(&o, json_object_get(info, "ca")) < 0) {
 			f->ret = -1;
@@ -320,9 +320,9 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, s
 	struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
 	struct ssh_exec_result res;
 	struct path_info *infos = xcalloc(nb + 1, sizeof(*infos));
-	struct feed feed = { 0 };
+	struct feed feed = {0};
 	json_t *doc = NULL;
-	int pfd[2] = { -1, -1 }, ret;
+	int pfd[2] = {-1, -1}, ret;
 	bool feeding = false;
 	pthread_t thread;
 	uint64_t sent = 0;
@@ -371,7 +371,8 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, s
 	}
 	if (res.exit_status != 0) {
 		ret = error_set("'%s': nix-store --serve failed (%s%s%d): %s", c->label,
-			res.exit_signal ? "signal " : "exit ", res.exit_signal ? res.exit_signal : "",
+			res.exit_signal ? "signal " : "exit ",
+			res.exit_signal ? res.exit_signal : "",
 			res.exit_signal ? 0 : res.exit_status, last_line(&res.err));
 		goto out;
 	}
@@ -460,6 +461,8 @@ int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
 	}
 	for (size_t i = 0; i < n; i++)
 		stats->paths_missing += missing[i];
+	if (progress)
+		progress(data, stats); /* how many will go, before they go */
 
 	/* in the given (dependency) order, in batches that fit a command line */
 	for (size_t i = 0; i < n && !ret;) {

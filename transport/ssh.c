@@ -18,6 +18,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h> /* ssh_send_keepalive(), which clients may use too */
 
+#include "common/trace.h"
 #include "transport/internal.h"
 #include "transport/ssh_private.h"
 #include "transport/transport.h"
@@ -452,6 +453,7 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 	int linger = o->linger_ms > 0 ? o->linger_ms : 1000;
 	ssh_event ev = ssh_event_new();
 	bool fd_watched = false, fd_ready = false;
+	double started = now_seconds();
 	int ret = 0;
 
 	res->exit_status = -1;
@@ -626,6 +628,17 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 	res->exit_signal = st.signal;
 	st.signal = NULL;
 out:
+	if (trace_enabled()) {
+		char outcome[96];
+
+		if (ret < 0)
+			snprintf(outcome, sizeof(outcome), "failed: %.80s", error_last());
+		else if (res->exit_signal)
+			snprintf(outcome, sizeof(outcome), "signal %.40s", res->exit_signal);
+		else
+			snprintf(outcome, sizeof(outcome), "exit %d", res->exit_status);
+		trace_command(c->label, cmd, now_seconds() - started, outcome);
+	}
 	if (fd_watched)
 		ssh_event_remove_fd(ev, o->stdin_fd);
 	if (ev) {

@@ -171,7 +171,7 @@ int ssh_conn_probe(struct ssh_conn *c, int port, int timeout_ms);
 struct ssh_copy_stats {
 	size_t paths_total;   /* paths asked about */
 	size_t paths_missing; /* paths the host lacked, hence sent */
-	uint64_t bytes_sent;  /* bytes of `nix-store --export` stream sent */
+	uint64_t bytes_sent;  /* bytes of the NAR stream sent */
 	double seconds;
 	unsigned round_trips; /* channels opened */
 };
@@ -183,10 +183,12 @@ typedef void (*ssh_copy_progress_fn)(void *data, const struct ssh_copy_stats *s)
  * Makes the host hold `paths`, a closure in dependency order (as
  * `nix-store -qR` gives it). One round trip asks which paths the host lacks
  * (`nix-store --check-validity --print-invalid` on the host); only those
- * are then streamed, in the given order, from a local `nix-store --export`
- * into `nix-store --import` on a channel of the same session, never held in
- * memory as a whole. An unchanged host costs one round trip and no bytes.
- * stats (optional) is filled as the copy goes.
+ * are then streamed, in the given order, as NARs read from the local store
+ * (transport/nar.c) into the host's `nix-store --serve --write` (Nix's serve
+ * protocol, cmdAddToStoreNar) on a channel of the same session, never held
+ * in memory as a whole. An unchanged host costs one round trip and no bytes.
+ * stats (optional) is filled as the copy goes; `progress` is called once
+ * the missing paths are known, then as bytes go.
  */
 int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
 	struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data);

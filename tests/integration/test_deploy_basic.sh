@@ -16,6 +16,9 @@ for h in alpha beta gamma; do
 	# one session for the work, one new session that proves the new system lets us in
 	jq_py "$R.1" "hosts['$h']['sessions'] == 2" || fail "$h sessions: $(cat "$R.1")"
 done
+# progress says what a waiting host waits for, and how many paths really go
+grep -Eq ' gamma +waits for (alpha, beta|beta, alpha)$' "$R.1.err" || fail "no wait line: $(cat "$R.1.err")"
+grep -Eq ' alpha +sending all [1-9][0-9]* paths' "$R.1.err" || fail "no count of sent paths"
 gs=$(at 'gamma 1 switch start')
 [ -n "$gs" ] && [ "$(at 'alpha 1 switch done')" -lt "$gs" ] &&
 	[ "$(at 'beta 1 switch done')" -lt "$gs" ] || fail "order: $(order)"
@@ -33,6 +36,7 @@ for h in alpha beta gamma; do
 	[ "$(gens $h)" = "1 " ] || fail "$h generations: $(gens $h)"
 done
 [ ! -s "$FLEET_DIR/order.log" ] || fail "redeploy activated something: $(order)"
+! grep -q 'sending' "$R.2.err" || fail "an unchanged host was sent paths"
 
 note "one host: only alpha is evaluated, copied and activated"
 fleet_commit --only alpha
@@ -41,6 +45,8 @@ cj "$R.3" alpha
 [ "$rc" = 0 ] || fail "deploy alpha exited $rc"
 jq_py "$R.3" 'len(d["hosts"]) == 1 and hosts["alpha"]["generation"] == 2' || fail "$(cat "$R.3")"
 [ "$(order | cut -d' ' -f1 | sort -u)" = alpha ] || fail "others touched: $(order)"
+grep -Eq ' alpha +sending [1-9][0-9]* of [1-9][0-9]* paths \(the host has the others\)' "$R.3.err" ||
+	fail "no count of the paths sent: $(cat "$R.3.err")"
 
 note "--with-deps: gamma pulls in alpha and beta, and goes last"
 fleet_commit
@@ -76,6 +82,16 @@ NIX_CONFIG=$bare C build alpha >/dev/null 2>"$R.x.err" || fail "build: $(tail -5
 # ... while Nix itself refuses without them (so the test above could fail)
 NIX_CONFIG=$bare nix eval --expr 1 >/dev/null 2>&1 && fail "nix has the features anyway"
 
+note "-v shows every local and remote command, with its duration and outcome"
+fleet_commit --only alpha
+C -v deploy alpha --log-dir "$LOGS" >/dev/null 2>"$R.v" || fail "deploy -v: $(tail -5 "$R.v")"
+grep -Eq '^\[\+[0-9.]+s\] local\$ nix --extra-experimental-features nix-command flakes eval .*\([0-9.]+s, exit 0\)$' "$R.v" ||
+	fail "no local nix eval in the trace: $(head -5 "$R.v")"
+grep -Eq '^\[\+[0-9.]+s\] alpha[^$]*\$ .*\([0-9.]+s, exit 0\)$' "$R.v" ||
+	fail "no remote command of alpha in the trace: $(head -5 "$R.v")"
+C deploy alpha --log-dir "$LOGS" >/dev/null 2>"$R.v"
+! grep -q 'local\$' "$R.v" || fail "commands traced without -v"
+
 note "a broken unrelated host does not block a one-host deploy"
 fleet_commit
 echo 'builtins.abort "broken"' >"$FLEET_DIR/repo/broken.nix"
@@ -85,8 +101,22 @@ cj "$R.8" alpha
 [ "$rc" = 0 ] || fail "deploy alpha with beta broken exited $rc"
 cj "$R.9" beta
 [ "$rc" = 1 ] || fail "deploy of broken beta exited $rc"
-jq_py "$R.9" 'hosts["beta"]["status"] == "failed" and "build failed" in hosts["beta"]["error"]' ||
+jq_py "$R.9" 'hosts["beta"]["status"] == "failed" and hosts["beta"]["error"].startswith("evaluation failed: ")' ||
 	fail "$(cat "$R.9")"
+
+note "build failures in one group: each host's error is its own builder's, with one prefix"
+git -C "$FLEET_DIR/repo" checkout -q HEAD~1 -- flake.nix && git -C "$FLEET_DIR/repo" commit -qam unbreak
+fleet_commit alpha=buildfail beta=buildfail
+cj "$R.10" alpha beta
+[ "$rc" = 1 ] || fail "deploy of two failing builds exited $rc"
+for h in alpha beta; do
+	o=$(if [ $h = alpha ]; then echo beta; else echo alpha; fi)
+	e=$(jq_py "$R.10" "hosts['$h']['error']")
+	case $e in "build failed: builder for '"*"$h-gen"*".drv' failed"*"the builder of $h fails here"*) ;;
+	*) fail "$h's error is not its builder's: $e" ;; esac
+	case $e in *"$o"*) fail "$h's error names $o: $e" ;; esac
+	case $e in *"build failed: build failed"*) fail "doubled prefix: $e" ;; esac
+done
 
 note "build: each host gets its own system (three aarch64 hosts in one group)"
 B=$FLEET_DIR/ex

@@ -2,6 +2,8 @@
 # Simulated fleets: nine hosts come up in seconds; two fleets run at once on
 # different subnets; `fleet down` removes exactly what `up` made (no
 # namespaces, links, mounts or processes left) and is idempotent.
+# integration: alone (after down, nothing of 10.231.N may be left, and other
+# tests would reuse the subnet numbers freed)
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root_and_netns

@@ -63,6 +63,11 @@ payload)
 	fi
 	;;
 toplevel)
+	if [ "$knob" = buildfail ]; then
+		echo "building the system of $hostName, generation $generation"
+		echo "buildfail knob: the builder of $hostName fails here" >&2
+		exit 1
+	fi
 	mkdir -p "$out/bin"
 	if [ "$system" = aarch64-linux ]; then
 		shell="$sw/bin/busybox sh"
