@@ -1,5 +1,5 @@
 /* constel plan: validates the inventory and prints the order of the selection. */
-#include <getopt.h>
+#include <assert.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,40 +209,35 @@ static void print_dot(const struct inventory *inv, const bool *selected)
 	printf("}\n");
 }
 
-int cmd_plan(int argc, char **argv, const struct global_opts *gopt)
+enum { PLAN_DOT = CMD_OPT_OWN };
+
+static int plan(const struct cmd *self, const struct opts *opts, const struct global_opts *gopt)
 {
-	static const struct option longopts[] = {
-		{ "dot", no_argument, NULL, 'd' },
-		{ "on", required_argument, NULL, 'o' },
-		{ "with-deps", no_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct inventory *inv = NULL;
 	struct graph *g = NULL;
 	struct strvec patterns = STRVEC_INIT;
 	bool dot = false, with_deps = false, *selected = NULL;
 	size_t *order = NULL, norder = 0, nwaves = 0;
-	int *wave = NULL, c, ret;
+	int *wave = NULL, ret;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
+	(void)self;
+	for (size_t i = 0; i < opts->nr; i++) {
+		switch (opts->v[i].opt->id) {
+		case PLAN_DOT:
 			dot = true;
 			break;
-		case 'o':
-			cmd_split_list(&patterns, optarg);
+		case CMD_OPT_ON:
+			cmd_split_list(&patterns, opts->v[i].arg);
 			break;
-		case 'w':
+		case CMD_OPT_WITH_DEPS:
 			with_deps = true;
 			break;
 		default:
-			ret = cmd_usage(cmd_find("plan"));
-			goto out;
+			assert(!"an option of the table without a case");
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		strvec_push(&patterns, argv[i]);
+	for (size_t i = 0; i < opts->nargs; i++)
+		strvec_push(&patterns, opts->args[i]);
 	/*
 	 * Plan frees its large arrays (the YAML tree, the indexes) before it
 	 * makes others (the graph, the output). Kept in the heap rather than
@@ -258,8 +253,7 @@ int cmd_plan(int argc, char **argv, const struct global_opts *gopt)
 	order = xcalloc(inv->nhosts + 1, sizeof(*order));
 	wave = xcalloc(inv->nhosts + 1, sizeof(*wave));
 	if (graph_order(g, selected, false, order, &norder) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
+		ret = cmd_error("%s", error_last());
 		goto out;
 	}
 	selection_waves(g, selected, order, norder, wave, &nwaves);
@@ -279,3 +273,22 @@ out:
 	strvec_release(&patterns);
 	return ret;
 }
+
+static const struct opt plan_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_WITH_DEPS,
+	{.name = "dot",
+		.kind = OPT_FLAG,
+		.id = PLAN_DOT,
+		.help = "print a Graphviz digraph instead (uses solid, wants dashed)"},
+	{NULL},
+};
+
+const struct cmd cmd_plan_entry = {
+	.name = "plan",
+	.opts = plan_opts,
+	.args = "[HOST...]",
+	.summary = "validate the inventory and print the deployment order",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = plan,
+};

@@ -5,6 +5,10 @@
 
 #include "common/opts.h"
 
+/* --help: text wrapped before this column; a longer left column goes on its own line */
+#define HELP_WIDTH    80
+#define HELP_LEFT_MAX 30
+
 void opts_init(struct opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -277,42 +281,68 @@ void opts_add_synopsis(struct buf *b, const struct opt *table, int at, int inden
 	}
 }
 
-/* "-i, --inventory FILE" or "    --json" */
-static void left_column(struct buf *b, const struct opt *o)
+/* "-i, --inventory FILE", or "    --json" when others of the table have a short name */
+static void left_column(struct buf *b, const struct opt *o, bool shorts)
 {
 	if (o->short_name)
 		buf_printf(b, "-%c, --%s", o->short_name, o->name);
 	else
-		buf_printf(b, "    --%s", o->name);
+		buf_printf(b, "%s--%s", shorts ? "    " : "", o->name);
 	if (o->kind != OPT_FLAG) {
 		buf_adds(b, " ");
 		opts_add_arg(b, o);
 	}
 }
 
+/* Appends `text` from column `at`, wrapped before HELP_WIDTH, continuing at `at`. */
+static void add_wrapped(struct buf *b, const char *text, size_t at)
+{
+	size_t col = at;
+
+	while (*text) {
+		size_t n = strcspn(text, " ");
+
+		if (col > at && col + 1 + n >= HELP_WIDTH) {
+			buf_printf(b, "\n%*s", (int)at, "");
+			col = at;
+		} else if (col > at) {
+			buf_adds(b, " ");
+			col++;
+		}
+		buf_add(b, text, n);
+		col += n;
+		text += n;
+		while (*text == ' ')
+			text++;
+	}
+	buf_adds(b, "\n");
+}
+
 void opts_add_help(struct buf *b, const struct opt *table)
 {
 	size_t width = 0;
+	bool shorts = false;
 
+	for (const struct opt *o = table; o && o->name; o++)
+		shorts |= o->short_name != 0;
 	for (const struct opt *o = table; o && o->name; o++) {
 		struct buf l = BUF_INIT(0);
 
-		left_column(&l, o);
-		if (l.len > width)
+		left_column(&l, o, shorts);
+		if (l.len > width && l.len <= HELP_LEFT_MAX)
 			width = l.len;
 		buf_release(&l);
 	}
-	/* a very long left column does not push every help text to the right */
-	if (width > 30)
-		width = 30;
 	for (const struct opt *o = table; o && o->name; o++) {
 		struct buf l = BUF_INIT(0);
 
-		left_column(&l, o);
+		left_column(&l, o, shorts);
+		/* a very long left column goes on a line of its own */
 		if (l.len > width)
-			buf_printf(b, "  %s\n  %*s  %s\n", l.data, (int)width, "", o->help);
+			buf_printf(b, "  %s\n  %*s  ", l.data, (int)width, "");
 		else
-			buf_printf(b, "  %-*s  %s\n", (int)width, l.data, o->help);
+			buf_printf(b, "  %-*s  ", (int)width, l.data);
+		add_wrapped(b, o->help, width + 4);
 		buf_release(&l);
 	}
 }
