@@ -18,6 +18,8 @@ const struct cmd *const cmd_table[] = {
 	&cmd_log_entry,
 	&cmd_exec_entry,
 	&cmd_help_entry,
+	&cmd_completion_entry,
+	&cmd_complete_hosts_entry,
 	NULL,
 };
 
