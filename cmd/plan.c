@@ -179,18 +179,33 @@ static const char *dot_arch_color(const char *arch)
 	return "khaki";
 }
 
-/* Graphviz: arrows point from consumer to provider; `wants` are dashed. */
+/*
+ * A host's node: name, arch, its services (name:port, three a line) and
+ * tags. Names, services and tags are validated (letters, digits, '-', '_',
+ * '.'), so nothing needs quoting inside the label.
+ */
+static void dot_node(const struct inv_host *h)
+{
+	printf("\t\"%s\" [label=\"%s\\n%s", h->name, h->name, h->arch);
+	for (size_t i = 0; i < h->nservices; i++)
+		printf("%s%s:%d", i % 3 ? ", " : "\\n", h->services[i].name, h->services[i].port);
+	for (size_t i = 0; i < h->tags.nr; i++)
+		printf("%s@%s", i ? " " : "\\n", h->tags.v[i]);
+	printf("\", fillcolor=%s];\n", dot_arch_color(h->arch));
+}
+
+/*
+ * Graphviz: arrows point from consumer to provider, providers drawn above.
+ * `wants` are dashed and do not rank the layout (constraint=false): they
+ * order nothing, and mutual ones would otherwise pull a provider below its
+ * consumer.
+ */
 static void print_dot(const struct inventory *inv, const bool *selected)
 {
 	printf("digraph constellation {\n\trankdir=BT;\n\tnode [shape=box, style=filled];\n");
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		const struct inv_host *h = &inv->hosts[i];
-
-		if (!selected[i])
-			continue;
-		printf("\t\"%s\" [label=\"%s\\n%s\", fillcolor=%s];\n", h->name, h->name, h->arch,
-			dot_arch_color(h->arch));
-	}
+	for (size_t i = 0; i < inv->nhosts; i++)
+		if (selected[i])
+			dot_node(&inv->hosts[i]);
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const struct inv_host *h = &inv->hosts[i];
 
@@ -203,10 +218,23 @@ static void print_dot(const struct inventory *inv, const bool *selected)
 				continue;
 			printf("\t\"%s\" -> \"%s\" [label=\"%s\"%s];\n", h->name,
 				inv->hosts[r->provider].name, r->service ? r->service : "depends",
-				r->kind == INV_WANTS ? ", style=dashed" : "");
+				r->kind == INV_WANTS ? ", style=dashed, constraint=false" : "");
 		}
 	}
-	printf("}\n");
+	/* legend nodes are named with a space: no host name can take one */
+	printf("\tsubgraph cluster_legend {\n"
+	       "\t\tlabel=\"legend\";\n\t\tcolor=gray;\n\t\tfontsize=10;\n"
+	       "\t\tnode [shape=plaintext, style=\"\", fontsize=10];\n"
+	       "\t\tedge [fontsize=10];\n"
+	       "\t\t\"legend consumer\" [label=\"consumer\"];\n"
+	       "\t\t\"legend provider\" [label=\"provider\"];\n"
+	       "\t\t\"legend wants\" [label=\"host\"];\n"
+	       "\t\t\"legend wanted\" [label=\"wanted\"];\n"
+	       "\t\t\"legend consumer\" -> \"legend provider\" "
+	       "[label=\"uses, depends_on: provider first\"];\n"
+	       "\t\t\"legend wants\" -> \"legend wanted\" [label=\"wants: no order\", "
+	       "style=dashed];\n"
+	       "\t}\n}\n");
 }
 
 enum { PLAN_DOT = CMD_OPT_OWN };
