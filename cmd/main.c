@@ -54,20 +54,24 @@ static void take_globals(struct opts *o, struct global_opts *g, bool *help, bool
 	o->nr = kept;
 }
 
-/* "unknown option '--goal' for 'build'", and which commands do take it. */
-static int unknown_option(const struct cmd *c, const struct opts *o)
+/*
+ * The message of an unknown option (error_last()), and which commands do
+ * take it: "unknown option '--goal' for 'build' (it is an option of
+ * 'deploy' and 'rollback')". Returns CMD_USAGE.
+ */
+static int unknown_option(const char *unknown)
 {
-	const char *eq = strchr(o->unknown, '=');
-	size_t len = eq ? (size_t)(eq - o->unknown) : strlen(o->unknown);
+	const char *eq = strchr(unknown, '=');
+	size_t len = eq ? (size_t)(eq - unknown) : strlen(unknown);
 	struct buf b = BUF_INIT(0), owners = BUF_INIT(0);
 	size_t n = 0;
 
-	for (size_t i = 0; cmd_table[i] && len > 2 && o->unknown[1] == '-'; i++) {
+	for (size_t i = 0; cmd_table[i] && len > 2 && unknown[1] == '-'; i++) {
 		const struct cmd *other = cmd_table[i];
 
 		for (const struct opt *opt = other->opts; opt->name; opt++)
 			if (strlen(opt->name) == len - 2 &&
-				!strncmp(opt->name, o->unknown + 2, len - 2))
+				!strncmp(opt->name, unknown + 2, len - 2))
 				buf_printf(&owners, "%s'%s'", n++ ? " and " : "", other->name);
 	}
 	buf_adds(&b, error_last());
@@ -76,7 +80,7 @@ static int unknown_option(const struct cmd *c, const struct opts *o)
 	cmd_error("%s", b.data);
 	buf_release(&b);
 	buf_release(&owners);
-	return cmd_usage(c);
+	return CMD_USAGE;
 }
 
 static int run(int argc, char **argv, struct global_opts *g)
@@ -89,7 +93,13 @@ static int run(int argc, char **argv, struct global_opts *g)
 	int err, first, ret;
 
 	/* the global options before the command */
-	if (opts_parse(&o, globals, argc, argv, 1, OPTS_STOP_AT_ARG, NULL) < 0) {
+	err = opts_parse(&o, globals, argc, argv, 1, OPTS_STOP_AT_ARG, NULL);
+	if (err == CONSTEL_ENOTFOUND) {
+		/* a command's option before the command: say whose it is */
+		ret = unknown_option(o.unknown);
+		goto out;
+	}
+	if (err < 0) {
 		ret = cmd_error("%s; see 'constel --help'", error_last());
 		goto out;
 	}
@@ -115,7 +125,8 @@ static int run(int argc, char **argv, struct global_opts *g)
 	tables[0] = c->opts;
 	err = opts_parse(&o, tables, argc, argv, first + 1, 0, c->name);
 	if (err == CONSTEL_ENOTFOUND) {
-		ret = unknown_option(c, &o);
+		unknown_option(o.unknown);
+		ret = cmd_usage(c);
 		goto out;
 	}
 	if (err < 0) {
