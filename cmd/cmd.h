@@ -1,18 +1,30 @@
 /*
  * cmd/cmd.h: what the subcommands share.
  *
- * main.c parses the global options (accepted before or after the command
- * name), then calls the command's function with the remaining arguments;
- * argv[0] is the command's name. A command returns the process exit status:
- * CMD_OK when every selected host is done, CMD_FAILED when any host failed,
- * was rolled back or skipped, CMD_USAGE for bad usage or an invalid
- * inventory (nothing built, no host contacted).
+ * Each command is one entry, `struct cmd`, exported by its own file
+ * (tmux's cmd-*.c): its name, its table of options, its positional
+ * arguments, a summary and its function. main.c parses the global options
+ * (accepted before or after the command name) and the command's own
+ * against the two tables, so a command only ever sees options it takes;
+ * usage, --help, the man page test and the shell completions come from the
+ * same tables.
+ *
+ * A command returns the process exit status: CMD_OK when every selected
+ * host is done, CMD_FAILED when any host failed, was rolled back or
+ * skipped, CMD_USAGE for bad usage or an invalid inventory (nothing built,
+ * no host contacted). Whatever returns CMD_USAGE says why through
+ * cmd_error() or the loaders below, so that with --json main.c prints the
+ * one document exit status 2 promises.
  */
 #ifndef CONSTEL_CMD_H
 #define CONSTEL_CMD_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
+#include <jansson.h>
+
+#include "common/opts.h"
 #include "common/util.h"
 #include "graph/graph.h"
 #include "inventory/inventory.h"
@@ -26,29 +38,102 @@ struct global_opts {
 	int verbose;		/* -v, repeatable */
 };
 
-struct cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv, const struct global_opts *g);
-	const char *usage;   /* the options after `constel NAME` */
-	const char *summary; /* one line for `constel --help` */
+/* What a command's positional arguments are, for the shell completions. */
+enum cmd_complete {
+	CMD_COMPLETE_NOTHING,
+	CMD_COMPLETE_HOSTS,    /* host names and @tags of the inventory */
+	CMD_COMPLETE_COMMANDS, /* command names */
+	CMD_COMPLETE_SHELLS,   /* bash, zsh, fish */
 };
 
-int cmd_plan(int argc, char **argv, const struct global_opts *g);
-int cmd_build(int argc, char **argv, const struct global_opts *g);
-int cmd_deploy(int argc, char **argv, const struct global_opts *g);
-int cmd_rollback(int argc, char **argv, const struct global_opts *g);
-int cmd_status(int argc, char **argv, const struct global_opts *g);
-int cmd_log(int argc, char **argv, const struct global_opts *g);
-int cmd_exec(int argc, char **argv, const struct global_opts *g);
+struct cmd {
+	const char *name;
+	const struct opt *opts; /* its own options (the global ones are added); never NULL */
+	const char *args;	/* its positional arguments as usage shows them: "[HOST...]" */
+	const char *summary;	/* one line for `constel --help` */
+	enum cmd_complete complete;
+	bool hidden; /* left out of --help and the completions (used by the completions) */
+	/* `o` holds the command's own options in order, and the positional arguments */
+	int (*fn)(const struct cmd *self, const struct opts *o, const struct global_opts *g);
+};
 
-/* The table main.c dispatches on; NULL-terminated. */
-extern const struct cmd cmd_table[];
+/*
+ * Option ids: those several commands share, then each command's own (from
+ * CMD_OPT_OWN), then the global ones (from CMD_OPT_GLOBAL).
+ */
+enum {
+	CMD_OPT_ON = 1,
+	CMD_OPT_WITH_DEPS,
+	CMD_OPT_PARALLEL,
+	CMD_OPT_OWN = 100,
+	CMD_OPT_GLOBAL = 1000,
+	CMD_OPT_INVENTORY = CMD_OPT_GLOBAL,
+	CMD_OPT_SSH_CONFIG,
+	CMD_OPT_JSON,
+	CMD_OPT_VERBOSE,
+	CMD_OPT_HELP,
+	CMD_OPT_VERSION,
+};
 
-/* Prints the usage of `c` to stderr and returns CMD_USAGE. */
+/* Table entries of the options several commands share. */
+#define CMD_OPTION_ON                                                                              \
+	{                                                                                          \
+		.name = "on", .kind = OPT_STRING, .arg = "LIST", .id = CMD_OPT_ON,                 \
+		.help = "select hosts: a comma list of names, globs (r*) and @tags"                \
+	}
+#define CMD_OPTION_WITH_DEPS                                                                       \
+	{                                                                                          \
+		.name = "with-deps", .kind = OPT_FLAG, .id = CMD_OPT_WITH_DEPS,                    \
+		.help = "add the providers of the selected hosts, transitively"                    \
+	}
+#define CMD_OPTION_PARALLEL(text)                                                                  \
+	{                                                                                          \
+		.name = "parallel", .kind = OPT_NUMBER, .arg = "N", .min = 1, .max = 1024,         \
+		.id = CMD_OPT_PARALLEL, .help = text                                               \
+	}
+
+extern const struct cmd cmd_plan_entry;
+extern const struct cmd cmd_build_entry;
+extern const struct cmd cmd_deploy_entry;
+extern const struct cmd cmd_rollback_entry;
+extern const struct cmd cmd_status_entry;
+extern const struct cmd cmd_log_entry;
+extern const struct cmd cmd_exec_entry;
+extern const struct cmd cmd_help_entry;
+extern const struct cmd cmd_completion_entry;
+extern const struct cmd cmd_complete_hosts_entry;
+
+/* The commands main.c dispatches on; NULL-terminated. */
+extern const struct cmd *const cmd_table[];
+
+/* The global options, accepted before or after the command. */
+extern const struct opt cmd_global_opts[];
+
+/* The entry of the command named `name`, or NULL. */
+const struct cmd *cmd_find(const char *name);
+
+/* `constel --help`: the commands and the global options. */
+void cmd_print_overview(FILE *f);
+
+/* `constel NAME --help`: usage, summary, every option of the command and the global ones. */
+void cmd_print_help(const struct cmd *c, FILE *f);
+
+/* Prints the usage line of `c` to stderr and returns CMD_USAGE. */
 int cmd_usage(const struct cmd *c);
 
-/* The table entry of the command named `name`, or NULL. */
-const struct cmd *cmd_find(const char *name);
+/*
+ * Bad usage: prints "constel: MESSAGE" to stderr, keeps MESSAGE for the
+ * exit-2 JSON document, returns CMD_USAGE.
+ */
+int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * With --json, the one document of an exit status 2, on stdout:
+ * {"result":"invalid","errors":[{"file","line","column","message"}]} when
+ * the inventory was found invalid, else {"result":"usage","errors":[{"message"}]}.
+ * main.c calls it when a command returns CMD_USAGE.
+ */
+void cmd_print_problems(void);
 
 /*
  * Loads the inventory named by the global options. On failure prints every
@@ -74,5 +159,11 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 
 /* Splits a comma list into `patterns`. */
 void cmd_split_list(struct strvec *patterns, const char *list);
+
+/* Seconds for a JSON report, rounded to the millisecond. */
+json_t *cmd_json_seconds(double seconds);
+
+/* How every JSON document is written: indented, keys in order, 0.58 not 0.57999999999999996. */
+#define CMD_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
 
 #endif

@@ -1,59 +1,217 @@
-/* The command table and what the commands share: loading, graph, selection. */
+/*
+ * The command table and what the commands share: help, usage and the
+ * exit-2 document, loading, graph, selection.
+ */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
 
-const struct cmd cmd_table[] = {
-	{ "plan", cmd_plan, "[--json] [--dot] [--on LIST] [--with-deps] [HOST...]",
-		"validate the inventory and print the deployment order" },
-	{ "build", cmd_build, "[--json] [--on LIST] [--with-deps] [HOST...]",
-		"build the selected hosts' systems and print host and store path" },
-	{ "deploy", cmd_deploy,
-		"[--on LIST] [--with-deps] [--goal G] [--parallel N] [--confirm-timeout S]\n"
-		"       [--no-magic-rollback] [--no-auto-rollback] [--rollback-fleet] [--dry-run]\n"
-		"       [--build-on local|target] [--activation-timeout S] [--health-timeout S]\n"
-		"       [--rev REF] [--allow-dirty] [--log-dir DIR] [HOST...]",
-		"build, copy, activate, confirm and health-check, in dependency order" },
-	{ "rollback", cmd_rollback, "[--to N] [--parallel N] [--confirm-timeout S] HOST...",
-		"switch hosts back to their previous (or Nth) generation" },
-	{ "status", cmd_status, "[--json] [--no-eval] [--on LIST] [--parallel N] [HOST...]",
-		"per host: current system, generation, revision, drift" },
-	{ "log", cmd_log, "[--json] [HOST]", "the deployment history recorded in git notes" },
-	{ "exec", cmd_exec, "[--on LIST] [--parallel N] [--prefix] [--json] [HOST...] -- CMD",
-		"run a command on the selected hosts in parallel" },
-	{ NULL, NULL, NULL, NULL },
+const struct cmd *const cmd_table[] = {
+	&cmd_plan_entry,
+	&cmd_build_entry,
+	&cmd_deploy_entry,
+	&cmd_rollback_entry,
+	&cmd_status_entry,
+	&cmd_log_entry,
+	&cmd_exec_entry,
+	&cmd_help_entry,
+	&cmd_completion_entry,
+	&cmd_complete_hosts_entry,
+	NULL,
+};
+
+const struct opt cmd_global_opts[] = {
+	{.name = "inventory",
+		.short_name = 'i',
+		.kind = OPT_STRING,
+		.arg = "FILE",
+		.id = CMD_OPT_INVENTORY,
+		.help = "the inventory (default ./constellation.yaml)"},
+	{.name = "ssh-config",
+		.kind = OPT_STRING,
+		.arg = "FILE",
+		.id = CMD_OPT_SSH_CONFIG,
+		.help = "OpenSSH client configuration (default ~/.ssh/config)"},
+	{.name = "json",
+		.kind = OPT_FLAG,
+		.id = CMD_OPT_JSON,
+		.help = "one JSON document on stdout; human text on stderr"},
+	{.name = "verbose",
+		.short_name = 'v',
+		.kind = OPT_FLAG,
+		.id = CMD_OPT_VERBOSE,
+		.help = "more detail (repeatable)"},
+	{.name = "help",
+		.short_name = 'h',
+		.kind = OPT_FLAG,
+		.id = CMD_OPT_HELP,
+		.help = "this help; `constel COMMAND --help` for a command"},
+	{.name = "version", .kind = OPT_FLAG, .id = CMD_OPT_VERSION, .help = "the version"},
+	{NULL},
 };
 
 const struct cmd *cmd_find(const char *name)
 {
-	for (const struct cmd *c = cmd_table; c->name; c++)
-		if (!strcmp(c->name, name))
-			return c;
+	for (size_t i = 0; cmd_table[i]; i++)
+		if (!strcmp(cmd_table[i]->name, name))
+			return cmd_table[i];
 	return NULL;
+}
+
+/* ---- help and usage ---- */
+
+#define USAGE_WIDTH 80
+
+/* "usage: constel NAME [--a] [--b X]\n       [HOST...]" (no final newline). */
+static void add_usage(struct buf *b, const struct cmd *c)
+{
+	const char *nl;
+	size_t col;
+
+	buf_printf(b, "usage: constel %s ", c->name);
+	opts_add_synopsis(b, c->opts, (int)b->len, 7, USAGE_WIDTH);
+	if (!c->args || !*c->args)
+		return;
+	nl = strrchr(b->data, '\n');
+	col = nl ? b->len - (size_t)(nl + 1 - b->data) : b->len;
+	if (c->opts[0].name && col + 1 + strlen(c->args) >= USAGE_WIDTH)
+		buf_printf(b, "\n%7s%s", "", c->args);
+	else
+		buf_printf(b, "%s%s", c->opts[0].name ? " " : "", c->args);
+}
+
+static const char exit_status_text[] =
+	"exit status: 0 every selected host done, 1 a host failed, was rolled back or skipped,\n"
+	"2 bad usage or invalid inventory (nothing built, no host contacted).\n";
+
+void cmd_print_overview(FILE *f)
+{
+	struct buf b = BUF_INIT(0);
+
+	buf_adds(&b, "usage: constel [-i FILE] [--ssh-config FILE] [--json] [-v] COMMAND "
+		     "[options] [HOST...]\n\ncommands:\n");
+	for (size_t i = 0; cmd_table[i]; i++)
+		if (!cmd_table[i]->hidden)
+			buf_printf(&b, "  %-11s %s\n", cmd_table[i]->name, cmd_table[i]->summary);
+	buf_adds(&b, "\nglobal options (before or after the command):\n");
+	opts_add_help(&b, cmd_global_opts);
+	buf_printf(&b, "\n%s", exit_status_text);
+	fputs(b.data, f);
+	buf_release(&b);
+}
+
+void cmd_print_help(const struct cmd *c, FILE *f)
+{
+	struct buf b = BUF_INIT(0);
+
+	add_usage(&b, c);
+	buf_printf(&b, "\n%s\n", c->summary);
+	if (c->opts[0].name) {
+		buf_adds(&b, "\noptions:\n");
+		opts_add_help(&b, c->opts);
+	}
+	buf_adds(&b, "\nglobal options (before or after the command):\n");
+	opts_add_help(&b, cmd_global_opts);
+	buf_printf(&b, "\n%s", exit_status_text);
+	fputs(b.data, f);
+	buf_release(&b);
 }
 
 int cmd_usage(const struct cmd *c)
 {
-	fprintf(stderr, "usage: constel %s %s\n", c->name, c->usage);
+	struct buf b = BUF_INIT(0);
+
+	add_usage(&b, c);
+	fprintf(stderr, "%s\n", b.data);
+	buf_release(&b);
 	return CMD_USAGE;
 }
 
+/* ---- the exit-2 document ---- */
+
+static json_t *problems; /* the "errors" array */
+static bool invalid;	 /* the inventory was found invalid, not the command line */
+
+static void add_problem(json_t *o)
+{
+	if (!problems)
+		problems = json_array();
+	json_array_append_new(problems, o);
+}
+
+int cmd_error(const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	json_t *o = json_object();
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "constel: %s\n", msg);
+	json_object_set_new(o, "message", json_string(msg));
+	add_problem(o);
+	free(msg);
+	return CMD_USAGE;
+}
+
+/* A problem of the inventory at file:line:col (line 0: no position). */
+static void add_invalid(const char *file, int line, int col, const char *message)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "file", json_string(file));
+	json_object_set_new(o, "line", line > 0 ? json_integer(line) : json_null());
+	json_object_set_new(o, "column", line > 0 ? json_integer(col) : json_null());
+	json_object_set_new(o, "message", json_string(message));
+	add_problem(o);
+	invalid = true;
+}
+
+void cmd_print_problems(void)
+{
+	json_t *root = json_object();
+
+	if (!problems) {
+		/* every path to exit status 2 says why; this one did not */
+		json_t *o = json_object();
+
+		json_object_set_new(o, "message", json_string("bad usage"));
+		add_problem(o);
+	}
+	json_object_set_new(root, "result", json_string(invalid ? "invalid" : "usage"));
+	json_object_set_new(root, "errors", json_incref(problems));
+	json_dumpf(root, stdout, CMD_JSON_FLAGS);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_decref(root);
+}
+
+/* ---- inventory, graph, selection ---- */
+
 int cmd_load_inventory(const struct global_opts *g, struct inventory **out)
 {
-	struct strvec errors = STRVEC_INIT;
+	struct inv_errors errors = INV_ERRORS_INIT;
 
-	if (inventory_load(out, g->inventory, &errors) == 0) {
-		strvec_release(&errors);
+	if (inventory_load_errors(out, g->inventory, &errors) == 0) {
+		inv_errors_release(&errors);
 		return CMD_OK;
 	}
-	for (size_t i = 0; i < errors.nr; i++)
-		fprintf(stderr, "%s\n", errors.v[i]);
+	for (size_t i = 0; i < errors.nr; i++) {
+		const struct inv_error *e = &errors.v[i];
+		char *line = inv_error_format(e);
+
+		fprintf(stderr, "%s\n", line);
+		free(line);
+		add_invalid(e->file, e->line, e->col, e->message);
+	}
 	if (errors.nr > 1)
 		fprintf(stderr, "constel: %zu problems in '%s'; nothing was done\n", errors.nr,
 			g->inventory);
-	strvec_release(&errors);
+	inv_errors_release(&errors);
 	return CMD_USAGE;
 }
 
@@ -87,6 +245,52 @@ static struct graph *graph_of(const struct inventory *inv, bool labels)
 	return gr;
 }
 
+/*
+ * The cycle report's edges ("  a → b: label" after the summary line) as
+ * problems at the position of the entry that makes each edge.
+ */
+static void add_cycle_problems(const struct inventory *inv, const char *msg)
+{
+	static const char arrow[] = " → ";
+	const char *nl = strchr(msg, '\n');
+	char *summary = xstrndup(msg, nl ? (size_t)(nl - msg) : strlen(msg));
+	size_t added = 0;
+
+	while (nl) {
+		const char *line = nl + 1, *a = strstr(line, arrow), *colon;
+		char *consumer = NULL, *provider = NULL;
+		long c, p;
+
+		nl = strchr(line, '\n');
+		if (!a || !(colon = strstr(a, ": ")))
+			continue;
+		while (*line == ' ')
+			line++;
+		consumer = xstrndup(line, (size_t)(a - line));
+		provider = xstrndup(a + strlen(arrow), (size_t)(colon - a - strlen(arrow)));
+		c = inventory_host_index(inv, consumer);
+		p = inventory_host_index(inv, provider);
+		for (size_t j = 0; c >= 0 && p >= 0 && j < inv->hosts[c].nrels; j++) {
+			const struct inv_relation *r = &inv->hosts[c].rels[j];
+			char *text;
+
+			if (r->kind == INV_WANTS || r->provider != (uint32_t)p)
+				continue;
+			text = xasprintf("%s; %s → %s: %s %s", summary, consumer, provider,
+				inv_rel_kind_name(r->kind), r->text);
+			add_invalid(inv->path, r->pos.line, r->pos.col, text);
+			free(text);
+			added++;
+			break;
+		}
+		free(consumer);
+		free(provider);
+	}
+	if (!added)
+		add_invalid(inv->path, 0, 0, summary);
+	free(summary);
+}
+
 int cmd_build_graph(const struct inventory *inv, struct graph **out)
 {
 	struct graph *gr = graph_of(inv, false);
@@ -102,6 +306,7 @@ int cmd_build_graph(const struct inventory *inv, struct graph **out)
 	gr = graph_of(inv, true);
 	graph_check_cycles(gr, &msg);
 	fprintf(stderr, "%s: %s\n", inv->path, msg ? msg : error_last());
+	add_cycle_problems(inv, msg ? msg : error_last());
 	free(msg);
 	graph_free(gr);
 	return CMD_USAGE;
@@ -121,10 +326,8 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 		return ret;
 	*selected = xcalloc((*inv)->nhosts + 1, sizeof(**selected));
 	if (graph_select(*graph, (const char *const *)patterns->v, patterns->nr, with_deps,
-		    *selected) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		return CMD_USAGE;
-	}
+		    *selected) < 0)
+		return cmd_error("%s", error_last());
 	return CMD_OK;
 }
 
@@ -144,3 +347,10 @@ void cmd_split_list(struct strvec *patterns, const char *list)
 	}
 }
 
+json_t *cmd_json_seconds(double seconds)
+{
+	/* no libm: seconds are never negative, so adding a half and cutting rounds */
+	if (seconds < 0)
+		seconds = 0;
+	return json_real((double)(long long)(seconds * 1000 + 0.5) / 1000);
+}

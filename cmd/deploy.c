@@ -17,11 +17,11 @@ struct prepared {
 	struct build_set builds;
 	bool have_builds;
 	char *log_dir;
-	struct provenance prov;	    /* the configuration repository */
-	bool have_repo;		    /* the inventory is in a git working tree */
+	struct provenance prov;	      /* the configuration repository */
+	bool have_repo;		      /* the inventory is in a git working tree */
 	struct provenance_source src; /* --rev: what to build from */
-	char *sha;		    /* the commit built, NULL when unknown */
-	bool dirty;		    /* built from a working tree with changes */
+	char *sha;		      /* the commit built, NULL when unknown */
+	bool dirty;		      /* built from a working tree with changes */
 };
 
 static void prepared_release(struct prepared *p)
@@ -56,31 +56,25 @@ static int prepare_provenance(struct run_args *a, struct prepared *p, bool refus
 {
 	int err = provenance_open(&p->prov, p->inv->dir);
 
-	if (err < 0 && err != CONSTEL_ENOTFOUND) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		return CMD_USAGE;
-	}
+	if (err < 0 && err != CONSTEL_ENOTFOUND)
+		return cmd_error("%s", error_last());
 	p->have_repo = err == 0;
 	if (a->rev) {
-		if (!p->have_repo) {
-			fprintf(stderr, "constel: --rev needs the inventory in a git repository: "
-					"%s\n", error_last());
-			return CMD_USAGE;
-		}
+		if (!p->have_repo)
+			return cmd_error(
+				"--rev needs the inventory in a git repository: %s", error_last());
 		if (provenance_resolve_rev(p->prov.repo_path, a->rev, &p->sha) < 0 ||
-			provenance_source_init(&p->src, p->prov.repo_path, p->inv, p->selected,
-				p->sha) < 0) {
-			fprintf(stderr, "constel: %s\n", error_last());
-			return CMD_USAGE;
-		}
+			provenance_source_init(
+				&p->src, p->prov.repo_path, p->inv, p->selected, p->sha) < 0)
+			return cmd_error("%s", error_last());
 		fprintf(stderr, "building %s at %.12s\n", a->rev, p->sha);
 		return CMD_OK;
 	}
 	if (!p->have_repo)
 		return CMD_OK;
 	if (p->prov.dirty && refuse_dirty && !a->allow_dirty) {
-		fprintf(stderr, "constel: the working tree of '%s' has uncommitted changes; commit "
-				"them, deploy a commit with --rev REF, or pass --allow-dirty:\n",
+		cmd_error("the working tree of '%s' has uncommitted changes; commit them, deploy a "
+			  "commit with --rev REF, or pass --allow-dirty:",
 			p->prov.repo_path);
 		for (size_t i = 0; i < p->prov.changed.nr; i++)
 			fprintf(stderr, "  %s\n", p->prov.changed.v[i]);
@@ -92,8 +86,8 @@ static int prepare_provenance(struct run_args *a, struct prepared *p, bool refus
 }
 
 /* Loads, selects and builds. Returns CMD_OK or the exit status to return. */
-static int prepare(const struct global_opts *g, struct run_args *a, struct prepared *p,
-	bool refuse_dirty)
+static int prepare(
+	const struct global_opts *g, struct run_args *a, struct prepared *p, bool refuse_dirty)
 {
 	char *inv_dir;
 	struct buf where = BUF_INIT(0), log = BUF_INIT(64u << 20);
@@ -114,8 +108,7 @@ static int prepare(const struct global_opts *g, struct run_args *a, struct prepa
 	ret = build_plan(&p->builds, p->inv, p->selected, a->build_on, p->src.flake_ref);
 	p->inv->dir = inv_dir;
 	if (ret < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
+		ret = cmd_error("%s", error_last());
 		goto out;
 	}
 	p->have_builds = true;
@@ -137,8 +130,8 @@ static int prepare(const struct global_opts *g, struct run_args *a, struct prepa
 			fprintf(stderr, "  %s: %s\n", name, it->out_path);
 	}
 	if (failed)
-		fprintf(stderr, "constel: %zu host%s did not build; nix's output is in %s\n", failed,
-			failed == 1 ? "" : "s", log_path);
+		fprintf(stderr, "constel: %zu host%s did not build; nix's output is in %s\n",
+			failed, failed == 1 ? "" : "s", log_path);
 	ret = CMD_OK;
 out:
 	buf_release(&where);
@@ -147,29 +140,7 @@ out:
 	return ret;
 }
 
-static void runner_opts_from(struct runner_opts *o, const struct inventory *inv,
-	const struct run_args *a, const struct global_opts *g, const char *log_dir)
-{
-	memset(o, 0, sizeof(*o));
-	o->op = RUNNER_DEPLOY;
-	o->goal = a->goal;
-	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;
-	o->confirm_timeout = a->no_magic ? 0
-			     : a->confirm_timeout > 0 ? a->confirm_timeout
-						      : inv->defaults.confirm_timeout;
-	o->activation_timeout = a->activation_timeout > 0 ? a->activation_timeout
-							   : inv->defaults.activation_timeout;
-	o->health_timeout = a->health_timeout >= 0 ? a->health_timeout
-						   : inv->defaults.health_timeout;
-	o->connect_timeout = inv->defaults.connect_timeout;
-	o->auto_rollback = !a->no_auto;
-	o->rollback_fleet = a->rollback_fleet;
-	o->rollback_to = a->rollback_to;
-	o->ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
-	o->log_dir = log_dir;
-}
-
-int cmd_deploy(int argc, char **argv, const struct global_opts *g)
+static int deploy(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
 	struct run_args a;
 	struct prepared p;
@@ -179,10 +150,8 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 	bool have_notes = false;
 	int ret;
 
-	if (run_parse_args(argc, argv, &a) < 0) {
-		run_args_release(&a);
-		return cmd_usage(cmd_find("deploy"));
-	}
+	(void)self;
+	run_args_init(&a, opts);
 	ret = prepare(g, &a, &p, !a.dry_run);
 	if (ret != CMD_OK)
 		goto out;
@@ -196,7 +165,7 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 		ret = failed ? CMD_FAILED : CMD_OK;
 		goto out;
 	}
-	runner_opts_from(&o, p.inv, &a, g, p.log_dir);
+	run_runner_opts(&o, p.inv, &a, g, p.log_dir);
 	o.record.revision = p.sha;
 	o.record.dirty = p.dirty;
 	o.record.deployer = p.prov.deployer;
@@ -208,12 +177,10 @@ int cmd_deploy(int argc, char **argv, const struct global_opts *g)
 	}
 	runner_init(&r, p.inv, p.graph, p.selected, &p.builds, &o);
 	run_install_sigint();
-	if (runner_start(&r) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
-	} else {
+	if (runner_start(&r) < 0)
+		ret = cmd_error("%s", error_last());
+	else
 		ret = run_drive(&r, g, "deploy");
-	}
 	runner_release(&r);
 	if (have_notes && notes.error)
 		fprintf(stderr, "constel: could not record the deployment in %s: %s\n",
@@ -226,22 +193,19 @@ out:
 	return ret;
 }
 
-int cmd_build(int argc, char **argv, const struct global_opts *g)
+static int build(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
 	struct run_args a;
 	struct prepared p;
 	json_t *root = NULL, *hosts;
 	int ret;
 
-	if (run_parse_args(argc, argv, &a) < 0) {
-		run_args_release(&a);
-		return cmd_usage(cmd_find("build"));
-	}
+	(void)self;
+	run_args_init(&a, opts);
 	if (a.build_on && !strcmp(a.build_on, "target")) {
-		fprintf(stderr, "constel: build prints what this machine built; use 'deploy "
-				"--build-on target' to build on the hosts\n");
 		run_args_release(&a);
-		return CMD_USAGE;
+		return cmd_error("build prints what this machine built; use 'deploy --build-on "
+				 "target' to build on the hosts");
 	}
 	ret = prepare(g, &a, &p, false);
 	if (ret != CMD_OK)
@@ -259,14 +223,15 @@ int cmd_build(int argc, char **argv, const struct global_opts *g)
 			printf("%s %s\n", name, it->out_path);
 		json_object_set_new(o, "name", json_string(name));
 		json_object_set_new(o, "arch", json_string(p.inv->hosts[it->host].arch));
-		json_object_set_new(o, "path", it->out_path ? json_string(it->out_path) : json_null());
+		json_object_set_new(
+			o, "path", it->out_path ? json_string(it->out_path) : json_null());
 		json_object_set_new(o, "error", it->error ? json_string(it->error) : json_null());
 		json_array_append_new(hosts, o);
 	}
 	json_object_set_new(root, "result", json_string(ret == CMD_OK ? "ok" : "failed"));
 	json_object_set_new(root, "hosts", hosts);
 	if (g->json) {
-		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_dumpf(root, stdout, CMD_JSON_FLAGS);
 		fputc('\n', stdout);
 	}
 out:
@@ -276,47 +241,55 @@ out:
 	return ret;
 }
 
-int cmd_rollback(int argc, char **argv, const struct global_opts *g)
-{
-	struct run_args a;
-	struct runner_opts o;
-	struct runner r;
-	struct inventory *inv = NULL;
-	struct graph *graph = NULL;
-	bool *selected = NULL;
-	char *log_dir = NULL;
-	int ret;
+static const struct opt deploy_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_WITH_DEPS,
+	RUN_OPTION_GOAL,
+	RUN_OPTION_PARALLEL,
+	RUN_OPTION_CONFIRM_TIMEOUT,
+	RUN_OPTION_NO_MAGIC,
+	RUN_OPTION_NO_AUTO,
+	{.name = "rollback-fleet",
+		.kind = OPT_FLAG,
+		.id = RUN_ROLLBACK_FLEET,
+		.help = "if any host fails, restore every host this run changed, consumers first"},
+	{.name = "dry-run",
+		.kind = OPT_FLAG,
+		.id = RUN_DRY_RUN,
+		.help = "evaluate and build, touch no host"},
+	RUN_OPTION_BUILD_ON,
+	RUN_OPTION_ACTIVATION_TIMEOUT,
+	RUN_OPTION_HEALTH_TIMEOUT,
+	RUN_OPTION_REV,
+	RUN_OPTION_ALLOW_DIRTY,
+	RUN_OPTION_LOG_DIR,
+	{NULL},
+};
 
-	if (run_parse_args(argc, argv, &a) < 0) {
-		run_args_release(&a);
-		return cmd_usage(cmd_find("rollback"));
-	}
-	if (!a.patterns.nr) {
-		fprintf(stderr, "constel: rollback needs the hosts to roll back (names, globs or "
-				"@tags)\n");
-		run_args_release(&a);
-		return cmd_usage(cmd_find("rollback"));
-	}
-	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
-		goto out;
-	log_dir = run_log_dir(a.log_dir);
-	runner_opts_from(&o, inv, &a, g, log_dir);
-	o.op = RUNNER_ROLLBACK;
-	o.rollback_fleet = false;
-	runner_init(&r, inv, graph, selected, NULL, &o);
-	run_install_sigint();
-	if (runner_start(&r) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
-	} else {
-		ret = run_drive(&r, g, "rollback");
-	}
-	runner_release(&r);
-out:
-	free(selected);
-	free(log_dir);
-	graph_free(graph);
-	inventory_free(inv);
-	run_args_release(&a);
-	return ret;
-}
+const struct cmd cmd_deploy_entry = {
+	.name = "deploy",
+	.opts = deploy_opts,
+	.args = "[HOST...]",
+	.summary = "build, copy, activate, confirm and health-check, in dependency order",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = deploy,
+};
+
+/* build only builds: nothing of activation, and the working tree is built as it is */
+static const struct opt build_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_WITH_DEPS,
+	RUN_OPTION_BUILD_ON,
+	RUN_OPTION_REV,
+	RUN_OPTION_LOG_DIR,
+	{NULL},
+};
+
+const struct cmd cmd_build_entry = {
+	.name = "build",
+	.opts = build_opts,
+	.args = "[HOST...]",
+	.summary = "build the selected hosts' systems and print host and store path",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = build,
+};

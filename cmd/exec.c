@@ -1,5 +1,5 @@
 /* constel exec: runs a command on the selected hosts in parallel, output per host. */
-#include <getopt.h>
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,7 +80,7 @@ static void print_prefixed(const char *name, const struct buf *b, FILE *f)
 
 static void print_block(const char *name, const struct exec_host *o)
 {
-	const struct buf *streams[2] = { &o->res.out, &o->res.err };
+	const struct buf *streams[2] = {&o->res.out, &o->res.err};
 
 	if (o->error)
 		printf("=== %s: unreachable: %s\n", name, o->error);
@@ -99,15 +99,11 @@ static void print_block(const char *name, const struct exec_host *o)
 	}
 }
 
-int cmd_exec(int argc, char **argv, const struct global_opts *g)
+enum { EXEC_PREFIX = CMD_OPT_OWN };
+
+static int exec_cmd(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
-	static const struct option longopts[] = {
-		{ "on", required_argument, NULL, 'o' },
-		{ "parallel", required_argument, NULL, 'p' },
-		{ "prefix", no_argument, NULL, 'x' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct exec_job j = { 0 };
+	struct exec_job j = {0};
 	struct inventory *inv = NULL;
 	struct graph *graph = NULL;
 	struct strvec patterns = STRVEC_INIT;
@@ -116,42 +112,32 @@ int cmd_exec(int argc, char **argv, const struct global_opts *g)
 	long parallel = -1;
 	pthread_t *threads = NULL;
 	size_t nthreads = 0, failed = 0;
-	int c, ret, dashdash = -1;
+	int ret;
 
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--")) {
-			dashdash = i;
-			break;
-		}
-	if (dashdash < 0 || dashdash + 1 >= argc) {
-		fprintf(stderr, "constel: exec needs a command after '--'\n");
-		return cmd_usage(cmd_find("exec"));
+	if (opts->ndash >= opts->nargs) {
+		cmd_error("exec needs a command after '--'");
+		return cmd_usage(self);
 	}
-	optind = 1;
-	while ((c = getopt_long(dashdash, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			cmd_split_list(&patterns, optarg);
+	for (size_t i = 0; i < opts->nr; i++) {
+		switch (opts->v[i].opt->id) {
+		case CMD_OPT_ON:
+			cmd_split_list(&patterns, opts->v[i].arg);
 			break;
-		case 'p':
-			if (parse_long(optarg, 1, 1024, &parallel) < 0) {
-				ret = cmd_usage(cmd_find("exec"));
-				goto out;
-			}
+		case CMD_OPT_PARALLEL:
+			parallel = opts->v[i].num;
 			break;
-		case 'x':
+		case EXEC_PREFIX:
 			prefix = true;
 			break;
 		default:
-			ret = cmd_usage(cmd_find("exec"));
-			goto out;
+			assert(!"an option of the table without a case");
 		}
 	}
-	for (int i = optind; i < dashdash; i++)
-		strvec_push(&patterns, argv[i]);
+	for (size_t i = 0; i < opts->ndash; i++)
+		strvec_push(&patterns, opts->args[i]);
 	/* the words after -- are one command line, as ssh joins them */
-	for (int i = dashdash + 1; i < argc; i++)
-		buf_printf(&cmd, "%s%s", i > dashdash + 1 ? " " : "", argv[i]);
+	for (size_t i = opts->ndash; i < opts->nargs; i++)
+		buf_printf(&cmd, "%s%s", i > opts->ndash ? " " : "", opts->args[i]);
 
 	if ((ret = cmd_load_selection(g, &patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
@@ -207,16 +193,19 @@ int cmd_exec(int argc, char **argv, const struct global_opts *g)
 			json_object_set_new(h, "exit",
 				o->error ? json_null() : json_integer(o->res.exit_status));
 			json_object_set_new(h, "stdout",
-				json_stringn(o->res.out.data ? o->res.out.data : "", o->res.out.len));
+				json_stringn(
+					o->res.out.data ? o->res.out.data : "", o->res.out.len));
 			json_object_set_new(h, "stderr",
-				json_stringn(o->res.err.data ? o->res.err.data : "", o->res.err.len));
-			json_object_set_new(h, "error",
-				o->error ? json_string(o->error) : json_null());
+				json_stringn(
+					o->res.err.data ? o->res.err.data : "", o->res.err.len));
+			json_object_set_new(
+				h, "error", o->error ? json_string(o->error) : json_null());
+			json_object_set_new(h, "seconds", cmd_json_seconds(o->seconds));
 			json_array_append_new(hosts, h);
 		}
 		json_object_set_new(root, "result", json_string(failed ? "failed" : "ok"));
 		json_object_set_new(root, "hosts", hosts);
-		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_dumpf(root, stdout, CMD_JSON_FLAGS);
 		fputc('\n', stdout);
 		json_decref(root);
 	}
@@ -239,3 +228,22 @@ out:
 	buf_release(&cmd);
 	return ret;
 }
+
+static const struct opt exec_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_PARALLEL("hosts run on at once (default: the inventory's, else 10)"),
+	{.name = "prefix",
+		.kind = OPT_FLAG,
+		.id = EXEC_PREFIX,
+		.help = "print output line by line, each line prefixed with its host"},
+	{NULL},
+};
+
+const struct cmd cmd_exec_entry = {
+	.name = "exec",
+	.opts = exec_opts,
+	.args = "[HOST...] -- CMD...",
+	.summary = "run a command on the selected hosts in parallel",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = exec_cmd,
+};

@@ -5,7 +5,6 @@
  * The repository is the one holding the inventory; the inventory itself is
  * not loaded, so the history stays readable while the inventory is broken.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -52,45 +51,30 @@ static void print_json(const struct provenance_event *ev, size_t n)
 		json_object_set_new(o, "dirty", json_boolean(ev[i].dirty));
 		json_array_append_new(arr, o);
 	}
-	json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_dumpf(arr, stdout, CMD_JSON_FLAGS);
 	fputc('\n', stdout);
 	json_decref(arr);
 }
 
-int cmd_log(int argc, char **argv, const struct global_opts *g)
+static int log_cmd(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct provenance prov;
 	struct provenance_event *ev = NULL;
 	size_t n = 0;
 	const char *host = NULL;
 	char *inv_copy = xstrdup(g->inventory ? g->inventory : "constellation.yaml");
-	bool json = g->json;
-	int c, ret;
+	int ret;
 
 	memset(&prov, 0, sizeof(prov));
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		if (c != 'j') {
-			ret = cmd_usage(cmd_find("log"));
-			goto out;
-		}
-		json = true;
-	}
-	if (argc - optind > 1) {
-		ret = cmd_usage(cmd_find("log"));
+	if (opts->nargs > 1) {
+		cmd_error("log takes at most one host, not %zu", opts->nargs);
+		ret = cmd_usage(self);
 		goto out;
 	}
-	if (optind < argc)
-		host = argv[optind];
+	if (opts->nargs)
+		host = opts->args[0];
 	if (provenance_open(&prov, dirname(inv_copy)) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
+		ret = cmd_error("%s", error_last());
 		goto out;
 	}
 	if (provenance_log(prov.repo_path, host, &ev, &n) < 0) {
@@ -98,7 +82,7 @@ int cmd_log(int argc, char **argv, const struct global_opts *g)
 		ret = CMD_FAILED;
 		goto out;
 	}
-	if (json)
+	if (g->json)
 		print_json(ev, n);
 	else if (n)
 		print_events(ev, n);
@@ -112,3 +96,16 @@ out:
 	free(inv_copy);
 	return ret;
 }
+
+static const struct opt log_opts[] = {
+	{NULL},
+};
+
+const struct cmd cmd_log_entry = {
+	.name = "log",
+	.opts = log_opts,
+	.args = "[HOST]",
+	.summary = "the deployment history recorded in git notes",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = log_cmd,
+};

@@ -1,5 +1,7 @@
-/* constel: deploys a fleet of NixOS hosts. main() only parses the global
- * options and dispatches to the command table. */
+/*
+ * constel: deploys a fleet of NixOS hosts. main() parses the command line
+ * against the global table and the command's, and dispatches.
+ */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,104 +9,159 @@
 #include "cmd/cmd.h"
 #include "common/trace.h"
 
-static int print_help(FILE *f)
+/*
+ * Whether --json stands before a `--`: known before anything is parsed, so
+ * that a command line too broken to parse still gets its JSON document.
+ */
+static bool json_requested(int argc, char **argv)
 {
-	fprintf(f, "usage: constel [-i FILE] [--ssh-config FILE] [--json] [-v] COMMAND "
-		   "[options] [HOST...]\n\ncommands:\n");
-	for (const struct cmd *c = cmd_table; c->name; c++)
-		fprintf(f, "  %-9s %s\n", c->name, c->summary);
-	fprintf(f, "\nglobal options (before or after the command):\n"
-		   "  -i, --inventory FILE  the inventory (default ./constellation.yaml)\n"
-		   "  --ssh-config FILE     OpenSSH client configuration (default ~/.ssh/config)\n"
-		   "  --json                one JSON document on stdout; human text on stderr\n"
-		   "  -v, --verbose         more detail\n"
-		   "  -h, --help            this help; `constel COMMAND --help` for a command\n"
-		   "  --version             the version\n"
-		   "\nexit status: 0 every selected host done, 1 a host failed, was rolled back "
-		   "or skipped,\n2 bad usage or invalid inventory (nothing built, no host "
-		   "contacted).\n");
-	return f == stdout ? CMD_OK : CMD_USAGE;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			return true;
+	return false;
+}
+
+/* Takes the global options out of `o` (keeping the command's own, in order) into `g`. */
+static void take_globals(struct opts *o, struct global_opts *g, bool *help, bool *version)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < o->nr; i++) {
+		const struct opts_value *v = &o->v[i];
+
+		switch (v->opt->id) {
+		case CMD_OPT_INVENTORY:
+			g->inventory = v->arg;
+			break;
+		case CMD_OPT_SSH_CONFIG:
+			g->ssh_config = v->arg;
+			break;
+		case CMD_OPT_JSON:
+			g->json = true;
+			break;
+		case CMD_OPT_VERBOSE:
+			g->verbose++;
+			break;
+		case CMD_OPT_HELP:
+			*help = true;
+			break;
+		case CMD_OPT_VERSION:
+			*version = true;
+			break;
+		default:
+			o->v[kept++] = *v;
+		}
+	}
+	o->nr = kept;
 }
 
 /*
- * Takes the global options out of argv wherever they stand before a `--`,
- * leaving the command and its own arguments in order.
+ * The message of an unknown option (error_last()), and which commands do
+ * take it: "unknown option '--goal' for 'build' (it is an option of
+ * 'deploy' and 'rollback')". Returns CMD_USAGE.
  */
-static int parse_globals(int *argcp, char **argv, struct global_opts *g, bool *help,
-	bool *version)
+static int unknown_option(const char *unknown)
 {
-	int argc = *argcp, out = 1;
+	const char *eq = strchr(unknown, '=');
+	size_t len = eq ? (size_t)(eq - unknown) : strlen(unknown);
+	struct buf b = BUF_INIT(0), owners = BUF_INIT(0);
+	size_t n = 0;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = NULL;
+	for (size_t i = 0; cmd_table[i] && len > 2 && unknown[1] == '-'; i++) {
+		const struct cmd *other = cmd_table[i];
 
-		if (!strcmp(a, "--")) {
-			while (i < argc)
-				argv[out++] = argv[i++];
-			break;
-		}
-		if (!strcmp(a, "-i") || !strcmp(a, "--inventory") || !strcmp(a, "--ssh-config")) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "constel: option '%s' needs a file\n", a);
-				return -1;
-			}
-			val = argv[++i];
-			if (!strcmp(a, "--ssh-config"))
-				g->ssh_config = val;
-			else
-				g->inventory = val;
-		} else if (!strncmp(a, "--inventory=", 12)) {
-			g->inventory = a + 12;
-		} else if (!strncmp(a, "--ssh-config=", 13)) {
-			g->ssh_config = a + 13;
-		} else if (!strncmp(a, "-i", 2) && a[2]) {
-			g->inventory = a + 2;
-		} else if (!strcmp(a, "--json")) {
-			g->json = true;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			g->verbose++;
-		} else if (!strcmp(a, "-vv")) {
-			g->verbose += 2;
-		} else if (!strcmp(a, "--version")) {
-			*version = true;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			*help = true;
-		} else {
-			argv[out++] = argv[i];
-		}
+		for (const struct opt *opt = other->opts; opt->name; opt++)
+			if (strlen(opt->name) == len - 2 &&
+				!strncmp(opt->name, unknown + 2, len - 2))
+				buf_printf(&owners, "%s'%s'", n++ ? " and " : "", other->name);
 	}
-	argv[out] = NULL;
-	*argcp = out;
-	return 0;
+	buf_adds(&b, error_last());
+	if (n)
+		buf_printf(&b, " (it is an option of %s)", owners.data);
+	cmd_error("%s", b.data);
+	buf_release(&b);
+	buf_release(&owners);
+	return CMD_USAGE;
+}
+
+static int run(int argc, char **argv, struct global_opts *g)
+{
+	const struct opt *const globals[] = {cmd_global_opts, NULL};
+	const struct opt *tables[] = {NULL, cmd_global_opts, NULL};
+	struct opts o = OPTS_INIT;
+	const struct cmd *c;
+	bool help = false, version = false;
+	int err, first, ret;
+
+	/* the global options before the command */
+	err = opts_parse(&o, globals, argc, argv, 1, OPTS_STOP_AT_ARG, NULL);
+	if (err == CONSTEL_ENOTFOUND) {
+		/* a command's option before the command: say whose it is */
+		ret = unknown_option(o.unknown);
+		goto out;
+	}
+	if (err < 0) {
+		ret = cmd_error("%s; see 'constel --help'", error_last());
+		goto out;
+	}
+	take_globals(&o, g, &help, &version);
+	first = o.end;
+	opts_release(&o);
+	if (version) {
+		printf("constel %s\n", CONSTEL_VERSION);
+		ret = CMD_OK;
+		goto out;
+	}
+	if (first >= argc) {
+		ret = help ? CMD_OK : cmd_error("no command given");
+		cmd_print_overview(help ? stdout : stderr);
+		goto out;
+	}
+	if (!(c = cmd_find(argv[first]))) {
+		ret = cmd_error("unknown command '%s'; see 'constel --help'", argv[first]);
+		goto out;
+	}
+
+	/* the command's own options and the global ones, in any order */
+	tables[0] = c->opts;
+	err = opts_parse(&o, tables, argc, argv, first + 1, 0, c->name);
+	if (err == CONSTEL_ENOTFOUND) {
+		unknown_option(o.unknown);
+		ret = cmd_usage(c);
+		goto out;
+	}
+	if (err < 0) {
+		cmd_error("%s", error_last());
+		ret = cmd_usage(c);
+		goto out;
+	}
+	take_globals(&o, g, &help, &version);
+	if (version) {
+		printf("constel %s\n", CONSTEL_VERSION);
+		ret = CMD_OK;
+	} else if (help) {
+		cmd_print_help(c, stdout);
+		ret = CMD_OK;
+	} else {
+		trace_set_level(g->verbose);
+		ret = c->fn(c, &o, g);
+	}
+out:
+	opts_release(&o);
+	return ret;
 }
 
 int main(int argc, char **argv)
 {
-	struct global_opts g = { "constellation.yaml", NULL, false, 0 };
-	const struct cmd *c;
-	bool help = false, version = false;
+	struct global_opts g = {"constellation.yaml", NULL, false, 0};
+	int ret;
 
 	/* libgit2 starts on first use (deploy/provenance.c): `plan` never pays for it */
 	/* a closed connection is an error to report, not a reason to die */
 	signal(SIGPIPE, SIG_IGN);
-	if (parse_globals(&argc, argv, &g, &help, &version) < 0)
-		return CMD_USAGE;
-	trace_set_level(g.verbose);
-	if (version) {
-		printf("constel %s\n", CONSTEL_VERSION);
-		return CMD_OK;
-	}
-	if (argc < 2)
-		return print_help(help ? stdout : stderr);
-	c = cmd_find(argv[1]);
-	if (!c) {
-		fprintf(stderr, "constel: unknown command '%s'; see 'constel --help'\n", argv[1]);
-		return CMD_USAGE;
-	}
-	if (help) {
-		printf("usage: constel %s %s\n%s\n", c->name, c->usage, c->summary);
-		return CMD_OK;
-	}
-	return c->fn(argc - 1, argv + 1, &g);
+	g.json = json_requested(argc, argv);
+	ret = run(argc, argv, &g);
+	if (ret == CMD_USAGE && g.json)
+		cmd_print_problems();
+	return ret;
 }

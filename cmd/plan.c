@@ -1,5 +1,5 @@
 /* constel plan: validates the inventory and prints the order of the selection. */
-#include <getopt.h>
+#include <assert.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,18 +179,33 @@ static const char *dot_arch_color(const char *arch)
 	return "khaki";
 }
 
-/* Graphviz: arrows point from consumer to provider; `wants` are dashed. */
+/*
+ * A host's node: name, arch, its services (name:port, three a line) and
+ * tags. Names, services and tags are validated (letters, digits, '-', '_',
+ * '.'), so nothing needs quoting inside the label.
+ */
+static void dot_node(const struct inv_host *h)
+{
+	printf("\t\"%s\" [label=\"%s\\n%s", h->name, h->name, h->arch);
+	for (size_t i = 0; i < h->nservices; i++)
+		printf("%s%s:%d", i % 3 ? ", " : "\\n", h->services[i].name, h->services[i].port);
+	for (size_t i = 0; i < h->tags.nr; i++)
+		printf("%s@%s", i ? " " : "\\n", h->tags.v[i]);
+	printf("\", fillcolor=%s];\n", dot_arch_color(h->arch));
+}
+
+/*
+ * Graphviz: arrows point from consumer to provider, providers drawn above.
+ * `wants` are dashed and do not rank the layout (constraint=false): they
+ * order nothing, and mutual ones would otherwise pull a provider below its
+ * consumer.
+ */
 static void print_dot(const struct inventory *inv, const bool *selected)
 {
 	printf("digraph constellation {\n\trankdir=BT;\n\tnode [shape=box, style=filled];\n");
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		const struct inv_host *h = &inv->hosts[i];
-
-		if (!selected[i])
-			continue;
-		printf("\t\"%s\" [label=\"%s\\n%s\", fillcolor=%s];\n", h->name, h->name, h->arch,
-			dot_arch_color(h->arch));
-	}
+	for (size_t i = 0; i < inv->nhosts; i++)
+		if (selected[i])
+			dot_node(&inv->hosts[i]);
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const struct inv_host *h = &inv->hosts[i];
 
@@ -203,46 +218,54 @@ static void print_dot(const struct inventory *inv, const bool *selected)
 				continue;
 			printf("\t\"%s\" -> \"%s\" [label=\"%s\"%s];\n", h->name,
 				inv->hosts[r->provider].name, r->service ? r->service : "depends",
-				r->kind == INV_WANTS ? ", style=dashed" : "");
+				r->kind == INV_WANTS ? ", style=dashed, constraint=false" : "");
 		}
 	}
-	printf("}\n");
+	/* legend nodes are named with a space: no host name can take one */
+	printf("\tsubgraph cluster_legend {\n"
+	       "\t\tlabel=\"legend\";\n\t\tcolor=gray;\n\t\tfontsize=10;\n"
+	       "\t\tnode [shape=plaintext, style=\"\", fontsize=10];\n"
+	       "\t\tedge [fontsize=10];\n"
+	       "\t\t\"legend consumer\" [label=\"consumer\"];\n"
+	       "\t\t\"legend provider\" [label=\"provider\"];\n"
+	       "\t\t\"legend wants\" [label=\"host\"];\n"
+	       "\t\t\"legend wanted\" [label=\"wanted\"];\n"
+	       "\t\t\"legend consumer\" -> \"legend provider\" "
+	       "[label=\"uses, depends_on: provider first\"];\n"
+	       "\t\t\"legend wants\" -> \"legend wanted\" [label=\"wants: no order\", "
+	       "style=dashed];\n"
+	       "\t}\n}\n");
 }
 
-int cmd_plan(int argc, char **argv, const struct global_opts *gopt)
+enum { PLAN_DOT = CMD_OPT_OWN };
+
+static int plan(const struct cmd *self, const struct opts *opts, const struct global_opts *gopt)
 {
-	static const struct option longopts[] = {
-		{ "dot", no_argument, NULL, 'd' },
-		{ "on", required_argument, NULL, 'o' },
-		{ "with-deps", no_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct inventory *inv = NULL;
 	struct graph *g = NULL;
 	struct strvec patterns = STRVEC_INIT;
 	bool dot = false, with_deps = false, *selected = NULL;
 	size_t *order = NULL, norder = 0, nwaves = 0;
-	int *wave = NULL, c, ret;
+	int *wave = NULL, ret;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
+	(void)self;
+	for (size_t i = 0; i < opts->nr; i++) {
+		switch (opts->v[i].opt->id) {
+		case PLAN_DOT:
 			dot = true;
 			break;
-		case 'o':
-			cmd_split_list(&patterns, optarg);
+		case CMD_OPT_ON:
+			cmd_split_list(&patterns, opts->v[i].arg);
 			break;
-		case 'w':
+		case CMD_OPT_WITH_DEPS:
 			with_deps = true;
 			break;
 		default:
-			ret = cmd_usage(cmd_find("plan"));
-			goto out;
+			assert(!"an option of the table without a case");
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		strvec_push(&patterns, argv[i]);
+	for (size_t i = 0; i < opts->nargs; i++)
+		strvec_push(&patterns, opts->args[i]);
 	/*
 	 * Plan frees its large arrays (the YAML tree, the indexes) before it
 	 * makes others (the graph, the output). Kept in the heap rather than
@@ -258,8 +281,7 @@ int cmd_plan(int argc, char **argv, const struct global_opts *gopt)
 	order = xcalloc(inv->nhosts + 1, sizeof(*order));
 	wave = xcalloc(inv->nhosts + 1, sizeof(*wave));
 	if (graph_order(g, selected, false, order, &norder) < 0) {
-		fprintf(stderr, "constel: %s\n", error_last());
-		ret = CMD_USAGE;
+		ret = cmd_error("%s", error_last());
 		goto out;
 	}
 	selection_waves(g, selected, order, norder, wave, &nwaves);
@@ -279,3 +301,22 @@ out:
 	strvec_release(&patterns);
 	return ret;
 }
+
+static const struct opt plan_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_WITH_DEPS,
+	{.name = "dot",
+		.kind = OPT_FLAG,
+		.id = PLAN_DOT,
+		.help = "print a Graphviz digraph instead (uses solid, wants dashed)"},
+	{NULL},
+};
+
+const struct cmd cmd_plan_entry = {
+	.name = "plan",
+	.opts = plan_opts,
+	.args = "[HOST...]",
+	.summary = "validate the inventory and print the deployment order",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = plan,
+};

@@ -1,6 +1,6 @@
 /* Driving a run: options, live progress, summary, JSON report, SIGINT. */
+#include <assert.h>
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,145 +12,101 @@
 
 #include "cmd/run.h"
 
-enum {
-	OPT_ON = 1000,
-	OPT_WITH_DEPS,
-	OPT_GOAL,
-	OPT_PARALLEL,
-	OPT_CONFIRM,
-	OPT_NO_MAGIC,
-	OPT_NO_AUTO,
-	OPT_ROLLBACK_FLEET,
-	OPT_DRY_RUN,
-	OPT_BUILD_ON,
-	OPT_TO,
-	OPT_LOG_DIR,
-	OPT_REV,
-	OPT_ALLOW_DIRTY,
-	OPT_ACTIVATION_TIMEOUT,
-	OPT_HEALTH_TIMEOUT,
-};
+const char *const run_build_places[] = {"local", "target", NULL};
 
-int run_parse_args(int argc, char **argv, struct run_args *a)
+void run_args_init(struct run_args *a, const struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "on", required_argument, NULL, OPT_ON },
-		{ "with-deps", no_argument, NULL, OPT_WITH_DEPS },
-		{ "goal", required_argument, NULL, OPT_GOAL },
-		{ "parallel", required_argument, NULL, OPT_PARALLEL },
-		{ "confirm-timeout", required_argument, NULL, OPT_CONFIRM },
-		{ "no-magic-rollback", no_argument, NULL, OPT_NO_MAGIC },
-		{ "no-auto-rollback", no_argument, NULL, OPT_NO_AUTO },
-		{ "rollback-fleet", no_argument, NULL, OPT_ROLLBACK_FLEET },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "build-on", required_argument, NULL, OPT_BUILD_ON },
-		{ "to", required_argument, NULL, OPT_TO },
-		{ "log-dir", required_argument, NULL, OPT_LOG_DIR },
-		{ "rev", required_argument, NULL, OPT_REV },
-		{ "allow-dirty", no_argument, NULL, OPT_ALLOW_DIRTY },
-		{ "activation-timeout", required_argument, NULL, OPT_ACTIVATION_TIMEOUT },
-		{ "health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
 	memset(a, 0, sizeof(*a));
 	strvec_init(&a->patterns);
 	a->parallel = -1;
 	a->confirm_timeout = -1;
 	a->activation_timeout = -1;
 	a->health_timeout = -1;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_ON:
-			cmd_split_list(&a->patterns, optarg);
+	for (size_t i = 0; i < o->nr; i++) {
+		const struct opts_value *v = &o->v[i];
+
+		switch (v->opt->id) {
+		case CMD_OPT_ON:
+			cmd_split_list(&a->patterns, v->arg);
 			break;
-		case OPT_WITH_DEPS:
+		case CMD_OPT_WITH_DEPS:
 			a->with_deps = true;
 			break;
-		case OPT_GOAL:
-			if (strcmp(optarg, "switch") && strcmp(optarg, "boot") &&
-				strcmp(optarg, "test") && strcmp(optarg, "dry-activate")) {
-				fprintf(stderr, "constel: unknown goal '%s'; expected switch, boot, "
-						"test or dry-activate\n",
-					optarg);
-				return -1;
-			}
-			a->goal = optarg;
+		case CMD_OPT_PARALLEL:
+			a->parallel = v->num;
 			break;
-		case OPT_PARALLEL:
-			if (parse_long(optarg, 1, 1024, &a->parallel) < 0) {
-				fprintf(stderr, "constel: --parallel takes 1 to 1024, not '%s'\n",
-					optarg);
-				return -1;
-			}
+		case RUN_GOAL:
+			a->goal = v->arg;
 			break;
-		case OPT_CONFIRM:
-			if (parse_long(optarg, 1, 86400, &a->confirm_timeout) < 0) {
-				fprintf(stderr, "constel: --confirm-timeout takes seconds, not '%s'\n",
-					optarg);
-				return -1;
-			}
+		case RUN_CONFIRM_TIMEOUT:
+			a->confirm_timeout = v->num;
 			break;
-		case OPT_NO_MAGIC:
+		case RUN_NO_MAGIC:
 			a->no_magic = true;
 			break;
-		case OPT_NO_AUTO:
+		case RUN_NO_AUTO:
 			a->no_auto = true;
 			break;
-		case OPT_ROLLBACK_FLEET:
+		case RUN_ROLLBACK_FLEET:
 			a->rollback_fleet = true;
 			break;
-		case OPT_DRY_RUN:
+		case RUN_DRY_RUN:
 			a->dry_run = true;
 			break;
-		case OPT_BUILD_ON:
-			if (strcmp(optarg, "local") && strcmp(optarg, "target")) {
-				fprintf(stderr, "constel: --build-on takes local or target\n");
-				return -1;
-			}
-			a->build_on = optarg;
+		case RUN_BUILD_ON:
+			a->build_on = v->arg;
 			break;
-		case OPT_TO:
-			if (parse_long(optarg, 1, 1L << 30, &a->rollback_to) < 0) {
-				fprintf(stderr, "constel: --to takes a generation number\n");
-				return -1;
-			}
+		case RUN_TO:
+			a->rollback_to = v->num;
 			break;
-		case OPT_LOG_DIR:
-			a->log_dir = optarg;
+		case RUN_LOG_DIR:
+			a->log_dir = v->arg;
 			break;
-		case OPT_REV:
-			a->rev = optarg;
+		case RUN_REV:
+			a->rev = v->arg;
 			break;
-		case OPT_ALLOW_DIRTY:
+		case RUN_ALLOW_DIRTY:
 			a->allow_dirty = true;
 			break;
-		case OPT_ACTIVATION_TIMEOUT:
-			if (parse_long(optarg, 1, 86400, &a->activation_timeout) < 0) {
-				fprintf(stderr, "constel: --activation-timeout takes seconds\n");
-				return -1;
-			}
+		case RUN_ACTIVATION_TIMEOUT:
+			a->activation_timeout = v->num;
 			break;
-		case OPT_HEALTH_TIMEOUT:
-			if (parse_long(optarg, 0, 86400, &a->health_timeout) < 0) {
-				fprintf(stderr, "constel: --health-timeout takes seconds\n");
-				return -1;
-			}
+		case RUN_HEALTH_TIMEOUT:
+			a->health_timeout = v->num;
 			break;
 		default:
-			return -1;
+			assert(!"an option of the table without a case");
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		strvec_push(&a->patterns, argv[i]);
-	return 0;
+	for (size_t i = 0; i < o->nargs; i++)
+		strvec_push(&a->patterns, o->args[i]);
 }
 
 void run_args_release(struct run_args *a)
 {
 	strvec_release(&a->patterns);
+}
+
+void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const struct run_args *a,
+	const struct global_opts *g, const char *log_dir)
+{
+	memset(o, 0, sizeof(*o));
+	o->op = RUNNER_DEPLOY;
+	o->goal = a->goal;
+	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;
+	o->confirm_timeout = a->no_magic	      ? 0
+			     : a->confirm_timeout > 0 ? a->confirm_timeout
+						      : inv->defaults.confirm_timeout;
+	o->activation_timeout = a->activation_timeout > 0 ? a->activation_timeout
+							  : inv->defaults.activation_timeout;
+	o->health_timeout =
+		a->health_timeout >= 0 ? a->health_timeout : inv->defaults.health_timeout;
+	o->connect_timeout = inv->defaults.connect_timeout;
+	o->auto_rollback = !a->no_auto;
+	o->rollback_fleet = a->rollback_fleet;
+	o->rollback_to = a->rollback_to;
+	o->ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
+	o->log_dir = log_dir;
 }
 
 char *run_log_dir(const char *requested)
@@ -254,7 +210,7 @@ static void view_clear(struct view *v)
  */
 static void view_draw(struct view *v, struct runner *r)
 {
-	size_t counts[6] = { 0 };
+	size_t counts[6] = {0};
 	double now = now_seconds();
 
 	if (!v->live)
@@ -265,7 +221,7 @@ static void view_draw(struct view *v, struct runner *r)
 		enum graph_state st = graph_sched_state(r->sched, v->hosts[i]);
 		bool ended = st == GRAPH_DONE || st == GRAPH_FAILED || st == GRAPH_SKIPPED;
 		char bytes[32] = "";
-		const char *state = ended ? host_status_name(res->status)
+		const char *state = ended	       ? host_status_name(res->status)
 				    : res->started > 0 ? "running"
 						       : "waiting";
 
@@ -273,12 +229,15 @@ static void view_draw(struct view *v, struct runner *r)
 		if (res->bytes)
 			human_bytes(res->bytes, bytes, sizeof(bytes));
 		fprintf(stderr, "\033[2K  %-*s  %-11s %-9s %10s  %5.0fs\n", v->width,
-			r->inv->hosts[v->hosts[i]].name, state, res->phase ? res->phase : "",
-			bytes, ended ? res->seconds : res->started > 0 ? now - res->started : 0.0);
+			r->inv->hosts[v->hosts[i]].name, state, res->phase ? res->phase : "", bytes,
+			ended		   ? res->seconds
+			: res->started > 0 ? now - res->started
+					   : 0.0);
 	}
 	pthread_mutex_unlock(&r->lock);
-	fprintf(stderr, "\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
-			"skipped %zu, in progress or waiting %zu\n",
+	fprintf(stderr,
+		"\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
+		"skipped %zu, in progress or waiting %zu\n",
 		counts[HOST_DEPLOYED], counts[HOST_UNCHANGED], counts[HOST_FAILED],
 		counts[HOST_ROLLED_BACK], counts[HOST_SKIPPED], counts[HOST_PENDING]);
 	v->drawn = v->nhosts + 1;
@@ -330,7 +289,10 @@ static void print_summary(struct view *v, struct runner *r, const char *what)
 			snprintf(gen, sizeof(gen), "gen %ld", res->generation);
 		fprintf(stderr, "  %-*s  %-11s %-8s %6.1fs  %s\n", v->width,
 			r->inv->hosts[v->hosts[i]].name, host_status_name(res->status), gen,
-			res->seconds, res->error ? res->error : res->path ? res->path : "");
+			res->seconds,
+			res->error  ? res->error
+			: res->path ? res->path
+				    : "");
 	}
 	for (size_t i = 0; i < v->nhosts; i++) {
 		const struct host_result *res = &r->results[v->hosts[i]];
@@ -360,16 +322,17 @@ static void print_json(struct runner *r, struct view *v)
 			res->previous && *res->previous ? json_string(res->previous) : json_null());
 		json_object_set_new(o, "generation",
 			res->generation > 0 ? json_integer(res->generation) : json_null());
-		json_object_set_new(o, "seconds", json_real((double)(long)(res->seconds * 100) / 100));
+		json_object_set_new(o, "seconds", cmd_json_seconds(res->seconds));
 		json_object_set_new(o, "error", res->error ? json_string(res->error) : json_null());
 		json_object_set_new(o, "bytes", json_integer((json_int_t)res->bytes));
 		json_object_set_new(o, "sessions", json_integer(res->sessions));
-		json_object_set_new(o, "log", res->log_path ? json_string(res->log_path) : json_null());
+		json_object_set_new(
+			o, "log", res->log_path ? json_string(res->log_path) : json_null());
 		json_array_append_new(hosts, o);
 	}
 	json_object_set_new(root, "result", json_string(runner_ok(r) ? "ok" : "failed"));
 	json_object_set_new(root, "hosts", hosts);
-	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_dumpf(root, stdout, CMD_JSON_FLAGS);
 	fputc('\n', stdout);
 	fflush(stdout);
 	json_decref(root);
@@ -377,7 +340,7 @@ static void print_json(struct runner *r, struct view *v)
 
 int run_drive(struct runner *r, const struct global_opts *g, const char *what)
 {
-	struct view v = { 0 };
+	struct view v = {0};
 	const char *no_color = getenv("NO_COLOR");
 	bool running = true;
 	int ret;

@@ -27,9 +27,94 @@ struct run_args {
 	bool allow_dirty;
 };
 
-/* Options taken by deploy, build and rollback (getopt_long values start at 1000). */
-int run_parse_args(int argc, char **argv, struct run_args *a);
+/*
+ * The options of deploy, build and rollback. They share struct run_args,
+ * but each lists in its table only the options it honours, so that
+ * `build --goal` or `rollback --dry-run` are refused, not ignored.
+ */
+enum {
+	RUN_GOAL = CMD_OPT_OWN,
+	RUN_CONFIRM_TIMEOUT,
+	RUN_NO_MAGIC,
+	RUN_NO_AUTO,
+	RUN_ROLLBACK_FLEET,
+	RUN_DRY_RUN,
+	RUN_BUILD_ON,
+	RUN_TO,
+	RUN_LOG_DIR,
+	RUN_REV,
+	RUN_ALLOW_DIRTY,
+	RUN_ACTIVATION_TIMEOUT,
+	RUN_HEALTH_TIMEOUT,
+};
+
+extern const char *const run_build_places[]; /* local, target */
+
+#define RUN_OPTION_GOAL                                                                            \
+	{                                                                                          \
+		.name = "goal", .kind = OPT_CHOICE, .choices = inventory_goals, .id = RUN_GOAL,    \
+		.help = "what to activate with (default: each host's goal, else switch)"           \
+	}
+#define RUN_OPTION_PARALLEL                                                                        \
+	CMD_OPTION_PARALLEL("hosts worked on at once (default: the inventory's, else 10)")
+#define RUN_OPTION_CONFIRM_TIMEOUT                                                                 \
+	{                                                                                          \
+		.name = "confirm-timeout", .kind = OPT_NUMBER, .arg = "S", .min = 1, .max = 86400, \
+		.id = RUN_CONFIRM_TIMEOUT,                                                         \
+		.help = "seconds a host waits for the confirmation before restoring itself"        \
+	}
+#define RUN_OPTION_NO_MAGIC                                                                        \
+	{                                                                                          \
+		.name = "no-magic-rollback", .kind = OPT_FLAG, .id = RUN_NO_MAGIC,                 \
+		.help = "do not wait for a confirmation over a new SSH session"                    \
+	}
+#define RUN_OPTION_NO_AUTO                                                                         \
+	{                                                                                          \
+		.name = "no-auto-rollback", .kind = OPT_FLAG, .id = RUN_NO_AUTO,                   \
+		.help = "leave a host whose activation or health check failed as it is"            \
+	}
+#define RUN_OPTION_ACTIVATION_TIMEOUT                                                              \
+	{                                                                                          \
+		.name = "activation-timeout", .kind = OPT_NUMBER, .arg = "S", .min = 1,            \
+		.max = 86400, .id = RUN_ACTIVATION_TIMEOUT,                                        \
+		.help = "seconds switch-to-configuration may take (default: the inventory's, "     \
+			"else 600)"                                                                \
+	}
+#define RUN_OPTION_HEALTH_TIMEOUT                                                                  \
+	{                                                                                          \
+		.name = "health-timeout", .kind = OPT_NUMBER, .arg = "S", .min = 0, .max = 86400,  \
+		.id = RUN_HEALTH_TIMEOUT,                                                          \
+		.help = "seconds for every service port to answer; 0 skips the check"              \
+	}
+#define RUN_OPTION_BUILD_ON                                                                        \
+	{                                                                                          \
+		.name = "build-on", .kind = OPT_CHOICE, .choices = run_build_places,               \
+		.id = RUN_BUILD_ON, .help = "where to build, overriding the inventory's build:"    \
+	}
+#define RUN_OPTION_LOG_DIR                                                                         \
+	{                                                                                          \
+		.name = "log-dir", .kind = OPT_STRING, .arg = "DIR", .id = RUN_LOG_DIR,            \
+		.help = "where the logs go (default ~/.local/state/constel/runs/TIME-PID)"         \
+	}
+#define RUN_OPTION_REV                                                                             \
+	{                                                                                          \
+		.name = "rev", .kind = OPT_STRING, .arg = "REF", .id = RUN_REV,                    \
+		.help = "build this commit of the inventory's git repository, not the working "    \
+			"tree"                                                                     \
+	}
+#define RUN_OPTION_ALLOW_DIRTY                                                                     \
+	{                                                                                          \
+		.name = "allow-dirty", .kind = OPT_FLAG, .id = RUN_ALLOW_DIRTY,                    \
+		.help = "deploy a working tree with uncommitted changes"                           \
+	}
+
+/* Fills `a` from parsed options of deploy, build or rollback; run_args_release() frees. */
+void run_args_init(struct run_args *a, const struct opts *o);
 void run_args_release(struct run_args *a);
+
+/* The runner's options from the command line, the inventory's defaults and the globals. */
+void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const struct run_args *a,
+	const struct global_opts *g, const char *log_dir);
 
 /*
  * Runs the runner to its end, printing progress (live on a terminal, plain

@@ -8,7 +8,7 @@
  * history record whose path is its current system; a current system no
  * record names was changed by hand.
  */
-#include <getopt.h>
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -334,26 +334,15 @@ static void print_json(const struct status_ctx *s)
 		json_array_append_new(hosts, o);
 	}
 	json_object_set_new(root, "hosts", hosts);
-	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_dumpf(root, stdout, CMD_JSON_FLAGS);
 	fputc('\n', stdout);
 	json_decref(root);
 }
 
-static int status_usage(void)
-{
-	return cmd_usage(cmd_find("status"));
-}
+enum { STATUS_NO_EVAL = CMD_OPT_OWN };
 
-int cmd_status(int argc, char **argv, const struct global_opts *g)
+static int status(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"no-eval", no_argument, NULL, 'E'},
-		{"on", required_argument, NULL, 'o'},
-		{"parallel", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct strvec patterns = STRVEC_INIT;
 	struct inventory *inv = NULL;
 	struct graph *graph = NULL;
@@ -363,40 +352,30 @@ int cmd_status(int argc, char **argv, const struct global_opts *g)
 	struct build_set builds;
 	struct status_ctx s;
 	long parallel = 0;
-	int c, ret;
+	int ret;
 
 	memset(&prov, 0, sizeof(prov));
 	memset(&src, 0, sizeof(src));
 	memset(&s, 0, sizeof(s));
 	pthread_mutex_init(&s.lock, NULL);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'E':
+	(void)self;
+	for (size_t i = 0; i < opts->nr; i++) {
+		switch (opts->v[i].opt->id) {
+		case STATUS_NO_EVAL:
 			eval = false;
 			break;
-		case 'o':
-			cmd_split_list(&patterns, optarg);
+		case CMD_OPT_ON:
+			cmd_split_list(&patterns, opts->v[i].arg);
 			break;
-		case 'p':
-			if (parse_long(optarg, 1, 1000, &parallel) < 0) {
-				fprintf(stderr, "constel: --parallel wants 1..1000, not '%s'\n",
-					optarg);
-				ret = status_usage();
-				goto out;
-			}
+		case CMD_OPT_PARALLEL:
+			parallel = opts->v[i].num;
 			break;
 		default:
-			ret = status_usage();
-			goto out;
+			assert(!"an option of the table without a case");
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		strvec_push(&patterns, argv[i]);
+	for (size_t i = 0; i < opts->nargs; i++)
+		strvec_push(&patterns, opts->args[i]);
 	if ((ret = cmd_load_selection(g, &patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
 	if (provenance_open(&prov, inv->dir) < 0)
@@ -461,3 +440,22 @@ out:
 	strvec_release(&patterns);
 	return ret;
 }
+
+static const struct opt status_opts[] = {
+	CMD_OPTION_ON,
+	CMD_OPTION_PARALLEL("hosts asked at once (default: the inventory's, else 10)"),
+	{.name = "no-eval",
+		.kind = OPT_FLAG,
+		.id = STATUS_NO_EVAL,
+		.help = "do not evaluate what the repository builds now (no drift against it)"},
+	{NULL},
+};
+
+const struct cmd cmd_status_entry = {
+	.name = "status",
+	.opts = status_opts,
+	.args = "[HOST...]",
+	.summary = "per host: current system, generation, revision, drift",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = status,
+};

@@ -26,7 +26,7 @@ static const char *const known_arches[] = {
 	"powerpc64le-linux",
 };
 
-static const char *const goals[] = {"switch", "boot", "test", "dry-activate"};
+const char *const inventory_goals[] = {"switch", "boot", "test", "dry-activate", NULL};
 
 /*
  * The document as a compact tree, built from libyaml's events. libyaml's own
@@ -171,7 +171,7 @@ static const struct name_key *index_find(const struct name_index *x, const char 
 struct loader {
 	const char *path;
 	struct ydoc doc;
-	struct strvec *errors;
+	struct inv_errors *errors;
 	struct inventory *inv;
 	/* the value of each builders: entry, parallel to inv->builders */
 	struct ynode **builder_nodes;
@@ -183,6 +183,33 @@ struct loader {
 	bool alias_reported;
 };
 
+/* Appends a problem at line:col (1-based; 0 for none) of `file`; takes `message`. */
+static void add_error(
+	struct inv_errors *e, const char *file, size_t line, size_t col, char *message)
+{
+	struct inv_error *err;
+
+	xgrow((void **)&e->v, &e->alloc, e->nr + 1, sizeof(*e->v));
+	err = &e->v[e->nr++];
+	err->file = xstrdup(file);
+	/* an inventory is at most INVENTORY_MAX_BYTES: its positions fit an int */
+	err->line = (int)line;
+	err->col = (int)col;
+	err->message = message;
+}
+
+__attribute__((format(printf, 5, 6))) static void add_errorf(
+	struct inv_errors *e, const char *file, size_t line, size_t col, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	add_error(e, file, line, col, msg);
+}
+
 __attribute__((format(printf, 3, 4))) static void report(
 	struct loader *l, const struct ynode *node, const char *fmt, ...)
 {
@@ -193,8 +220,7 @@ __attribute__((format(printf, 3, 4))) static void report(
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	strvec_pushf(l->errors, "%s:%u:%u: %s", l->path, node->line + 1, node->col + 1, msg);
-	free(msg);
+	add_error(l->errors, l->path, node->line + 1, node->col + 1, msg);
 }
 
 static struct inv_pos pos_of(const struct ynode *node)
@@ -664,8 +690,8 @@ static void check_arch(struct loader *l, struct ynode *node)
 
 static void check_goal(struct loader *l, struct ynode *node)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(goals); i++)
-		if (!strcmp(scalar(node), goals[i]))
+	for (size_t i = 0; inventory_goals[i]; i++)
+		if (!strcmp(scalar(node), inventory_goals[i]))
 			return;
 	report(l, node, "unknown goal '%s'; expected switch, boot, test or dry-activate",
 		scalar(node));
@@ -1327,11 +1353,10 @@ static void report_yaml_error(
 		}
 	}
 	if (parser->context)
-		strvec_pushf(l->errors, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)", l->path,
-			line, col, problem, parser->context, parser->context_mark.line + 1);
+		add_errorf(l->errors, l->path, line, col, "invalid YAML: %s (%s at line %zu)",
+			problem, parser->context, parser->context_mark.line + 1);
 	else
-		strvec_pushf(
-			l->errors, "%s:%zu:%zu: invalid YAML: %s", l->path, line, col, problem);
+		add_errorf(l->errors, l->path, line, col, "invalid YAML: %s", problem);
 }
 
 static void ydoc_release(struct ydoc *d)
@@ -1479,9 +1504,9 @@ static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
 	case YAML_ALIAS_EVENT:
 		target = ybuilder_find_anchor(b, (const char *)e->data.alias.anchor);
 		if (target < 0) {
-			strvec_pushf(l->errors,
-				"%s:%zu:%zu: invalid YAML: found undefined alias '%s'", l->path,
-				e->start_mark.line + 1, e->start_mark.column + 1,
+			add_errorf(l->errors, l->path, e->start_mark.line + 1,
+				e->start_mark.column + 1,
+				"invalid YAML: found undefined alias '%s'",
 				(const char *)e->data.alias.anchor);
 			return -1;
 		}
@@ -1536,9 +1561,8 @@ static int parse_document(struct loader *l, const char *data, size_t len)
 		yaml_event_delete(&e);
 	}
 	if (ndocs > 1) {
-		strvec_pushf(l->errors,
-			"%s:%zu:%zu: a second YAML document; the inventory must be one document",
-			l->path, second.line + 1, second.column + 1);
+		add_errorf(l->errors, l->path, second.line + 1, second.column + 1,
+			"a second YAML document; the inventory must be one document");
 		goto out;
 	}
 	for (size_t i = 0; i < l->doc.nnodes; i++)
@@ -1555,8 +1579,8 @@ out:
 	return ret;
 }
 
-int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
-	struct strvec *errors)
+int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
+	size_t len, struct inv_errors *errors)
 {
 	struct loader l = {0};
 	struct ynode *root, *hosts = NULL;
@@ -1582,8 +1606,8 @@ int inventory_load_buffer(struct inventory **out, const char *path, const char *
 
 	root = l.doc.root == SIZE_MAX ? NULL : node_at(&l, l.doc.root);
 	if (!root || is_null(root)) {
-		strvec_pushf(errors,
-			"%s:1:1: the inventory is empty; expected a mapping with 'hosts'", path);
+		add_errorf(errors, path, 1, 1,
+			"the inventory is empty; expected a mapping with 'hosts'");
 		goto out;
 	}
 	if (each_pair(&l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)
@@ -1620,7 +1644,7 @@ out:
 }
 
 /* A file that is not a regular one (a pipe, /dev/stdin) is read, not mapped. */
-static int read_stream(FILE *f, const char *path, struct buf *b, struct strvec *errors)
+static int read_stream(FILE *f, const char *path, struct buf *b, struct inv_errors *errors)
 {
 	char chunk[65536];
 	size_t n;
@@ -1628,18 +1652,18 @@ static int read_stream(FILE *f, const char *path, struct buf *b, struct strvec *
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		buf_add(b, chunk, n);
 	if (ferror(f)) {
-		strvec_pushf(errors, "%s: cannot read the inventory: %s", path, strerror(errno));
+		add_errorf(errors, path, 0, 0, "cannot read the inventory: %s", strerror(errno));
 		return -1;
 	}
 	if (b->truncated) {
-		strvec_pushf(errors, "%s: the inventory is larger than %u MiB", path,
+		add_errorf(errors, path, 0, 0, "the inventory is larger than %u MiB",
 			INVENTORY_MAX_BYTES >> 20);
 		return -1;
 	}
 	return 0;
 }
 
-int inventory_load(struct inventory **out, const char *path, struct strvec *errors)
+int inventory_load_errors(struct inventory **out, const char *path, struct inv_errors *errors)
 {
 	FILE *f = NULL;
 	struct buf b = BUF_INIT(INVENTORY_MAX_BYTES);
@@ -1650,12 +1674,12 @@ int inventory_load(struct inventory **out, const char *path, struct strvec *erro
 	*out = NULL;
 	f = fopen(path, "rb");
 	if (!f) {
-		strvec_pushf(errors, "%s: cannot open the inventory: %s", path, strerror(errno));
+		add_errorf(errors, path, 0, 0, "cannot open the inventory: %s", strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
 		if (st.st_size > (off_t)INVENTORY_MAX_BYTES) {
-			strvec_pushf(errors, "%s: the inventory is larger than %u MiB", path,
+			add_errorf(errors, path, 0, 0, "the inventory is larger than %u MiB",
 				INVENTORY_MAX_BYTES >> 20);
 			goto out;
 		}
@@ -1665,15 +1689,61 @@ int inventory_load(struct inventory **out, const char *path, struct strvec *erro
 	}
 	if (map != MAP_FAILED) {
 		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-		ret = inventory_load_buffer(out, path, map, (size_t)st.st_size, errors);
+		ret = inventory_load_buffer_errors(out, path, map, (size_t)st.st_size, errors);
 		munmap(map, (size_t)st.st_size);
 	} else if (read_stream(f, path, &b, errors) == 0) {
-		ret = inventory_load_buffer(out, path, b.data ? b.data : "", b.len, errors);
+		ret = inventory_load_buffer_errors(out, path, b.data ? b.data : "", b.len, errors);
 	}
 out:
 	if (f)
 		fclose(f);
 	buf_release(&b);
+	return ret;
+}
+
+char *inv_error_format(const struct inv_error *e)
+{
+	if (e->line > 0)
+		return xasprintf("%s:%d:%d: %s", e->file, e->line, e->col, e->message);
+	return xasprintf("%s: %s", e->file, e->message);
+}
+
+void inv_errors_release(struct inv_errors *e)
+{
+	for (size_t i = 0; i < e->nr; i++) {
+		free(e->v[i].file);
+		free(e->v[i].message);
+	}
+	free(e->v);
+	e->v = NULL;
+	e->nr = e->alloc = 0;
+}
+
+/* The problems of `e` as lines of `errors`. */
+static void errors_to_strvec(const struct inv_errors *e, struct strvec *errors)
+{
+	for (size_t i = 0; i < e->nr; i++)
+		strvec_push_nodup(errors, inv_error_format(&e->v[i]));
+}
+
+int inventory_load(struct inventory **out, const char *path, struct strvec *errors)
+{
+	struct inv_errors e = INV_ERRORS_INIT;
+	int ret = inventory_load_errors(out, path, &e);
+
+	errors_to_strvec(&e, errors);
+	inv_errors_release(&e);
+	return ret;
+}
+
+int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
+	struct strvec *errors)
+{
+	struct inv_errors e = INV_ERRORS_INIT;
+	int ret = inventory_load_buffer_errors(out, path, data, len, &e);
+
+	errors_to_strvec(&e, errors);
+	inv_errors_release(&e);
 	return ret;
 }
 

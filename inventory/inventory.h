@@ -4,9 +4,9 @@
  * inventory_load() reads a constellation.yaml (docs/inventory.md is the
  * reference of the format), validates all of it and resolves every `uses`,
  * `wants` and `depends_on` entry to the host that provides it. It reports
- * every problem it finds, not only the first, each as one line
- * `FILE:LINE:COLUMN: message` in the caller's strvec; when there is any,
- * no inventory is returned.
+ * every problem it finds, not only the first, each with its position
+ * (struct inv_error; as text, one line `FILE:LINE:COLUMN: message`); when
+ * there is any, no inventory is returned.
  *
  * The model is plain data: after loading, every string is owned by the
  * inventory and freed by inventory_free() (most point into one copy of the
@@ -115,13 +115,46 @@ struct inventory {
 };
 
 /*
- * Loads and validates `path`. On success returns 0 and hands a new inventory
- * to *out. On failure returns -1 and appends every problem to `errors`
- * (FILE:LINE:COL: message); *out is left NULL.
+ * One problem of an inventory: the file, the 1-based line and column (both
+ * 0 when the problem has no position, e.g. a file that cannot be opened),
+ * and the message (one line, without the position).
  */
-int inventory_load(struct inventory **out, const char *path, struct strvec *errors);
+struct inv_error {
+	char *file;
+	int line;
+	int col;
+	char *message;
+};
 
-/* Like inventory_load, from a buffer; `path` is only used in messages. */
+/* A list of problems; owns its strings. */
+struct inv_errors {
+	struct inv_error *v;
+	size_t nr, alloc;
+};
+
+#define INV_ERRORS_INIT                                                                            \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
+
+void inv_errors_release(struct inv_errors *e);
+
+/* The problem as one line, "FILE:LINE:COL: message" (or "FILE: message"); caller frees. */
+char *inv_error_format(const struct inv_error *e);
+
+/*
+ * Loads and validates `path`. On success returns 0 and hands a new inventory
+ * to *out. On failure returns -1 and appends every problem to `errors`;
+ * *out is left NULL.
+ */
+int inventory_load_errors(struct inventory **out, const char *path, struct inv_errors *errors);
+
+/* Like inventory_load_errors, from a buffer; `path` is only used in messages. */
+int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
+	size_t len, struct inv_errors *errors);
+
+/* The same, with each problem appended to `errors` as a line (inv_error_format). */
+int inventory_load(struct inventory **out, const char *path, struct strvec *errors);
 int inventory_load_buffer(struct inventory **out, const char *path, const char *data, size_t len,
 	struct strvec *errors);
 
@@ -138,6 +171,12 @@ const char *inventory_builder(const struct inventory *inv, const char *arch);
 
 /* Whether constel knows the architecture. */
 bool inventory_arch_known(const char *arch);
+
+/*
+ * The activation goals, NULL-terminated: switch, boot, test, dry-activate.
+ * The one list both the inventory's `goal:` and the command line check.
+ */
+extern const char *const inventory_goals[];
 
 const char *inv_rel_kind_name(enum inv_rel_kind kind);
 

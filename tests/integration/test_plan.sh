@@ -29,6 +29,22 @@ PY
 "$C" -i "$EX" plan --dot >"$T/g.dot" || fail "plan --dot"
 grep -q 'style=dashed' "$T/g.dot" || fail "no dashed wants edge"
 dot -Tsvg "$T/g.dot" >"$T/g.svg" || fail "dot cannot render the graph"
+# wants edges (between hosts, not the legend's) do not steer the layout
+grep '^	"[^ "]*" -> "[^ "]*".*style=dashed' "$T/g.dot" >"$T/wants" || fail "no wants edge between hosts"
+[ "$(wc -l <"$T/wants")" -eq 2 ] || fail "wants edges: $(cat "$T/wants")"
+grep -v 'constraint=false' "$T/wants" && fail "a wants edge steers the layout"
+# each host shows its services and tags; there is a legend
+grep -q '"galactica" \[label="galactica\\nx86_64-linux\\njellyfin:8096, restic:8000, grafana:3000\\ngitea:3001, prometheus:9090\\n@tier1 @storage @home"' "$T/g.dot" ||
+	fail "galactica's node: $(grep '"galactica" \[' "$T/g.dot")"
+grep -q 'dns:53, node-exporter:9100' "$T/g.dot" || fail "raptor's services"
+grep -q 'subgraph cluster_legend' "$T/g.dot" || fail "no legend"
+grep -q 'label="wants: no order", style=dashed' "$T/g.dot" || fail "legend: wants dashed"
+# galactica (wave 0) is drawn above pegasus (wave 1) that uses it (dot's y grows upwards)
+dot -Tplain "$T/g.dot" >"$T/g.plain" || fail "dot -Tplain"
+y_gal=$(awk '$1 == "node" && $2 == "galactica" { print $4 }' "$T/g.plain")
+y_peg=$(awk '$1 == "node" && $2 == "pegasus" { print $4 }' "$T/g.plain")
+awk -v a="$y_gal" -v b="$y_peg" 'BEGIN { exit !(a > b) }' ||
+	fail "galactica (y=$y_gal) is not above pegasus (y=$y_peg)"
 
 "$C" -i "$EX" plan --json cylon >"$T/c.json" || fail "plan cylon"
 grep -q '"waves":\[\["cylon"\]\]' "$T/c.json" || fail "selection: $(cat "$T/c.json")"

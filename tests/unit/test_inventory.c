@@ -889,6 +889,44 @@ static void test_inventory_appends_to_the_callers_errors(void **state)
 	strvec_release(&errors);
 }
 
+static void test_inventory_errors_carry_file_line_column_and_message(void **state)
+{
+	struct inv_errors errors = INV_ERRORS_INIT;
+	struct inventory *inv = NULL;
+	const char *yaml = "hosts:\n  a:\n    adress: x\n    services: { p: 70000 }\n";
+	char *line;
+
+	(void)state;
+	assert_int_equal(
+		inventory_load_buffer_errors(&inv, "t.yaml", yaml, strlen(yaml), &errors), -1);
+	assert_null(inv);
+	assert_int_equal(errors.nr, 2);
+	assert_string_equal(errors.v[0].file, "t.yaml");
+	assert_int_equal(errors.v[0].line, 3);
+	assert_int_equal(errors.v[0].col, 5);
+	assert_string_equal(errors.v[0].message, "unknown key 'adress' in host 'a'; did you mean "
+						 "'address'?");
+	assert_int_equal(errors.v[1].line, 4);
+	assert_int_equal(errors.v[1].col, 20);
+	/* the text form is the one the strvec loader gives */
+	line = inv_error_format(&errors.v[0]);
+	assert_string_equal(
+		line, "t.yaml:3:5: unknown key 'adress' in host 'a'; did you mean 'address'?");
+	free(line);
+	inv_errors_release(&errors);
+
+	/* a problem without a position */
+	assert_int_equal(inventory_load_errors(&inv, "/nonexistent/c.yaml", &errors), -1);
+	assert_int_equal(errors.nr, 1);
+	assert_int_equal(errors.v[0].line, 0);
+	assert_int_equal(errors.v[0].col, 0);
+	line = inv_error_format(&errors.v[0]);
+	assert_string_equal(
+		line, "/nonexistent/c.yaml: cannot open the inventory: No such file or directory");
+	free(line);
+	inv_errors_release(&errors);
+}
+
 static void test_inventory_loads_a_large_fleet_in_file_order(void **state)
 {
 	struct buf b = BUF_INIT(0);
@@ -958,6 +996,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_reports_host_depending_on_itself),
 		cmocka_unit_test(test_inventory_reports_every_error_in_a_file),
 		cmocka_unit_test(test_inventory_appends_to_the_callers_errors),
+		cmocka_unit_test(test_inventory_errors_carry_file_line_column_and_message),
 		cmocka_unit_test(test_inventory_loads_a_large_fleet_in_file_order),
 	};
 

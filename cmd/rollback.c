@@ -1,0 +1,77 @@
+/* constel rollback: switch hosts back to their previous (or Nth) generation. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cmd/run.h"
+
+static int rollback(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
+{
+	struct run_args a;
+	struct runner_opts o;
+	struct runner r;
+	struct inventory *inv = NULL;
+	struct graph *graph = NULL;
+	bool *selected = NULL;
+	char *log_dir = NULL;
+	int ret;
+
+	run_args_init(&a, opts);
+	if (!a.patterns.nr) {
+		cmd_error("rollback needs the hosts to roll back (names, globs or @tags)");
+		ret = cmd_usage(self);
+		goto out;
+	}
+	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
+		goto out;
+	log_dir = run_log_dir(a.log_dir);
+	run_runner_opts(&o, inv, &a, g, log_dir);
+	o.op = RUNNER_ROLLBACK;
+	runner_init(&r, inv, graph, selected, NULL, &o);
+	run_install_sigint();
+	if (runner_start(&r) < 0)
+		ret = cmd_error("%s", error_last());
+	else
+		ret = run_drive(&r, g, "rollback");
+	runner_release(&r);
+out:
+	free(selected);
+	free(log_dir);
+	graph_free(graph);
+	inventory_free(inv);
+	run_args_release(&a);
+	return ret;
+}
+
+/*
+ * What a rollback honours: it activates and confirms like a deploy, but
+ * builds nothing (no --rev, --build-on, --dry-run) and goes host by host
+ * (no --with-deps, --rollback-fleet).
+ */
+static const struct opt rollback_opts[] = {
+	CMD_OPTION_ON,
+	{.name = "to",
+		.kind = OPT_NUMBER,
+		.arg = "N",
+		.min = 1,
+		.max = 1L << 30,
+		.id = RUN_TO,
+		.help = "switch to generation N (default: the one before the current)"},
+	RUN_OPTION_GOAL,
+	RUN_OPTION_PARALLEL,
+	RUN_OPTION_CONFIRM_TIMEOUT,
+	RUN_OPTION_NO_MAGIC,
+	RUN_OPTION_NO_AUTO,
+	RUN_OPTION_ACTIVATION_TIMEOUT,
+	RUN_OPTION_HEALTH_TIMEOUT,
+	RUN_OPTION_LOG_DIR,
+	{NULL},
+};
+
+const struct cmd cmd_rollback_entry = {
+	.name = "rollback",
+	.opts = rollback_opts,
+	.args = "HOST...",
+	.summary = "switch hosts back to their previous (or Nth) generation",
+	.complete = CMD_COMPLETE_HOSTS,
+	.fn = rollback,
+};
