@@ -35,7 +35,12 @@ unshare --mount --propagation private sh -c '
 		--log-dir "$3/logs" --confirm-timeout 5 >"$3/r.json" 2>"$3/r.err"
 	rc=$?
 	# the listeners the local system started belong to this test: stop them
-	for p in /run/fleet/listeners/*.pid; do [ -e "$p" ] && kill "$(cat "$p")"; done
+	# (only processes of this mount namespace: the PID may be another'"'"'s by now)
+	for p in /run/fleet/listeners/*.pid; do
+		[ -e "$p" ] || continue
+		l=$(cat "$p")
+		[ "$(readlink "/proc/$l/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] && kill "$l"
+	done
 	exit $rc' sh "$ROOT" "$CONSTEL" "$FLEET_DIR"
 rc=$?
 cat "$FLEET_DIR/r.err"

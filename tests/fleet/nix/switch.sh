@@ -58,11 +58,14 @@ ln -sfn "$SYSTEM" /run/current-system
 ip link set lo up 2>/dev/null
 ip link set eth0 up 2>/dev/null
 
-# a process we started: alive, not a zombie, running something from the store
+# a listener we started: alive, not a zombie, a fleet-listen, and in this
+# host's own mount namespace (hosts share the machine's PID numbers, so a
+# stale pid file may name a process of another host by now)
 fleet_ours() {
 	[ -r "/proc/$1/cmdline" ] || return 1
 	grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null && return 1
-	tr '\0' ' ' <"/proc/$1/cmdline" | grep -q /nix/store/
+	[ "$(readlink "/proc/$1/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] || return 1
+	tr '\0' ' ' <"/proc/$1/cmdline" | grep -Eq 'fleet-listen|busybox nc -ll'
 }
 
 for f in /run/fleet/listeners/*.pid; do
