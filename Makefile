@@ -25,7 +25,10 @@ endif
 MODULES := common inventory graph transport deploy
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CMD_SRC := $(wildcard cmd/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The host scripts, embedded as C strings (deploy/host_sh.h).
+HOST_SH := $(wildcard deploy/sh/*.sh)
+GEN_SRC := build/gen/host_sh.c
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/host_sh.o
 CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libconstel.a
 
@@ -50,6 +53,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(GEN_SRC): deploy/sh/embed $(HOST_SH)
+	@mkdir -p $(dir $@)
+	deploy/sh/embed $@ $(HOST_SH)
+
+$(BUILD)/gen/host_sh.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The host scripts are POSIX sh: parsed by sh and dash, and shellcheck-clean.
+lint-sh:
+	@set -e; for f in $(HOST_SH); do sh -n $$f; dash -n $$f; done; \
+		shellcheck -s sh $(HOST_SH) tests/unit/test_host_sh.sh
+
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIB) $(LIBS) \
@@ -67,8 +83,9 @@ build/ssh-tool: $(BUILD)/ssh-tool-bin
 $(BUILD)/ssh-tool-bin: tests/tools/ssh-tool.c $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) lint-sh
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@tests/unit/test_host_sh.sh
 
 # Under the sanitizers, the tests of the harness alone (no constel in them)
 # are not run again.
@@ -97,7 +114,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(filter-out cmd/%,$(LIB_SRC))
 FUZZ_SECONDS ?= 20
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 		$(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(LIBS)
@@ -120,5 +137,5 @@ format:
 clean:
 	rm -rf build constel
 
-.PHONY: all deps tools check unit integration demo fuzz install format clean
+.PHONY: all deps tools check unit lint-sh integration demo fuzz install format clean
 .SECONDARY:

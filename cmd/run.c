@@ -210,7 +210,7 @@ static void view_clear(struct view *v)
  */
 static void view_draw(struct view *v, struct runner *r)
 {
-	size_t counts[6] = {0};
+	size_t counts[HOST_NSTATUS] = {0};
 	double now = now_seconds();
 
 	if (!v->live)
@@ -224,22 +224,28 @@ static void view_draw(struct view *v, struct runner *r)
 		const char *state = ended	       ? host_status_name(res->status)
 				    : res->started > 0 ? "running"
 						       : "waiting";
+		struct buf waits = BUF_INIT(0);
 
 		counts[ended ? res->status : HOST_PENDING]++;
 		if (res->bytes)
 			human_bytes(res->bytes, bytes, sizeof(bytes));
-		fprintf(stderr, "\033[2K  %-*s  %-11s %-9s %10s  %5.0fs\n", v->width,
+		if (!ended && res->started <= 0)
+			runner_waiting_for(r, v->hosts[i], &waits);
+		fprintf(stderr, "\033[2K  %-*s  %-11s %-9s %10s  %5.0fs%s%s\n", v->width,
 			r->inv->hosts[v->hosts[i]].name, state, res->phase ? res->phase : "", bytes,
 			ended		   ? res->seconds
 			: res->started > 0 ? now - res->started
-					   : 0.0);
+					   : 0.0,
+			waits.len ? "  for " : "", waits.len ? waits.data : "");
+		buf_release(&waits);
 	}
 	pthread_mutex_unlock(&r->lock);
 	fprintf(stderr,
 		"\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
 		"skipped %zu, in progress or waiting %zu\n",
-		counts[HOST_DEPLOYED], counts[HOST_UNCHANGED], counts[HOST_FAILED],
-		counts[HOST_ROLLED_BACK], counts[HOST_SKIPPED], counts[HOST_PENDING]);
+		counts[HOST_DEPLOYED], counts[HOST_UNCHANGED],
+		counts[HOST_FAILED] + counts[HOST_RESTORE_FAILED], counts[HOST_ROLLED_BACK],
+		counts[HOST_SKIPPED], counts[HOST_PENDING]);
 	v->drawn = v->nhosts + 1;
 	fflush(stderr);
 }
@@ -297,7 +303,8 @@ static void print_summary(struct view *v, struct runner *r, const char *what)
 	for (size_t i = 0; i < v->nhosts; i++) {
 		const struct host_result *res = &r->results[v->hosts[i]];
 
-		if ((res->status != HOST_FAILED && res->status != HOST_ROLLED_BACK) ||
+		if ((res->status != HOST_FAILED && res->status != HOST_ROLLED_BACK &&
+			    res->status != HOST_RESTORE_FAILED) ||
 			!res->log_path)
 			continue;
 		fprintf(stderr, "\n--- %s: last 20 lines of %s ---\n",

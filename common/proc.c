@@ -32,10 +32,12 @@ char *proc_describe(const char *const *argv)
 	return buf_detach(&b);
 }
 
-int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
-	struct buf *err, int timeout)
+static int run_child(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout, int *exit_status)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t mask, defaults;
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
 	size_t insent = 0;
 	pid_t pid = -1;
@@ -55,7 +57,20 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	/*
+	 * The child starts with an empty signal mask and every signal at its
+	 * default (git's start_command does the same): a worker thread has all
+	 * signals blocked and SIGPIPE is ignored process-wide, and neither must
+	 * reach nix or a local watchdog (its SIGTERM must work).
+	 */
+	posix_spawnattr_init(&sa);
+	sigemptyset(&mask);
+	sigfillset(&defaults);
+	posix_spawnattr_setsigmask(&sa, &mask);
+	posix_spawnattr_setsigdefault(&sa, &defaults);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawnp(&pid, argv[0], &fa, &sa, (char *const *)argv, environ);
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	close(outp[1]);
 	close(errp[1]);
@@ -128,12 +143,14 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 	if (timed_out)
 		ret = error_setc(CONSTEL_ETIMEOUT, "'%s' did not finish within %d seconds", argv[0],
 			timeout);
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	else if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || exit_status))
 		ret = 0;
 	else if (WIFEXITED(status))
 		ret = error_set("'%s' exited with status %d", argv[0], WEXITSTATUS(status));
 	else
 		ret = error_set("'%s' was killed by signal %d", argv[0], WTERMSIG(status));
+	if (exit_status)
+		*exit_status = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (trace_enabled()) {
 		char *line = proc_describe(argv), outcome[64];
 
@@ -156,6 +173,19 @@ out:
 			close(inp[i]);
 	}
 	return ret;
+}
+
+int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout)
+{
+	return run_child(argv, in, inlen, out, err, timeout, NULL);
+}
+
+int proc_run_status(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout, int *exit_status)
+{
+	*exit_status = -1;
+	return run_child(argv, in, inlen, out, err, timeout, exit_status);
 }
 
 int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout)

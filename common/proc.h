@@ -31,6 +31,14 @@ int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct
 #define PROC_NIX "nix", "--extra-experimental-features", "nix-command flakes"
 void proc_push_nix(struct strvec *argv);
 
+/*
+ * Like proc_run_input, but a program that ran to its exit is success
+ * whatever its status, which goes to *exit_status; -1 (and *exit_status
+ * -1) when it could not run, was killed by a signal or timed out.
+ */
+int proc_run_status(const char *const *argv, const void *in, size_t inlen, struct buf *out,
+	struct buf *err, int timeout, int *exit_status);
+
 /* The argv as one line, for logs: `nix build --json ...` (caller frees). */
 char *proc_describe(const char *const *argv);
 

@@ -430,3 +430,80 @@ char *shell_quote(const char *s)
 	buf_adds(&b, "'");
 	return buf_detach(&b);
 }
+
+size_t utf8_valid_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned min, cp;
+
+	if (!n)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, min = 0x80, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, min = 0x800, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, min = 0x10000, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void buf_add_sanitized(struct buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+	while (p < end) {
+		const unsigned char *run = p;
+		size_t l;
+
+		/* the longest run that passes as it is */
+		while (p < end && (l = utf8_valid_len(p, (size_t)(end - p))) &&
+			(l > 1 || *p == '\n' || *p == '\t' || (*p >= 0x20 && *p != 0x7f)))
+			p += l;
+		buf_add(b, run, (size_t)(p - run));
+		if (p < end) {
+			buf_printf(b, "\\x%02x", *p);
+			p++;
+		}
+	}
+}
+
+char *text_sanitize(const char *s)
+{
+	struct buf b = BUF_INIT(0);
+
+	if (!s)
+		return NULL;
+	buf_add_sanitized(&b, s, strlen(s));
+	return buf_detach(&b);
+}
+
+char *buf_tail_one_line(const struct buf *b, int lines)
+{
+	char *s = xstrdup(buf_tail_lines(b, lines)), *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (*r == '\n' || *r == '\r' || *r == '\t') {
+			if (w > s && w[-1] != ' ')
+				*w++ = ' ';
+		} else {
+			*w++ = *r;
+		}
+	}
+	while (w > s && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	return s;
+}

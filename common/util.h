@@ -74,8 +74,21 @@ void buf_release(struct buf *b);
  * would cost more than the rest of the command.
  */
 void buf_add_json_string(struct buf *b, const char *s);
+/*
+ * Text from outside (hosts, git notes, nix) made safe for a terminal and a
+ * log: newline and tab pass, every other control character, DEL and every
+ * byte that is not part of valid UTF-8 is shown as `\xNN`, so no escape
+ * sequence reaches the terminal and the result is valid UTF-8.
+ * text_sanitize() returns a new string (caller frees; NULL gives NULL).
+ */
+void buf_add_sanitized(struct buf *b, const char *s, size_t n);
+char *text_sanitize(const char *s);
+/* The length of the valid UTF-8 sequence at s (1-4), or 0 when invalid. */
+size_t utf8_valid_len(const unsigned char *s, size_t n);
 /* The start of the last `lines` lines of the buffer (borrowed). */
 const char *buf_tail_lines(const struct buf *b, int lines);
+/* Those lines as one line, each run of line breaks and tabs one space (caller frees). */
+char *buf_tail_one_line(const struct buf *b, int lines);
 
 /*
  * An arena: many small allocations released at once, for data that lives

@@ -1,22 +1,25 @@
 /*
  * deploy/host.h: the host-side protocol, as POSIX sh run over SSH.
  *
- * Nothing is installed on a target. Each step is one command line (and, for
- * the activation, a script sent on stdin) run on a channel of the host's
- * session; the answers are `key=value` lines that host_parse() reads.
+ * Nothing is installed on a target. Each step is one of the scripts of
+ * deploy/sh (embedded at build time, deploy/host_sh.h) run as one command
+ * line, `sh -c SCRIPT NAME ARG...`, on a channel of the host's session;
+ * the watchdog itself is sent on stdin of the start command. Answers are
+ * `key=value` lines that host_get() reads, then, after a line
+ * HOST_OUTPUT_MARK, the activation's output (untrusted text).
  *
- * All state lives under /run/constel on the host:
- *   lock/         one deploy at a time: mkdir is atomic; lock/pid names the
- *                 watchdog, so a lock whose watchdog died is taken over
- *   watchdog.sh   the activation script of the current run
- *   state         one line: `phase=... result=... gen=N prev=N path=... reason=...`
- *   canary.RUNID  magic rollback: removed by constel over a new session
- *   activation.log  what switch-to-configuration printed
+ * On the host (docs/architecture.md, "The host protocol"):
+ *   /run/constel/lock       flock held by the watchdog for its whole life
+ *   /run/constel/holder     pid, run and start time of the lock's holder
+ *   /run/constel/state      the run's state: run, phase, result, gen, ...
+ *   /run/constel/canary.RUNID  magic rollback: removed over a new session
+ *   /var/lib/constel/pending   written before the profile is touched,
+ *                           removed once the host is whole again
  *
  * The watchdog runs in its own session (setsid, SIGHUP ignored), so the SSH
  * channel that started it can drop at any moment: the watchdog still
- * reaches a consistent end, either the new generation confirmed or the
- * previous one restored by its number.
+ * reaches a consistent end, the new system confirmed or the host restored
+ * as it was before the run.
  */
 #ifndef CONSTEL_HOST_H
 #define CONSTEL_HOST_H
@@ -27,31 +30,51 @@
 #include "inventory/inventory.h"
 #include "transport/transport.h"
 
+/* The line after which an answer holds the activation's output. */
+#define HOST_OUTPUT_MARK "--- output ---"
+
+enum host_activate_mode {
+	HOST_ACTIVATE_PATH,	  /* activate `path` */
+	HOST_ACTIVATE_GENERATION, /* switch to generation `generation` */
+	HOST_ACTIVATE_RESTORE,	  /* back to `generation` in the profile, `running` running */
+	HOST_ACTIVATE_REPAIR,	  /* only repair what an interrupted run left */
+};
+
 struct host_activation {
 	const char *runid;	/* unique per run and host; names the canary */
-	const char *path;	/* the system to activate, or NULL with generation */
-	long generation;	/* with path NULL: switch back to this generation */
+	enum host_activate_mode mode;
+	const char *path;	/* HOST_ACTIVATE_PATH: the system to activate */
+	long generation;	/* GENERATION, RESTORE: the profile's generation */
+	const char *running;	/* RESTORE: the system that ran before (or NULL) */
 	const char *goal;	/* switch | boot | test | dry-activate */
 	long confirm_timeout;	/* seconds; 0 disables magic rollback */
 	long activation_timeout; /* seconds switch-to-configuration may take */
 	bool auto_rollback;	/* restore when switch-to-configuration fails */
-	bool delete_failed;	/* delete the generation that failed */
+	bool delete_failed;	/* delete the new generation once restored */
 };
+
+/* `sh -c SCRIPT constel-NAME ARG...`, every part quoted (caller frees). */
+char *host_script(const char *script, const char *name, const char *const *args, size_t nargs);
 
 /* The watchdog script, sent on stdin of host_cmd_start() (static string). */
 const char *host_watchdog_script(void);
 
 /*
- * Command lines; the caller frees them. host_cmd_start() takes the lock,
- * starts the watchdog and returns at its first milestone (awaiting-confirm
- * or done) with the state; host_cmd_wait() is for a later session.
+ * Command lines; the caller frees those it gets as char *.
+ * host_cmd_start() takes the lock, starts the watchdog and answers at its
+ * first milestone with `milestone=` and the state (exit 75: locked, with
+ * holder_* lines; 70: a write failed on the host, `error=` says which).
  */
 char *host_cmd_start(const struct host_activation *a);
-/* Waits until the state's phase is not `phase` (or `seconds` pass), prints the state. */
-char *host_cmd_wait(const char *phase, long seconds);
-/* Removes the canary of `runid`, then waits up to `seconds` for the end. */
-char *host_cmd_confirm(const char *runid, long seconds);
-/* What runs now: `current=PATH profile=PATH gen=N locked=0|1 booted=...` */
+/*
+ * Follows run `runid` from a later session: up to `seconds` until it is
+ * done, then its state. With `confirm`, first removes its canary. Exit 3:
+ * the host's state belongs to another run.
+ */
+char *host_cmd_wait(const char *runid, long seconds, bool confirm);
+/* Realises `drv` on the host: `out=PATH`, or its exit status and Nix's last lines. */
+char *host_cmd_build(const char *drv);
+/* What runs now: gen, profile, current, switched, locked/holder_*, interrupted*. */
 const char *host_cmd_query(void);
 /* The generations of the system profile: `gen=N path=PATH` lines. */
 const char *host_cmd_generations(void);
@@ -65,10 +88,16 @@ void host_ssh_target(struct ssh_target *t, const struct inv_host *h, const char 
 	long connect_timeout, int op_timeout);
 
 /*
- * A parsed answer: the value of `key` in `key=value` lines (the last one
- * wins), or NULL (borrowed from `text`, copied into *out by the caller).
+ * A parsed answer: the value of `key` in `key=value` lines before
+ * HOST_OUTPUT_MARK (the last one wins), or NULL; the caller frees it.
  */
 char *host_get(const char *text, const char *key);
 long host_get_long(const char *text, const char *key, long dflt);
+
+/* Whether a host's answer names a plausible store path (no spaces, quotes, ".."). */
+bool host_is_store_path(const char *s);
+
+/* The activation output part of an answer (borrowed), or NULL. */
+const char *host_answer_output(const char *text);
 
 #endif

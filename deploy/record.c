@@ -1,12 +1,16 @@
 #include "deploy/record.h"
 
+#include "deploy/host.h"
+#include "deploy/host_sh.h"
+
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 char *record_json(const struct record_info *info, const char *host, const char *path,
-	long generation, const char *goal)
+	long generation, const char *goal, const char *result)
 {
 	json_t *o = json_object();
 	char when[32];
@@ -18,40 +22,37 @@ char *record_json(const struct record_info *info, const char *host, const char *
 	json_object_set_new(o, "path", json_string(path));
 	json_object_set_new(o, "generation", json_integer(generation));
 	json_object_set_new(o, "goal", json_string(goal));
-	json_object_set_new(o, "revision", info->revision ? json_string(info->revision) : json_null());
+	json_object_set_new(
+		o, "revision", info->revision ? json_string(info->revision) : json_null());
 	json_object_set_new(o, "dirty", json_boolean(info->dirty));
 	json_object_set_new(o, "time", json_string(when));
-	json_object_set_new(o, "result", json_string("deployed"));
-	json_object_set_new(o, "deployer", json_string(info->deployer ? info->deployer : "unknown"));
+	json_object_set_new(o, "result", json_string(result));
+	json_object_set_new(
+		o, "deployer", json_string(info->deployer ? info->deployer : "unknown"));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return text;
 }
 
-int record_host(struct ssh_conn *conn, const struct record_info *info, const char *host,
-	const char *path, long generation, const char *goal)
-{
-	char *json = record_json(info, host, path, generation, goal);
-	char *input = xasprintf("%s\n", json);
-	struct ssh_exec_result res;
-	int ret;
+static pthread_once_t cmds_once = PTHREAD_ONCE_INIT;
+static char *write_cmd, *history_cmd;
 
-	ssh_exec_result_init(&res, 4096, 4096);
-	ret = ssh_conn_exec(conn,
-		"mkdir -p " RECORD_DIR " && cd " RECORD_DIR " && cat > deployment.json.tmp && "
-		"cat deployment.json.tmp >> history.jsonl && mv -f deployment.json.tmp "
-		"deployment.json",
-		input, strlen(input), &res);
-	if (ret == 0 && res.exit_status != 0)
-		ret = error_set("writing %s/deployment.json on '%s' failed: %s", RECORD_DIR, host,
-			buf_tail_lines(&res.err, 1));
-	ssh_exec_result_release(&res);
-	free(json);
-	free(input);
-	return ret;
+static void make_cmds(void)
+{
+	const char *args[2] = {"history", "200"};
+
+	write_cmd = host_script(host_sh_record, "record", (const char *[]){"write"}, 1);
+	history_cmd = host_script(host_sh_record, "record", args, 2);
+}
+
+const char *record_cmd_write(void)
+{
+	pthread_once(&cmds_once, make_cmds);
+	return write_cmd;
 }
 
 const char *record_cmd_history(void)
 {
-	return "cat " RECORD_DIR "/history.jsonl 2>/dev/null";
+	pthread_once(&cmds_once, make_cmds);
+	return history_cmd;
 }

@@ -14,7 +14,6 @@
 #include <stdbool.h>
 
 #include "common/util.h"
-#include "transport/transport.h"
 
 struct record_info {
 	const char *revision; /* the git commit built from, or NULL when unknown */
@@ -24,15 +23,18 @@ struct record_info {
 
 #define RECORD_DIR "/var/lib/constel"
 
-/* The record as a JSON object text (caller frees). */
+/*
+ * The record as a JSON object text (caller frees). `result` says what
+ * constel did: "deployed", "rolled-back" (restored after a failure, `path`
+ * the system that runs again), "rollback" (`constel rollback`).
+ */
 char *record_json(const struct record_info *info, const char *host, const char *path,
-	long generation, const char *goal);
+	long generation, const char *goal, const char *result);
 
-/* Writes the record on the host over `conn`. 0 or -1. */
-int record_host(struct ssh_conn *conn, const struct record_info *info, const char *host,
-	const char *path, long generation, const char *goal);
+/* The command that writes the record given on its stdin (deploy/sh/record.sh). */
+const char *record_cmd_write(void);
 
-/* The command printing the host's history, one JSON record per line. */
+/* The command printing the host's newest records, one JSON object per line. */
 const char *record_cmd_history(void);
 
 #endif

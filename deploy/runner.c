@@ -19,6 +19,8 @@
 #define ANSWER_MAX	 (256u << 10)
 #define CLOSURE_LIST_MAX (16u << 20)
 #define SSH_OP_TIMEOUT	 20
+/* Wall-clock limits of the short remote commands (seconds). */
+#define QUERY_TIMEOUT 30
 
 /* One host being worked on by one worker. */
 struct hostctx {
@@ -35,8 +37,8 @@ struct hostctx {
 
 const char *host_status_name(enum host_status s)
 {
-	static const char *const names[] = {
-		"pending", "deployed", "unchanged", "failed", "rolled-back", "skipped"};
+	static const char *const names[HOST_NSTATUS] = {"pending", "deployed", "unchanged",
+		"failed", "rolled-back", "skipped", "restore-failed"};
 
 	return names[s];
 }
@@ -133,10 +135,12 @@ static int open_session(struct hostctx *c, struct ssh_conn **out)
 
 /*
  * Runs a command on the host; *answer gets its stdout. Returns the exit
- * status (>= 0), or a negative code when the host could not be asked.
+ * status (>= 0), or a negative code when the host could not be asked: lost
+ * connection, `timeout` seconds passed (0: none), an answer past
+ * ANSWER_MAX, or (when `cancellable`) the run was interrupted.
  */
-static int hexec(
-	struct hostctx *c, struct ssh_conn *conn, const char *cmd, const char *input, char **answer)
+static int hexec(struct hostctx *c, struct ssh_conn *conn, const char *cmd, const char *input,
+	char **answer, long timeout, bool cancellable)
 {
 	struct ssh_exec_result res;
 	int ret;
@@ -145,13 +149,19 @@ static int hexec(
 	if (c->host->local) {
 		const char *argv[] = {"sh", "-c", cmd, NULL};
 
-		ret = proc_run_input(
-			argv, input ? input : "", input ? strlen(input) : 0, &res.out, &res.err, 0);
-		/* proc_run reports a non-zero exit as failure; the caller wants the status */
-		res.exit_status = ret == 0 ? 0 : 1;
-		ret = 0;
+		ret = proc_run_status(argv, input ? input : "", input ? strlen(input) : 0, &res.out,
+			&res.err, (int)timeout, &res.exit_status);
+		if (ret == 0 && res.out.truncated)
+			ret = error_set("'%s': answer too long", c->host->name);
 	} else {
-		ret = ssh_conn_exec(conn, cmd, input, input ? strlen(input) : 0, &res);
+		struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
+
+		o.stdin_data = input;
+		o.stdin_len = input ? strlen(input) : 0;
+		o.timeout_s = (int)timeout;
+		o.overflow_fails = true;
+		o.cancel = cancellable ? &c->r->cancel : NULL;
+		ret = ssh_conn_exec_opts(conn, cmd, &o, &res);
 	}
 	log_output(c, &res.err, "stderr");
 	if (ret < 0) {
@@ -163,6 +173,42 @@ static int hexec(
 	}
 	ssh_exec_result_release(&res);
 	return ret;
+}
+
+/* A value of a host's answer made safe to print (caller frees; NULL stays NULL). */
+static char *answer_text(const char *answer, const char *key)
+{
+	char *v = answer ? host_get(answer, key) : NULL;
+	char *safe = text_sanitize(v);
+
+	free(v);
+	return safe;
+}
+
+/* The key=value part of an answer, into the host's log, made safe. */
+static void log_answer(struct hostctx *c, const char *what, const char *answer)
+{
+	const char *end = answer ? host_answer_output(answer) : NULL;
+	struct buf b = BUF_INIT(0);
+
+	if (!answer)
+		return;
+	buf_add_sanitized(&b, answer, end ? (size_t)(end - answer) : strlen(answer));
+	hlog(c, "%s:\n%s", what, b.data);
+	buf_release(&b);
+}
+
+/* The activation's output that came with an answer goes into the host's log. */
+static void log_answer_output(struct hostctx *c, const char *answer)
+{
+	const char *out = answer ? host_answer_output(answer) : NULL;
+	struct buf b = BUF_INIT(0);
+
+	if (!out || !*out)
+		return;
+	buf_add_sanitized(&b, out, strlen(out));
+	log_output(c, &b, "activation output (the host's, last 16 KiB)");
+	buf_release(&b);
 }
 
 /* The closure of a store path, in dependency order. */
@@ -240,7 +286,7 @@ out:
 static int build_on_target(struct hostctx *c, struct build_item *item, char **out_path)
 {
 	struct buf log = BUF_INIT(1u << 20);
-	char *cmd = NULL, *answer = NULL, *q;
+	char *cmd = NULL, *answer = NULL, *out = NULL, *tail = NULL;
 	int ret;
 
 	step(c, "build", "evaluating the derivation to build on the host");
@@ -252,56 +298,37 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 	if ((ret = copy_closure(c, item->drv_path)) < 0)
 		goto out;
 	step(c, "build", "building on the host");
-	q = shell_quote(item->drv_path);
-	cmd = xasprintf("nix-store --realise %s 2>&1 >/dev/null | tail -n 40 >&2; "
-			"nix-store --query --outputs %s",
-		q, q);
-	free(q);
-	ret = hexec(c, c->conn, cmd, NULL, &answer);
-	if (ret != 0 || !answer || strncmp(answer, "/nix/store/", 11)) {
-		ret = fail(c, HOST_FAILED, "build on the host failed (see the log)");
+	cmd = host_cmd_build(item->drv_path);
+	ret = hexec(c, c->conn, cmd, NULL, &answer, 0, true);
+	if (ret < 0) {
+		ret = fail(c, HOST_FAILED, "build on the host failed: %s", error_last());
 		goto out;
 	}
-	answer[strcspn(answer, "\n")] = '\0';
-	*out_path = answer;
-	answer = NULL;
+	out = answer_text(answer, "out");
+	if (ret != 0 || !out || strncmp(out, "/nix/store/", 11) || strchr(out, ' ')) {
+		const char *said = answer ? host_answer_output(answer) : NULL;
+		struct buf b = BUF_INIT(0);
+
+		buf_add_sanitized(&b, said ? said : "", said ? strlen(said) : 0);
+		tail = buf_tail_one_line(&b, 3);
+		ret = fail(c, HOST_FAILED, "build on the host failed (exit %d): %s", ret,
+			*tail ? tail : "no output path");
+		buf_release(&b);
+		goto out;
+	}
+	*out_path = out;
+	out = NULL;
 	ret = 0;
 out:
 	buf_release(&log);
 	free(cmd);
 	free(answer);
+	free(out);
+	free(tail);
 	return ret;
 }
 
 /* ---- activation ---- */
-
-/* The state's `result`, after the watchdog ended. */
-static void apply_state(struct hostctx *c, const char *state, bool rollback_op)
-{
-	char *result = host_get(state, "result");
-	char *reason = host_get(state, "reason");
-	char *path = host_get(state, "path");
-
-	c->res->generation = host_get_long(state, "gen", -1);
-	if (path && *path) {
-		free(c->res->path);
-		c->res->path = path;
-		path = NULL;
-	}
-	if (result && !strcmp(result, "ok")) {
-		c->res->status = HOST_DEPLOYED;
-		c->res->changed = !rollback_op;
-	} else if (result && !strcmp(result, "rolled-back")) {
-		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", reason ? reason : "?",
-			host_get_long(state, "prev", -1));
-		c->res->generation = host_get_long(state, "prev", -1);
-	} else {
-		fail(c, HOST_FAILED, "%s", reason && *reason ? reason : "activation failed");
-	}
-	free(result);
-	free(reason);
-	free(path);
-}
 
 static bool state_is(const char *state, const char *phase)
 {
@@ -323,39 +350,97 @@ static bool state_of_run(const char *state, const char *runid)
 }
 
 /*
- * After the host's session was lost: reconnect (bounded) and read how the
- * watchdog ended. The watchdog restores the previous generation by itself.
+ * A finished run's state, checked before it is believed: it belongs to this
+ * run, its generations are numbers, and the system it names is the one
+ * constel sent (what is reported is always what constel sent).
  */
-static void recover_state(struct hostctx *c, const char *runid, bool rollback_op)
+static void apply_state(
+	struct hostctx *c, const struct host_activation *a, const char *state, bool rollback_op)
 {
-	const struct runner_opts *o = &c->r->opts;
-	double deadline = now_seconds() + (double)o->confirm_timeout + o->activation_timeout + 30;
-	char *cmd = host_cmd_wait("activating|awaiting-confirm", o->activation_timeout + 30);
+	char *result = host_get(state, "result");
+	char *reason = answer_text(state, "reason");
+	char *path = host_get(state, "path");
+	char *running = answer_text(state, "running");
+	long gen = host_get_long(state, "gen", -1), prev = host_get_long(state, "prev", -1);
 
-	step(c, "recover", "connection lost; waiting for the host's watchdog to finish");
-	while (now_seconds() < deadline) {
+	log_answer(c, "state", state);
+	if (!state || !state_of_run(state, a->runid)) {
+		fail(c, HOST_FAILED, "the host's answer belongs to another run");
+		goto out;
+	}
+	if (gen < 0 || prev < 0) {
+		fail(c, HOST_FAILED, "the host's answer has no valid generation");
+		goto out;
+	}
+	if (a->mode == HOST_ACTIVATE_PATH && (!path || strcmp(path, a->path))) {
+		fail(c, HOST_FAILED, "the host reports another system than the one constel sent");
+		goto out;
+	}
+	c->res->generation = gen;
+	if (a->mode == HOST_ACTIVATE_PATH)
+		c->res->prev_generation = prev; /* after a repair, what the run found */
+	if (result && !strcmp(result, "ok")) {
+		c->res->status = HOST_DEPLOYED;
+		c->res->changed = !rollback_op && strcmp(a->goal, "dry-activate");
+	} else if (result && !strcmp(result, "rolled-back")) {
+		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", reason ? reason : "?",
+			prev);
+		c->res->generation = prev;
+	} else if (result && !strcmp(result, "restore-failed")) {
+		fail(c, HOST_RESTORE_FAILED,
+			"%s; restoring the previous system failed too: the host runs %s and its "
+			"profile is at generation %ld (see its log)",
+			reason ? reason : "?", running && *running ? running : "nothing", gen);
+	} else {
+		fail(c, HOST_FAILED, "%s", reason && *reason ? reason : "activation failed");
+	}
+out:
+	free(result);
+	free(reason);
+	free(path);
+	free(running);
+}
+
+/* How long a run's watchdog can still be busy after it started (seconds). */
+static long watchdog_span(const struct host_activation *a)
+{
+	/* the activation, the confirmation, a restore's activations, and slack */
+	return 3 * a->activation_timeout + a->confirm_timeout + 30;
+}
+
+/*
+ * After the host's session was lost: reconnect and read how the run ended,
+ * bounded by what the watchdog can still be doing. The message says what
+ * is known when the host cannot be reached again.
+ */
+static void recover_state(struct hostctx *c, const struct host_activation *a, bool rollback_op)
+{
+	bool confirms =
+		a->confirm_timeout > 0 && (!strcmp(a->goal, "switch") || !strcmp(a->goal, "test"));
+	double deadline = now_seconds() + (double)watchdog_span(a);
+	char *cmd = host_cmd_wait(a->runid, 5, false);
+	bool reached = false;
+
+	step(c, "recover", "connection lost; asking the host how run %s ended", a->runid);
+	while (now_seconds() < deadline && !atomic_load(&c->r->cancel)) {
 		struct ssh_conn *conn = NULL;
 		char *state = NULL;
+		int rc = -1;
 
-		if (open_session(c, &conn) == 0 && hexec(c, conn, cmd, NULL, &state) >= 0 &&
-			!state_of_run(state, runid)) {
-			/* the connection dropped before this run's watchdog started */
+		if (c->host->local || open_session(c, &conn) == 0) {
+			reached = true;
+			rc = hexec(c, conn, cmd, NULL, &state, 30, false);
+		}
+		if (rc == 3) {
+			/* start.sh never wrote this run's state: it never got the lock */
 			fail(c, HOST_FAILED,
 				"lost the connection before the activation started; "
-				"the host was not changed");
-			ssh_conn_free(c->conn);
-			c->conn = conn;
-			free(state);
-			free(cmd);
-			return;
+				"the host was not changed by this run");
+		} else if (rc == 0 && state_is(state, "done")) {
+			log_answer_output(c, state);
+			apply_state(c, a, state, rollback_op);
 		}
-		if (conn && state && state_is(state, "done")) {
-			hlog(c, "state after reconnect:\n%s", state);
-			/*
-			 * "ok" here means the watchdog was not waiting for a confirmation
-			 * (none asked) and this new session got in: the host is fine.
-			 */
-			apply_state(c, state, rollback_op);
+		if (rc == 3 || (rc == 0 && state_is(state, "done"))) {
 			ssh_conn_free(c->conn);
 			c->conn = conn;
 			free(state);
@@ -367,9 +452,47 @@ static void recover_state(struct hostctx *c, const char *runid, bool rollback_op
 		sleep(1);
 	}
 	free(cmd);
-	fail(c, HOST_FAILED,
-		"lost the connection during activation and could not reconnect; "
-		"the host's watchdog restores the previous generation itself");
+	if (atomic_load(&c->r->cancel))
+		fail(c, HOST_FAILED,
+			"interrupted while the host's activation ran; its watchdog "
+			"finishes it (and restores the host if it fails)");
+	else if (!reached && confirms)
+		fail(c, HOST_FAILED,
+			"lost the connection during the activation and could not reconnect "
+			"within %lds; unconfirmed, the new system is undone by the host's "
+			"watchdog (magic rollback)",
+			watchdog_span(a));
+	else if (!reached)
+		fail(c, HOST_FAILED,
+			"lost the connection during the activation and could not reconnect "
+			"within %lds; no confirmation was asked (no magic rollback), so the "
+			"host keeps what it switched to: its state is unknown",
+			watchdog_span(a));
+	else
+		fail(c, HOST_FAILED, "the host's watchdog did not finish run %s within %lds",
+			a->runid, watchdog_span(a));
+}
+
+/* The answer of a refused start: who holds the lock, or which write failed. */
+static void start_refused(struct hostctx *c, int rc, const char *answer)
+{
+	char *pid = answer_text(answer, "holder_pid"), *run = answer_text(answer, "holder_run");
+	char *err = answer_text(answer, "error");
+	long since = host_get_long(answer, "holder_since", 0);
+
+	if (rc == 75)
+		fail(c, HOST_FAILED,
+			"another deploy holds the host's lock (watchdog pid %s, run %s, for %lds)",
+			pid ? pid : "?", run ? run : "?",
+			since > 0 ? (long)time(NULL) - since : 0L);
+	else if (err)
+		fail(c, HOST_FAILED, "could not start the activation: %s (nothing was changed)",
+			err);
+	else
+		fail(c, HOST_FAILED, "could not start the activation (exit %d)", rc);
+	free(pid);
+	free(run);
+	free(err);
 }
 
 /*
@@ -379,45 +502,49 @@ static void recover_state(struct hostctx *c, const char *runid, bool rollback_op
  */
 static int activate(struct hostctx *c, const struct host_activation *a, bool rollback_op)
 {
-	const struct runner_opts *o = &c->r->opts;
 	char *cmd = host_cmd_start(a), *answer = NULL, *wait = NULL;
 	struct ssh_conn *fresh = NULL;
+	long span = watchdog_span(a);
 	int rc;
 
-	step(c, "activate", "activating %s (%s)", a->path ? a->path : "a generation", a->goal);
+	if (a->mode == HOST_ACTIVATE_PATH)
+		step(c, "activate", "activating %s (%s)", a->path, a->goal);
 	/* returns at the watchdog's first milestone, with its state */
-	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer);
+	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer, span, false);
 	if (rc < 0) {
-		recover_state(c, a->runid, rollback_op);
+		recover_state(c, a, rollback_op);
 		goto out;
 	}
+	log_answer_output(c, answer);
 	if (rc != 0) {
-		char *holder = answer ? host_get(answer, "locked") : NULL;
-
-		if (holder)
-			fail(c, HOST_FAILED, "another deploy is running on the host (pid %s)",
-				holder);
-		else
-			fail(c, HOST_FAILED, "could not start the activation (exit %d)", rc);
-		free(holder);
+		start_refused(c, rc, answer);
+		goto out;
+	}
+	if (!state_of_run(answer, a->runid)) {
+		fail(c, HOST_FAILED, "the host's answer belongs to another run");
 		goto out;
 	}
 	if (!state_is(answer, "awaiting-confirm") && !state_is(answer, "done")) {
-		/* no milestone came (the watchdog died?): ask the state file */
+		/* no milestone: the watchdog died (SIGKILL?) or cannot write its state */
 		free(answer);
 		answer = NULL;
-		wait = host_cmd_wait("activating", o->activation_timeout + 30);
-		if (hexec(c, c->conn, wait, NULL, &answer) != 0 || !answer) {
-			recover_state(c, a->runid, rollback_op);
+		wait = host_cmd_wait(a->runid, 10, false);
+		if (hexec(c, c->conn, wait, NULL, &answer, 30, false) != 0 ||
+			!state_is(answer, "done")) {
+			fail(c, HOST_FAILED,
+				"the host's watchdog ended without finishing run %s; the host may "
+				"be between generations (its pending record is repaired by the "
+				"next deploy)",
+				a->runid);
 			goto out;
 		}
 	}
-	hlog(c, "state:\n%s", answer);
 	if (state_is(answer, "awaiting-confirm")) {
 		double deadline = now_seconds() + (double)a->confirm_timeout;
-		char *confirm = host_cmd_confirm(a->runid, o->activation_timeout + 30);
+		char *confirm = host_cmd_wait(a->runid, span, true);
 		bool confirmed = false;
 
+		log_answer(c, "state", answer);
 		step(c, "confirm", c->host->local ? "confirming" : "confirming over a new session");
 		while (!c->host->local && now_seconds() < deadline) {
 			if (open_session(c, &fresh) == 0)
@@ -427,29 +554,31 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		free(answer);
 		answer = NULL;
 		if (c->host->local || fresh) {
-			if (hexec(c, c->host->local ? NULL : fresh, confirm, NULL, &answer) == 0 &&
-				state_is(answer, "done"))
-				confirmed = true;
+			rc = hexec(c, c->host->local ? NULL : fresh, confirm, NULL, &answer, span,
+				false);
+			confirmed = rc == 0 && state_is(answer, "done");
+			if (rc == 3) {
+				free(confirm);
+				fail(c, HOST_FAILED,
+					"the host's state belongs to another run: not "
+					"confirmed");
+				goto out;
+			}
 		}
 		free(confirm);
 		if (!confirmed) {
 			ssh_conn_free(fresh);
 			fresh = NULL;
-			recover_state(c, a->runid, rollback_op);
+			recover_state(c, a, rollback_op);
 			goto out;
 		}
 		/* the new session is the one that proved itself: keep it */
 		ssh_conn_free(c->conn);
 		c->conn = fresh;
 		fresh = NULL;
-		hlog(c, "state:\n%s", answer);
+		log_answer_output(c, answer);
 	}
-	if (!state_is(answer, "done")) {
-		fail(c, HOST_FAILED, "activation did not finish within %lds",
-			o->activation_timeout);
-		goto out;
-	}
-	apply_state(c, answer, rollback_op);
+	apply_state(c, a, answer, rollback_op);
 out:
 	ssh_conn_free(fresh);
 	free(cmd);
@@ -458,37 +587,40 @@ out:
 	return c->res->status == HOST_DEPLOYED ? 0 : -1;
 }
 
-/* Switches the host back to `generation` (restore after a failed gate). */
-static int restore_generation(struct hostctx *c, long generation, const char *why)
+/*
+ * After a failed check of the host (health gate): back to how the host was
+ * before the run, the profile at its generation then and the system that
+ * ran then running again; the new generation is deleted once that worked.
+ */
+static int restore_host(struct hostctx *c, const char *why)
 {
 	struct host_activation a = {0};
-	char *runid = xasprintf("%s-restore", c->runid), *answer = NULL, *cmd = NULL;
-	long failed_gen = c->res->generation;
-	char *saved = xstrdup(why);
-	int ret;
+	char *runid = xasprintf("%s-restore", c->runid), *saved = xstrdup(why);
+	char *previous = c->res->previous ? xstrdup(c->res->previous) : NULL;
 
 	a.runid = runid;
-	a.generation = generation;
+	a.mode = HOST_ACTIVATE_RESTORE;
+	a.generation = c->res->prev_generation;
+	a.running = previous;
 	a.goal = c->goal;
 	a.activation_timeout = c->r->opts.activation_timeout;
 	a.auto_rollback = true;
-	step(c, "restore", "restoring generation %ld: %s", generation, why);
-	ret = activate(c, &a, true);
-	if (ret == 0) {
-		cmd = xasprintf("nix-env -p /nix/var/nix/profiles/system --delete-generations %ld",
-			failed_gen);
-		if (failed_gen > 0 && failed_gen != generation)
-			hexec(c, c->conn, cmd, NULL, NULL);
-		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", saved, generation);
-		c->res->generation = generation;
+	a.delete_failed = c->r->opts.op == RUNNER_DEPLOY;
+	step(c, "restore", "restoring the host as it was before the run: %s", why);
+	activate(c, &a, true);
+	if (c->res->status == HOST_ROLLED_BACK) {
+		/* its reason is the restore's own: say why it happened */
+		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", saved,
+			c->res->prev_generation);
+		c->res->generation = c->res->prev_generation;
 		c->res->changed = false;
-	} else {
-		fail(c, HOST_FAILED, "%s; restoring generation %ld failed too", saved, generation);
+	} else if (c->res->status != HOST_RESTORE_FAILED) {
+		fail(c, HOST_RESTORE_FAILED, "%s; restoring generation %ld failed too: %s", saved,
+			c->res->prev_generation, c->res->error ? c->res->error : "?");
 	}
 	free(saved);
 	free(runid);
-	free(answer);
-	free(cmd);
+	free(previous);
 	return -1;
 }
 
@@ -521,7 +653,7 @@ static int health_gate(struct hostctx *c)
 	if (!why)
 		return 0;
 	if (c->res->prev_generation > 0 && o->auto_rollback)
-		restore_generation(c, c->res->prev_generation, why);
+		restore_host(c, why);
 	else
 		fail(c, HOST_FAILED, "%s", why);
 	free(why);
@@ -571,6 +703,27 @@ static bool has_generation(const char *gens, long gen)
 	return false;
 }
 
+/* The system of generation `gen` in the host's list, when it looks like one (caller frees). */
+static char *generation_path(const char *gens, long gen)
+{
+	char *key = xasprintf("gen=%ld path=", gen), *path = NULL;
+
+	for (const char *line = gens; line && *line && !path;) {
+		size_t len = strcspn(line, "\n");
+
+		if (!strncmp(line, key, strlen(key))) {
+			path = xstrndup(line + strlen(key), len - strlen(key));
+			if (!host_is_store_path(path)) {
+				free(path);
+				path = NULL;
+			}
+		}
+		line = line[len] ? line + len + 1 : NULL;
+	}
+	free(key);
+	return path;
+}
+
 /* Whether the host's record (as the query reported it) names `revision`. */
 static bool record_names(const char *query, const char *revision)
 {
@@ -581,6 +734,102 @@ static bool record_names(const char *query, const char *revision)
 	return same;
 }
 
+/*
+ * What the query says of the host before the run: the running system, the
+ * profile's generation, a live deploy holding the lock (the host is failed:
+ * one deploy at a time), or a run that died half-way (reported; the
+ * watchdog of this run repairs it first).
+ */
+static int query_host(struct hostctx *c, const char *query, bool *interrupted)
+{
+	char *current = host_get(query, "current");
+	char *locked = host_get(query, "locked"), *run = answer_text(query, "interrupted");
+	int ret = 0;
+
+	char *gen = host_get(query, "gen");
+
+	/* empty: the profile has no generation yet */
+	c->res->prev_generation = gen && !*gen ? 0 : host_get_long(query, "gen", -1);
+	free(gen);
+	if (c->res->prev_generation < 0) {
+		ret = fail(c, HOST_FAILED, "the host's answer has no valid generation");
+		goto out;
+	}
+	c->res->generation = c->res->prev_generation;
+	if (current && host_is_store_path(current)) {
+		c->res->previous = current;
+		current = NULL;
+	}
+	if (locked) {
+		start_refused(c, 75, query);
+		ret = -1;
+		goto out;
+	}
+	if (run) {
+		char *was = host_get(query, "interrupted_running");
+
+		*interrupted = true;
+		step(c, "repair",
+			"run %s was interrupted on this host (its profile is at generation %ld, "
+			"%s runs): this run restores that first",
+			run, c->res->prev_generation,
+			c->res->previous ? c->res->previous : "nothing");
+		if (was && host_is_store_path(was)) {
+			free(c->res->previous);
+			c->res->previous = was;
+			was = NULL;
+		}
+		free(was);
+	}
+out:
+	free(current);
+	free(locked);
+	free(run);
+	return ret;
+}
+
+/*
+ * What this run did to the host, for its record, or NULL: nothing to
+ * record. An unchanged host is recorded again only when it now stands for
+ * another revision; dry-activate changes nothing.
+ */
+static const char *record_result(const struct hostctx *c, const char *query)
+{
+	const struct runner_opts *o = &c->r->opts;
+
+	if (!strcmp(c->goal, "dry-activate"))
+		return NULL;
+	switch (c->res->status) {
+	case HOST_DEPLOYED:
+		return o->op == RUNNER_ROLLBACK ? "rollback" : "deployed";
+	case HOST_ROLLED_BACK:
+		return "rolled-back";
+	case HOST_UNCHANGED:
+		return o->record.revision && query && !record_names(query, o->record.revision)
+			       ? "deployed"
+			       : NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* The host's record (/var/lib/constel) of what this run did, if anything. */
+static void write_record(struct hostctx *c, const char *query)
+{
+	const char *result = record_result(c, query);
+	char *json, *input;
+
+	if (!result || (!c->host->local && !c->conn))
+		return;
+	json = record_json(&c->r->opts.record, c->host->name, c->res->path, c->res->generation,
+		c->goal, result);
+	input = xasprintf("%s\n", json);
+	if (hexec(c, c->conn, record_cmd_write(), input, NULL, QUERY_TIMEOUT, false) != 0)
+		hlog(c, "could not write the deployment record (%s) on the host", result);
+	free(json);
+	free(input);
+}
+
 static void run_host(struct hostctx *c)
 {
 	struct runner *r = c->r;
@@ -588,6 +837,7 @@ static void run_host(struct hostctx *c)
 	struct build_item *item = r->builds ? build_set_item(r->builds, c->h) : NULL;
 	struct host_activation a = {0};
 	char *query = NULL, *path = NULL, *gens = NULL;
+	bool interrupted = false;
 
 	if (!c->host->local) {
 		step(c, "connect", "connecting");
@@ -596,29 +846,18 @@ static void run_host(struct hostctx *c)
 			goto out;
 		}
 	}
-	if (hexec(c, c->conn, host_cmd_query(), NULL, &query) != 0) {
+	if (hexec(c, c->conn, host_cmd_query(), NULL, &query, QUERY_TIMEOUT, true) != 0) {
 		fail(c, HOST_FAILED, "cannot read the host's current system");
 		goto out;
 	}
-	hlog(c, "host reports:\n%s", query);
-	c->res->previous = host_get(query, "current");
-	c->res->prev_generation = host_get_long(query, "gen", 0);
-	c->res->generation = c->res->prev_generation;
-	{
-		char *holder = host_get(query, "locked");
-
-		if (holder && *holder) {
-			fail(c, HOST_FAILED, "another deploy is running on the host (pid %s)",
-				holder);
-			free(holder);
-			goto out;
-		}
-		free(holder);
-	}
+	log_answer(c, "host reports", query);
+	if (query_host(c, query, &interrupted) < 0)
+		goto out;
 	if (o->op == RUNNER_ROLLBACK) {
 		long target;
 
-		if (hexec(c, c->conn, host_cmd_generations(), NULL, &gens) != 0) {
+		if (hexec(c, c->conn, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, true) !=
+			0) {
 			fail(c, HOST_FAILED, "cannot list the host's generations");
 			goto out;
 		}
@@ -631,7 +870,9 @@ static void run_host(struct hostctx *c)
 				o->rollback_to ? o->rollback_to : c->res->prev_generation);
 			goto out;
 		}
+		a.mode = HOST_ACTIVATE_GENERATION;
 		a.generation = target;
+		c->res->path = generation_path(gens, target);
 		step(c, "activate", "switching back to generation %ld", target);
 	} else {
 		if (item && item->where == BUILD_TARGET) {
@@ -643,7 +884,9 @@ static void run_host(struct hostctx *c)
 		c->res->path = xstrdup(path);
 		{
 			char *profile = host_get(query, "profile");
-			bool same = is_unchanged(c->goal, path, profile, c->res->previous);
+			/* after an interrupted run, activating is also what repairs it */
+			bool same = !interrupted &&
+				    is_unchanged(c->goal, path, profile, c->res->previous);
 
 			free(profile);
 			if (same) {
@@ -655,6 +898,7 @@ static void run_host(struct hostctx *c)
 		/* built on the host: the closure is there already */
 		if ((!item || item->where != BUILD_TARGET) && copy_closure(c, path) < 0)
 			goto out;
+		a.mode = HOST_ACTIVATE_PATH;
 		a.path = path;
 	}
 	a.runid = c->runid;
@@ -670,14 +914,7 @@ static void run_host(struct hostctx *c)
 	step(c, "done", "%s generation %ld", o->op == RUNNER_ROLLBACK ? "back on" : "running",
 		c->res->generation);
 record:
-	/* an unchanged host is recorded again only when it now stands for another revision */
-	if (o->op == RUNNER_DEPLOY && !c->host->local &&
-		(c->res->status == HOST_DEPLOYED ||
-			(c->res->status == HOST_UNCHANGED && o->record.revision &&
-				!record_names(query, o->record.revision))) &&
-		record_host(c->conn, &o->record, c->host->name, c->res->path, c->res->generation,
-			c->goal) < 0)
-		hlog(c, "could not write the deployment record: %s", error_last());
+	write_record(c, query);
 out:
 	free(query);
 	free(path);
@@ -758,6 +995,73 @@ static bool runner_any_failed(const struct runner *r)
 	return false;
 }
 
+/*
+ * One host of a fleet rollback: restored as it was before the run. The work
+ * is done on a copy of its result, which replaces the published one under
+ * the lock (the printer may be reading it); its record and note say
+ * rolled-back.
+ */
+static void fleet_rollback_host(struct runner *r, size_t h)
+{
+	struct host_result *pub = &r->results[h], res = *pub, old;
+	struct hostctx c = {0};
+	struct host_activation a = {0};
+	const char *why = "fleet rollback after a failure elsewhere";
+
+	res.path = pub->path ? xstrdup(pub->path) : NULL;
+	res.previous = pub->previous ? xstrdup(pub->previous) : NULL;
+	res.error = NULL;
+	res.log_path = pub->log_path ? xstrdup(pub->log_path) : NULL;
+	c.r = r;
+	c.h = h;
+	c.host = &r->inv->hosts[h];
+	c.res = &res;
+	c.goal = r->opts.goal ? r->opts.goal : c.host->goal;
+	c.runid = xasprintf("%s-%s-fleet-rollback", r->runid, c.host->name);
+	if (res.log_path)
+		c.log = fopen(res.log_path, "a");
+	step(&c, "rollback", "%s: restoring the host as it was before the run", why);
+	if (c.host->local || open_session(&c, &c.conn) == 0) {
+		a.runid = c.runid;
+		a.mode = HOST_ACTIVATE_RESTORE;
+		a.generation = res.prev_generation;
+		a.running = res.previous;
+		a.goal = c.goal;
+		a.activation_timeout = r->opts.activation_timeout;
+		a.auto_rollback = true;
+		a.delete_failed = true;
+		activate(&c, &a, true);
+		if (res.status == HOST_ROLLED_BACK) {
+			fail(&c, HOST_ROLLED_BACK, "%s; restored generation %ld", why,
+				res.prev_generation);
+			res.generation = res.prev_generation;
+			res.changed = false;
+			write_record(&c, NULL);
+		} else if (res.status != HOST_RESTORE_FAILED) {
+			fail(&c, HOST_RESTORE_FAILED, "%s: could not restore it: %s", why,
+				res.error ? res.error : "?");
+		}
+	} else {
+		fail(&c, HOST_RESTORE_FAILED, "%s: cannot connect: %s", why, error_last());
+	}
+	hlog(&c, "result: %s", host_status_name(res.status));
+	ssh_conn_free(c.conn);
+	if (c.log)
+		fclose(c.log);
+	free(c.runid);
+	pthread_mutex_lock(&r->lock);
+	old = *pub;
+	*pub = res;
+	push_event(r, h, xasprintf("%s: %s", host_status_name(res.status), res.error));
+	pthread_mutex_unlock(&r->lock);
+	free(old.path);
+	free(old.previous);
+	free(old.error);
+	free(old.log_path);
+	if (r->opts.on_result)
+		r->opts.on_result(r->opts.data, h, pub);
+}
+
 /* --rollback-fleet: every host this run changed goes back, consumers first. */
 static void fleet_rollback(struct runner *r)
 {
@@ -779,41 +1083,8 @@ static void fleet_rollback(struct runner *r)
 	pthread_mutex_unlock(&r->lock);
 	if (!any || graph_order(r->graph, set, true, order, &norder) < 0)
 		goto out;
-	for (size_t i = 0; i < norder; i++) {
-		struct hostctx c;
-		struct host_result *res = &r->results[order[i]];
-		struct host_activation a = {0};
-		double seconds = res->seconds;
-		char *why;
-
-		host_begin(r, order[i], &c);
-		c.res->status = HOST_DEPLOYED;
-		why = xasprintf("fleet rollback after a failure elsewhere");
-		if (c.host->local || open_session(&c, &c.conn) == 0) {
-			a.runid = c.runid;
-			a.goal = c.goal;
-			a.activation_timeout = r->opts.activation_timeout;
-			a.auto_rollback = true;
-			if (!strcmp(c.goal, "switch") || !strcmp(c.goal, "boot"))
-				a.generation = res->prev_generation;
-			else
-				a.path = res->previous;
-			if ((a.path || a.generation > 0) && activate(&c, &a, true) == 0) {
-				fail(&c, HOST_ROLLED_BACK, "%s; restored %s", why,
-					a.path ? a.path : "the previous generation");
-				res->generation = res->prev_generation;
-				res->changed = false;
-			} else {
-				fail(&c, HOST_FAILED, "%s: could not restore it", why);
-			}
-		} else {
-			fail(&c, HOST_FAILED, "%s: cannot connect: %s", why, error_last());
-		}
-		step(&c, "rollback", "%s", res->error);
-		free(why);
-		host_end(&c);
-		res->seconds += seconds;
-	}
+	for (size_t i = 0; i < norder; i++)
+		fleet_rollback_host(r, order[i]);
 out:
 	free(set);
 	free(order);
@@ -997,6 +1268,7 @@ void runner_stop(struct runner *r)
 				"running activations finish (Ctrl-C again to "
 				"quit now; hosts' watchdogs still finish)"));
 	r->stopping = true;
+	atomic_store(&r->cancel, true);
 	pthread_cond_broadcast(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 }

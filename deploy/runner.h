@@ -22,6 +22,7 @@
 #define CONSTEL_RUNNER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ enum host_status {
 	HOST_FAILED,
 	HOST_ROLLED_BACK,
 	HOST_SKIPPED,
+	HOST_RESTORE_FAILED, /* failed, and restoring the previous system failed too */
+	HOST_NSTATUS,
 };
 
 struct host_result;
@@ -112,6 +115,7 @@ struct runner {
 	size_t *local_hosts;  /* ready hosts that run locally, held back till last */
 	size_t nlocal;
 	bool stopping;	      /* SIGINT: start no new host */
+	atomic_bool cancel;   /* SIGINT: abandon commands that only wait or ask */
 	struct runner_event *events;
 	size_t nevents, alloc_events;
 };

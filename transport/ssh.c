@@ -569,6 +569,14 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 					}
 				}
 				buf_add(is_err ? &res->err : &res->out, io, (size_t)n);
+				if (o->timeout_s > 0 && now_seconds() - started >= o->timeout_s)
+					break; /* a host that never stops writing: the check below
+						*/
+				if (!is_err && o->overflow_fails && res->out.truncated) {
+					ret = error_set("'%s': answer too long (over %zu bytes)",
+						c->label, res->out.max);
+					goto out;
+				}
 			}
 			if (n < 0 && n != SSH_EOF && !ssh_channel_is_eof(ch)) {
 				ret = error_set("'%s': reading output failed: %s", c->label,
@@ -591,6 +599,17 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 			break; /* a detached child keeps stdout open: don't wait for it */
 		if (!ssh_is_connected(c->s)) {
 			ret = error_set("'%s': connection lost: %s", c->label, ssh_get_error(c->s));
+			goto out;
+		}
+		if (o->timeout_s > 0 && now - started >= o->timeout_s) {
+			ret = error_setc(CONSTEL_ETIMEOUT,
+				"'%s': the command did not finish within %ds", c->label,
+				o->timeout_s);
+			goto out;
+		}
+		if (o->cancel && atomic_load(o->cancel)) {
+			ret = error_setc(
+				CONSTEL_EINTERRUPT, "'%s': cancelled (interrupted)", c->label);
 			goto out;
 		}
 		if (now - last_life >= c->r.op_timeout) {

@@ -38,6 +38,7 @@
 #ifndef CONSTEL_TRANSPORT_H
 #define CONSTEL_TRANSPORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,12 @@ struct ssh_exec_opts {
 	 * holding its stdout open must not hold the channel open with it.
 	 */
 	int linger_ms;
+	/* wall-clock limit of the whole command in seconds (0: none): CONSTEL_ETIMEOUT */
+	int timeout_s;
+	/* stdout past the result's maximum fails the command ("answer too long") */
+	bool overflow_fails;
+	/* optional: once it reads true the command is abandoned (CONSTEL_EINTERRUPT) */
+	const atomic_bool *cancel;
 };
 
 #define SSH_EXEC_OPTS_INIT                                                                         \

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/proc.h"
 #include "deploy/build.h"
 #include "deploy/host.h"
 #include "deploy/record.h"
@@ -34,72 +35,88 @@ static void test_host_get_reads_last_value_of_key(void **state)
 	assert_int_equal(host_get_long("gen=12x\n", "gen", -7), -7);
 }
 
-static void test_host_start_quotes_untrusted_values(void **state)
+/* Runs a host command line through sh, as sshd would; its stdout (caller frees). */
+static char *run_sh(const char *cmd)
 {
-	struct host_activation a = { 0 };
+	const char *argv[] = {"sh", "-c", cmd, NULL};
+	struct buf out = BUF_INIT(1 << 20);
+
+	assert_int_equal(proc_run(argv, &out, NULL), 0);
+	return buf_detach(&out);
+}
+
+static void test_host_script_passes_arguments_as_data(void **state)
+{
+	const char *args[] = {"run'1", "/nix/store/abc; rm -rf /", "$(echo no)", "", "a\nb"};
+	char *cmd = host_script("printf '[%s]\\n' \"$0\" \"$@\"", "t", args, 5);
+	char *out = run_sh(cmd);
+
+	(void)state;
+	assert_string_equal(out, "[constel-t]\n[run'1]\n[/nix/store/abc; rm -rf /]\n[$(echo no)]\n"
+				 "[]\n[a\nb]\n");
+	free(out);
+	free(cmd);
+}
+
+static void test_host_start_passes_the_watchdog_its_arguments(void **state)
+{
+	struct host_activation a = {0};
 	char *cmd;
 
 	(void)state;
-	a.runid = "run'1";
-	a.path = "/nix/store/abc-sys; rm -rf /";
+	a.runid = "r";
+	a.mode = HOST_ACTIVATE_PATH;
+	a.path = "/nix/store/abc-sys";
 	a.goal = "switch";
 	a.confirm_timeout = 30;
 	a.activation_timeout = 600;
 	a.auto_rollback = true;
 	a.delete_failed = true;
 	cmd = host_cmd_start(&a);
-	assert_non_null(strstr(cmd, "'run'\\''1' path '/nix/store/abc-sys; rm -rf /' 'switch' 30 600 1 1"));
-	assert_non_null(strstr(cmd, "mkdir lock"));
-	assert_non_null(strstr(cmd, "setsid sh watchdog.sh"));
+	assert_non_null(strstr(cmd, " constel-start 'r' 'path' '/nix/store/abc-sys' 'switch' '30' "
+				    "'600' '1' '1' ''"));
 	free(cmd);
-}
-
-static void test_host_start_disables_confirm_for_boot(void **state)
-{
-	struct host_activation a = { 0 };
-	char *cmd;
-
-	(void)state;
-	a.runid = "r";
-	a.generation = 7;
-	a.goal = "boot";
-	a.confirm_timeout = 30;
-	a.activation_timeout = 60;
-	cmd = host_cmd_start(&a);
 	/* a boot activation changes nothing that runs: nothing to confirm */
-	assert_non_null(strstr(cmd, "'r' gen 7 'boot' 0 60 0 0"));
+	a.mode = HOST_ACTIVATE_RESTORE;
+	a.generation = 7;
+	a.running = "/nix/store/old-sys";
+	a.goal = "boot";
+	a.auto_rollback = a.delete_failed = false;
+	cmd = host_cmd_start(&a);
+	assert_non_null(strstr(cmd, " 'r' 'restore' '7' 'boot' '0' '600' '0' '0' "
+				    "'/nix/store/old-sys'"));
 	free(cmd);
 }
 
-static void test_host_wait_bounds_its_loop(void **state)
+static void test_host_answer_stops_at_the_output(void **state)
 {
-	char *cmd = host_cmd_wait("activating", 10);
+	const char *answer = "run=r\nphase=done\n" HOST_OUTPUT_MARK "\nphase=forged\nresult=ok\n";
+
+	char *v = host_get(answer, "phase");
 
 	(void)state;
-	assert_non_null(strstr(cmd, "$i -lt 200"));
-	assert_non_null(strstr(cmd, "activating|starting) ;;"));
-	free(cmd);
-	cmd = host_cmd_confirm("a'b", 3);
-	assert_non_null(strstr(cmd, "rm -f /run/constel/canary.'a'\\''b'"));
-	assert_non_null(strstr(cmd, "$i -lt 60"));
-	free(cmd);
+	assert_string_equal(v, "done");
+	free(v);
+	assert_null(host_get(answer, "result"));
+	assert_string_equal(host_answer_output(answer), "phase=forged\nresult=ok\n");
+	assert_null(host_answer_output("run=r\nx=--- output ---\n"));
 }
 
-static void test_watchdog_restores_by_generation_number(void **state)
+static void test_host_store_path_check(void **state)
 {
-	const char *s = host_watchdog_script();
-
 	(void)state;
-	assert_non_null(strstr(s, "--switch-generation \"$prev\""));
-	assert_non_null(strstr(s, "--delete-generations \"$new\""));
-	assert_null(strstr(s, "--rollback"));
-	assert_non_null(strstr(s, "trap '' HUP"));
+	assert_true(host_is_store_path("/nix/store/abc-nixos-system-x"));
+	assert_false(host_is_store_path("/nix/store/"));
+	assert_false(host_is_store_path("/etc/passwd"));
+	assert_false(host_is_store_path("/nix/store/../../etc"));
+	assert_false(host_is_store_path("/nix/store/a b"));
+	assert_false(host_is_store_path("/nix/store/a\x1b[2J"));
 }
 
 static void test_record_json_has_every_field(void **state)
 {
-	struct record_info info = { "0123abcd", true, "me@here" };
-	char *text = record_json(&info, "galactica", "/nix/store/x-sys", 5, "switch");
+	struct record_info info = {"0123abcd", true, "me@here"};
+	char *text = record_json(&info, "galactica", "/nix/store/x-sys", 5, "switch", "rollback");
 	json_error_t err;
 	json_t *o = json_loads(text, 0, &err);
 
@@ -112,6 +129,7 @@ static void test_record_json_has_every_field(void **state)
 	assert_true(json_is_true(json_object_get(o, "dirty")));
 	assert_string_equal(json_string_value(json_object_get(o, "deployer")), "me@here");
 	assert_non_null(json_object_get(o, "time"));
+	assert_string_equal(json_string_value(json_object_get(o, "result")), "rollback");
 	/* one line: history.jsonl holds one record per line */
 	assert_null(strchr(text, '\n'));
 	json_decref(o);
@@ -131,12 +149,14 @@ static struct inventory *load(const char *yaml)
 static void test_build_plan_refuses_arch_nothing_builds(void **state)
 {
 	struct inventory *inv = load("hosts:\n  a: {}\n  r:\n    arch: riscv64-linux\n");
-	bool sel[2] = { true, true };
+	bool sel[2] = {true, true};
 	struct build_set set;
 
 	(void)state;
-	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n"
-			     "experimental-features = nix-command flakes\nextra-platforms =", 1);
+	setenv("NIX_CONFIG",
+		"substituters =\nflake-registry = /dev/null\n"
+		"experimental-features = nix-command flakes\nextra-platforms =",
+		1);
 	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), -1);
 	assert_non_null(strstr(error_last(), "host 'r' is riscv64-linux"));
 	build_set_release(&set);
@@ -156,10 +176,11 @@ static void test_build_plan_refuses_arch_nothing_builds(void **state)
 
 static void test_build_plan_uses_builders_and_file(void **state)
 {
-	struct inventory *inv = load("defaults: { file: ./fleet.nix }\n"
-				     "builders: { aarch64-linux: b }\n"
-				     "hosts:\n  a: { arch: aarch64-linux }\n  b: { arch: aarch64-linux }\n");
-	bool sel[2] = { true, true };
+	struct inventory *inv =
+		load("defaults: { file: ./fleet.nix }\n"
+		     "builders: { aarch64-linux: b }\n"
+		     "hosts:\n  a: { arch: aarch64-linux }\n  b: { arch: aarch64-linux }\n");
+	bool sel[2] = {true, true};
 	struct build_set set;
 
 	(void)state;
@@ -169,8 +190,8 @@ static void test_build_plan_uses_builders_and_file(void **state)
 	/* the builder builds for itself on itself */
 	assert_int_equal(set.items[1].where, BUILD_TARGET);
 	assert_non_null(set.items[0].file);
-	assert_string_equal(set.items[0].installable,
-		"nixosConfigurations.a.config.system.build.toplevel");
+	assert_string_equal(
+		set.items[0].installable, "nixosConfigurations.a.config.system.build.toplevel");
 	build_set_release(&set);
 	inventory_free(inv);
 }
@@ -179,10 +200,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_host_get_reads_last_value_of_key),
-		cmocka_unit_test(test_host_start_quotes_untrusted_values),
-		cmocka_unit_test(test_host_start_disables_confirm_for_boot),
-		cmocka_unit_test(test_host_wait_bounds_its_loop),
-		cmocka_unit_test(test_watchdog_restores_by_generation_number),
+		cmocka_unit_test(test_host_script_passes_arguments_as_data),
+		cmocka_unit_test(test_host_start_passes_the_watchdog_its_arguments),
+		cmocka_unit_test(test_host_answer_stops_at_the_output),
+		cmocka_unit_test(test_host_store_path_check),
 		cmocka_unit_test(test_record_json_has_every_field),
 		cmocka_unit_test(test_build_plan_refuses_arch_nothing_builds),
 		cmocka_unit_test(test_build_plan_uses_builders_and_file),
