@@ -15,10 +15,15 @@
  * build_eval() evaluates every selected host's derivation and output path
  * in ONE `nix eval` (a flake is evaluated once however many hosts it
  * holds); when that fails, hosts are evaluated one by one so that a host
- * that does not evaluate fails alone. build_run() then realises the
- * BUILD_LOCAL and BUILD_BUILDER hosts, one `nix-store --realise
- * --keep-going` per (architecture, builder) group, so Nix builds a group's
- * hosts in parallel and a host that does not build fails alone.
+ * that does not evaluate fails alone. The expression is constel's own
+ * fixed text; the flake references, files and attribute paths reach Nix as
+ * JSON data in a private temporary file (0600 in a 0700 folder under
+ * $TMPDIR, removed after), so no inventory value is ever parsed as Nix
+ * code, and the command line stays short whatever the number of hosts.
+ * build_run() then realises the BUILD_LOCAL and BUILD_BUILDER hosts, one
+ * `nix-store --realise --keep-going` per (architecture, builder) group, so
+ * Nix builds a group's hosts in parallel and a host that does not build
+ * fails alone.
  *
  * Only selected hosts are evaluated: a broken unrelated host never blocks a
  * deploy.
@@ -35,11 +40,13 @@
 enum build_where { BUILD_LOCAL, BUILD_BUILDER, BUILD_TARGET };
 
 struct build_item {
-	size_t host;	   /* index into the inventory */
+	size_t host; /* index into the inventory */
 	enum build_where where;
 	char *builder;	   /* BUILD_BUILDER: the spec, else NULL */
-	char *installable; /* for nix build: `FLAKE#ATTR`, or ATTR with `file` */
+	char *installable; /* for messages: `FLAKE#ATTR`, or ATTR with `file` */
+	char *ref;	   /* the flake reference, or NULL with `file` */
 	char *file;	   /* the plain Nix file, or NULL for a flake */
+	char *attr;	   /* the host's attribute path, as the inventory has it */
 	char *out_path;	   /* the system built, once known */
 	char *drv_path;	   /* the derivation, once known */
 	char *error;	   /* why the build failed, NULL when it did not */
@@ -49,7 +56,7 @@ struct build_item {
 struct build_set {
 	struct build_item *items;
 	size_t nitems;
-	char *system;		/* this machine's Nix system */
+	char *system;		 /* this machine's Nix system */
 	struct strvec platforms; /* system + extra-platforms */
 };
 

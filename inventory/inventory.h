@@ -74,9 +74,9 @@ struct inv_host {
 	size_t nservices;
 	struct inv_relation *rels;
 	size_t nrels;
-	char *attr; /* the attribute built for the host; never NULL */
+	char *attr; /* the attribute path built for the host (docs/inventory.md); never NULL */
 	enum inv_build build;
-	char *builder; /* for INV_BUILD_BUILDER only: a host of the inventory or user@address */
+	char *builder; /* INV_BUILD_BUILDER only: an inventory host or user@address[:port] */
 	char *flake;   /* exactly one of flake and file is set */
 	char *file;
 	char *goal;
@@ -98,7 +98,7 @@ struct inv_defaults {
 
 struct inv_builder {
 	char *arch;
-	char *spec; /* a host of the inventory or user@address */
+	char *spec; /* a host of the inventory or user@address[:port] */
 };
 
 struct inventory {

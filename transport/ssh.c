@@ -100,6 +100,13 @@ static char *key_fingerprint(ssh_key key)
 	return ret;
 }
 
+/*
+ * constel's host key policy, whatever libssh would do with the config: a
+ * key that differs from the recorded one is always refused; an unknown key
+ * is refused under `StrictHostKeyChecking yes` (and `ask`: constel never
+ * prompts), and recorded then accepted under `accept-new` and `no`. So
+ * `no` means only "trust on first use", never "accept a changed key".
+ */
 static int verify_host_key(struct ssh_conn *c)
 {
 	ssh_key key = NULL;
@@ -243,7 +250,7 @@ out:
 static int connect_session(struct ssh_conn *c)
 {
 	long timeout = c->r.connect_timeout;
-	int verbosity = SSH_LOG_NOLOG, nodelay = 1, ret, fd;
+	int verbosity = SSH_LOG_NOLOG, nodelay = 1, strict = 1, ret, fd;
 	bool no = false;
 
 	/* CONSTEL_SSH_DEBUG=1..4: libssh's own log on stderr, for debugging only */
@@ -265,8 +272,16 @@ static int connect_session(struct ssh_conn *c)
 	if (c->r.config_file && ssh_options_parse_config(c->s, c->r.config_file) < 0)
 		return error_set("'%s': cannot parse '%s': %s", c->label, c->r.config_file,
 			ssh_get_error(c->s));
-	/* ...and what we resolved wins over what it set */
-	if ((ret = set_opt(c, SSH_OPTIONS_HOST, c->r.hostname, "HostName")) < 0 ||
+	/*
+	 * ...and what we resolved wins over what it set. libssh reads
+	 * `StrictHostKeyChecking no` from the file too, and then reports a key
+	 * that is not in the global known_hosts as known, even when the user's
+	 * file records another one: keep its check strict, so that it tells
+	 * what it found and verify_host_key() applies constel's own policy.
+	 */
+	if ((ret = set_opt(c, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict, "StrictHostKeyChecking")) <
+			0 ||
+		(ret = set_opt(c, SSH_OPTIONS_HOST, c->r.hostname, "HostName")) < 0 ||
 		(ret = set_opt(c, SSH_OPTIONS_PORT, &c->r.port, "Port")) < 0 ||
 		(ret = set_opt(c, SSH_OPTIONS_USER, c->r.user, "User")) < 0 ||
 		(ret = set_opt(c, SSH_OPTIONS_KNOWNHOSTS, c->r.known_hosts, "UserKnownHostsFile")) <

@@ -106,14 +106,24 @@ grep -q "^$addr ssh-ed25519 " "$FLEET_DIR/kh_empty" || fail "accept-new did not 
 env -u SSH_AUTH_SOCK "$TOOL" -F "$FLEET_DIR/cfg_empty" exec alpha true ||
 	fail "the recorded key is not accepted in strict mode"
 
-note "changed host key refused loudly, also under accept-new"
+note "StrictHostKeyChecking no: an unknown key is recorded, as with accept-new"
+# libssh reads the option from the same file; with `no` it would call any key
+# missing from GlobalKnownHostsFile (/dev/null here) known, and record nothing
+sed 's/StrictHostKeyChecking yes/StrictHostKeyChecking no/' "$FLEET_DIR/cfg_empty" \
+	>"$FLEET_DIR/cfg_no"
+: >"$FLEET_DIR/kh_empty"
+env -u SSH_AUTH_SOCK "$TOOL" -F "$FLEET_DIR/cfg_no" exec alpha true || fail "no: refused"
+grep -q "^$addr ssh-ed25519 " "$FLEET_DIR/kh_empty" || fail "no: the key was not recorded"
+
+note "changed host key refused loudly, also under accept-new and no"
 beta_key=$(cut -d' ' -f1,2 "$FLEET_DIR/hosts/beta/ssh_host_ed25519_key.pub")
 echo "$addr $beta_key" >"$FLEET_DIR/kh_empty"
-for cfg in cfg_empty cfg_new; do
+for cfg in cfg_empty cfg_new cfg_no; do
 	err=$(env -u SSH_AUTH_SOCK "$TOOL" -F "$FLEET_DIR/$cfg" exec alpha true 2>&1) &&
 		fail "connected despite a changed key ($cfg)"
-	echo "$err" | grep -q "'alpha (.*)': HOST KEY MISMATCH" || fail "message: $err"
+	echo "$err" | grep -q "'alpha (.*)': HOST KEY MISMATCH" || fail "message ($cfg): $err"
 done
+[ "$(cat "$FLEET_DIR/kh_empty")" = "$addr $beta_key" ] || fail "known_hosts was changed"
 
 note "authentication: public key only, the keys tried are named"
 sed "s#IdentityFile .*#IdentityFile $FLEET_DIR/nokey#" "$CFG" >"$FLEET_DIR/cfg_nokey"

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -196,6 +198,89 @@ static void test_build_plan_uses_builders_and_file(void **state)
 	inventory_free(inv);
 }
 
+/* The Nix file of test_build_eval_looks_up_attributes_as_data: names no Nix source could splice. */
+static const char literal_fleet[] =
+	"let d = name: derivation { inherit name; system = builtins.currentSystem;\n"
+	"      builder = \"/bin/sh\"; args = [ \"-c\" \": > $out\" ]; };\n"
+	"in {\n"
+	"  \"\\${abort \\\"x\\\"}\" = d \"dollar\";\n"
+	"  \"q\\\"uote\" = d \"quote\";\n"
+	"  hosts.\"c.example\".system = d \"dotted\";\n"
+	"}\n";
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/*
+ * An attribute path reaches Nix as data: a segment `${abort "x"}` is the
+ * name of an attribute, not code that aborts the evaluation (the inventory
+ * refuses such a segment; here it is set behind its back), a '"' in a name
+ * is a character, a quoted segment may hold a '.'. Results keep the order
+ * of the hosts, a host that does not evaluate fails alone, and the files
+ * given to Nix are gone afterwards.
+ */
+static void test_build_eval_looks_up_attributes_as_data(void **state)
+{
+	char dir[] = "/tmp/constel-eval-test.XXXXXX", tmp[64], path[64];
+	struct build_set set;
+	struct buf log = BUF_INIT(1 << 20);
+	struct inventory *inv = NULL;
+	struct strvec errors = STRVEC_INIT;
+	bool sel[4] = {true, true, true, true};
+	const char *yaml = "defaults: { file: ./fleet.nix }\n"
+			   "hosts:\n  a: {}\n  b: {}\n  c: { attr: 'hosts.\"c.example\".system' }\n"
+			   "  d: { attr: hosts.missing }\n";
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fleet.nix", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(literal_fleet, f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	snprintf(path, sizeof(path), "%s/t.yaml", dir);
+	assert_int_equal(inventory_load_buffer(&inv, path, yaml, strlen(yaml), &errors), 0);
+	inv->hosts[0].attr = "${abort \"x\"}";
+	inv->hosts[1].attr = "q\"uote";
+	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n", 1);
+	setenv("TMPDIR", tmp, 1);
+	assert_int_equal(build_plan(&set, inv, sel, "local", NULL), 0);
+	assert_int_equal(build_eval(&set, &log), 1);
+	unsetenv("TMPDIR");
+	for (size_t i = 0; i < 3; i++)
+		if (set.items[i].error)
+			print_error("%s: %s\n", inv->hosts[i].name, set.items[i].error);
+	assert_null(set.items[0].error);
+	assert_true(ends_with(set.items[0].out_path, "-dollar"));
+	assert_true(ends_with(set.items[0].drv_path, "-dollar.drv"));
+	assert_null(set.items[1].error);
+	assert_true(ends_with(set.items[1].out_path, "-quote"));
+	assert_null(set.items[2].error);
+	assert_true(ends_with(set.items[2].out_path, "-dotted"));
+	assert_non_null(set.items[3].error);
+	assert_null(set.items[3].out_path);
+	assert_non_null(strstr(set.items[3].error, "evaluation failed: "));
+	assert_non_null(strstr(set.items[3].error, "'missing'"));
+	/* what the attribute name would have run never ran */
+	assert_null(strstr(log.data, "aborted"));
+	/* the evaluation's folder and files are removed, each time */
+	assert_int_equal(rmdir(tmp), 0);
+	build_set_release(&set);
+	inventory_free(inv);
+	strvec_release(&errors);
+	buf_release(&log);
+	snprintf(path, sizeof(path), "%s/fleet.nix", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_record_json_has_every_field),
 		cmocka_unit_test(test_build_plan_refuses_arch_nothing_builds),
 		cmocka_unit_test(test_build_plan_uses_builders_and_file),
+		cmocka_unit_test(test_build_eval_looks_up_attributes_as_data),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

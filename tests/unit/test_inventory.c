@@ -598,7 +598,7 @@ static void test_inventory_reports_wrong_types(void **state)
 		"t.yaml:5:11: tags of host 'a' must be a list, not a mapping",
 		"t.yaml:7:12: local of host 'a' must be true or false, not 'maybe'",
 		"t.yaml:8:12: build of host 'a' must be local, target, a host of the inventory or "
-		"user@address, not a list",
+		"user@address[:port], not a list",
 		"t.yaml:9:6: host 'b' must be a mapping, not a list",
 		"t.yaml:6:11: uses of host 'a' must be a list, not a mapping");
 }
@@ -723,9 +723,207 @@ static void test_inventory_reports_bad_builders(void **state)
 		      "hosts:\n  basestar:\n  a: { build: nowhere }\n",
 		3, "t.yaml:3:15: builder of 'i686-linux' must be a non-empty string, not a list",
 		"t.yaml:2:18: builder 'basestr' of 'aarch64-linux': expected local, target, a host "
-		"of the inventory or user@address",
+		"of the inventory or user@address[:port]",
 		"t.yaml:6:15: build 'nowhere' of host 'a': expected local, target, a host of the "
-		"inventory or user@address");
+		"inventory or user@address[:port]");
+}
+
+/* ---- values that reach ssh and nix ---- */
+
+static void test_inventory_accepts_addresses_users_builders_and_attrs(void **state)
+{
+	struct inventory *inv = load_ok(
+		"defaults: { user: deploy }\n"
+		"builders:\n"
+		"  aarch64-linux: 'nix_2@[fd00::9]:2222'\n"
+		"  armv7l-linux: root@fd00::9\n"
+		"  i686-linux: 'b.user@10.0.0.9:22'\n"
+		"hosts:\n"
+		"  a: { address: galactica.bat-boa.ts.net, user: _svc-1.x }\n"
+		"  b: { address: 10.0.0.9, attr: packages.x86_64-linux.b }\n"
+		"  c: { address: 'fd00::1', attr: 'nixosConfigurations.\"c.example\".config' }\n"
+		"  d: { address: 3com.example, build: 'me@d-1.example:22', attr: \"a'b.c-d._e\" }\n"
+		"  web.example: { attr: '\"with space, $ and #\".x' }\n"
+		"  1st: {}\n"
+		"  e: { arch: aarch64-linux }\n");
+	const struct inv_host *h;
+
+	(void)state;
+	assert_string_equal(inv->hosts[0].user, "_svc-1.x");
+	assert_string_equal(inv->hosts[1].user, "deploy");
+	assert_string_equal(inv->hosts[2].address, "fd00::1");
+	assert_string_equal(inv->hosts[3].builder, "me@d-1.example:22");
+	assert_string_equal(inventory_host(inv, "e")->builder, "nix_2@[fd00::9]:2222");
+	assert_string_equal(inventory_host(inv, "web.example")->attr, "\"with space, $ and #\".x");
+	/* a host whose name is not a Nix identifier builds its own one attribute */
+	h = inventory_host(inv, "1st");
+	assert_string_equal(h->attr, "nixosConfigurations.\"1st\".config.system.build.toplevel");
+	h = inventory_host(inv, "a");
+	assert_string_equal(h->attr, "nixosConfigurations.a.config.system.build.toplevel");
+	inventory_free(inv);
+	inv = load_ok("hosts:\n  web.example: {}\n");
+	assert_string_equal(inv->hosts[0].attr,
+		"nixosConfigurations.\"web.example\".config.system.build.toplevel");
+	inventory_free(inv);
+}
+
+#define ADDRESS_MSG                                                                                \
+	"must be a host name (labels of letters, digits and '-', not starting or ending with "     \
+	"'-'), an IPv4 or an IPv6 address, not "
+#define USER_MSG                                                                                   \
+	"must be a user name (letters, digits, '_', '.' and '-', starting with a letter or '_', "  \
+	"at most 32 characters), not "
+
+/* What ssh would read as an option or a second word, or resolve to nothing. */
+static void test_inventory_refuses_addresses_that_are_not_hosts(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a: { address: 'a b' }\n"
+		      "  b: { address: -oProxyCommand=x }\n"
+		      "  c: { address: 'x;reboot' }\n"
+		      "  d: { address: bad-.example }\n"
+		      "  e: { address: x..y }\n"
+		      "  f: { address: 1.2.3.300 }\n"
+		      "  g: { address: 'fe80::1%eth0' }\n"
+		      "  h: { address: under_score.example }\n"
+		      "  i: { address: "
+		      "a234567890123456789012345678901234567890123456789012345678901234.x }\n"
+		      "  j: { address: 'example.org.' }\n",
+		10, "t.yaml:2:17: address of host 'a' " ADDRESS_MSG "'a b'",
+		"t.yaml:3:17: address of host 'b' " ADDRESS_MSG "'-oProxyCommand=x'",
+		"t.yaml:4:17: address of host 'c' " ADDRESS_MSG "'x;reboot'",
+		"t.yaml:5:17: address of host 'd' " ADDRESS_MSG "'bad-.example'",
+		"t.yaml:6:17: address of host 'e' " ADDRESS_MSG "'x..y'",
+		"t.yaml:7:17: address of host 'f' " ADDRESS_MSG "'1.2.3.300'",
+		"t.yaml:8:17: address of host 'g' " ADDRESS_MSG "'fe80::1%eth0'",
+		"t.yaml:9:17: address of host 'h' " ADDRESS_MSG "'under_score.example'",
+		"t.yaml:10:17: address of host 'i' " ADDRESS_MSG
+		"'a234567890123456789012345678901234567...'",
+		"t.yaml:11:17: address of host 'j' " ADDRESS_MSG "'example.org.'");
+}
+
+static void test_inventory_refuses_users_that_are_not_user_names(void **state)
+{
+	(void)state;
+	assert_errors("defaults: { user: 'root; reboot' }\n"
+		      "hosts:\n"
+		      "  a: { user: -oProxyCommand=x }\n"
+		      "  b: { user: 'de ploy' }\n"
+		      "  c: { user: 1root }\n"
+		      "  d: { user: a23456789012345678901234567890123 }\n"
+		      "  e: { user: '$(id)' }\n"
+		      "  f: { user: a23456789012345678901234567890_2 }\n",
+		6, "t.yaml:1:19: defaults.user " USER_MSG "'root; reboot'",
+		"t.yaml:3:14: user of host 'a' " USER_MSG "'-oProxyCommand=x'",
+		"t.yaml:4:14: user of host 'b' " USER_MSG "'de ploy'",
+		"t.yaml:5:14: user of host 'c' " USER_MSG "'1root'",
+		"t.yaml:6:14: user of host 'd' " USER_MSG "'a23456789012345678901234567890123'",
+		"t.yaml:7:14: user of host 'e' " USER_MSG "'$(id)'");
+}
+
+static void test_inventory_refuses_builders_that_ssh_would_misread(void **state)
+{
+	(void)state;
+	assert_errors("builders:\n"
+		      "  aarch64-linux: '-oProxyCommand=x@h'\n"
+		      "  armv7l-linux: 'root@a b'\n"
+		      "hosts:\n"
+		      "  a: { build: 'r@h:0' }\n"
+		      "  b: { build: 'r@h:99999' }\n"
+		      "  c: { build: 'r@h:22x' }\n"
+		      "  d: { build: 'r@[fd00::1' }\n"
+		      "  e: { build: 'r@[example.org]:22' }\n"
+		      "  f: { build: 'r@h@i' }\n"
+		      "  g: { build: '@h' }\n"
+		      "  h: { build: 'r@-h' }\n"
+		      "  i: { build: 'r@h:' }\n",
+		11,
+		"t.yaml:2:18: builder '-oProxyCommand=x@h' of 'aarch64-linux': the user "
+		"'-oProxyCommand=x' is not a user name (letters, digits, '_', '.' and '-', "
+		"starting with a letter or '_', at most 32 characters)",
+		"t.yaml:3:17: builder 'root@a b' of 'armv7l-linux': the address 'a b' is not a "
+		"host "
+		"name (labels of letters, digits and '-', not starting or ending with '-'), an "
+		"IPv4 "
+		"or an IPv6 address",
+		"t.yaml:5:15: build 'r@h:0' of host 'a': the port '0' is not a whole number from 1 "
+		"to 65535",
+		"t.yaml:6:15: build 'r@h:99999' of host 'b': the port '99999' is not a whole "
+		"number "
+		"from 1 to 65535",
+		"t.yaml:7:15: build 'r@h:22x' of host 'c': the port '22x' is not a whole number "
+		"from "
+		"1 to 65535",
+		"t.yaml:8:15: build 'r@[fd00::1' of host 'd': the address '[fd00::1' is not an "
+		"IPv6 "
+		"address in brackets",
+		"t.yaml:9:15: build 'r@[example.org]:22' of host 'e': the address "
+		"'[example.org]:22' is not an IPv6 address in brackets",
+		"t.yaml:10:15: build 'r@h@i' of host 'f': the address 'h@i' is not a host name "
+		"(labels of letters, digits and '-', not starting or ending with '-'), an IPv4 or "
+		"an "
+		"IPv6 address",
+		"t.yaml:11:15: build '@h' of host 'g': the user '' is not a user name (letters, "
+		"digits, '_', '.' and '-', starting with a letter or '_', at most 32 characters)",
+		"t.yaml:12:15: build 'r@-h' of host 'h': the address '-h' is not a host name "
+		"(labels "
+		"of letters, digits and '-', not starting or ending with '-'), an IPv4 or an IPv6 "
+		"address",
+		"t.yaml:13:15: build 'r@h:' of host 'i': the port '' is not a whole number from 1 "
+		"to "
+		"65535");
+}
+
+#define ATTR_MSG "is not a Nix attribute path: "
+#define NOT_A_NAME                                                                                 \
+	"' is not a name (letters, digits, '_', ''' and '-', not starting with a digit, ''' or "   \
+	"'-'); write other names in double quotes"
+
+/* An attribute path is names: nothing in it is Nix code, not even quoted. */
+static void test_inventory_refuses_attrs_that_are_not_attribute_paths(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  a: { attr: 'x.${builtins.abort \"x\"}' }\n"
+		      "  b: { attr: 'x.\"${builtins.abort \"x\"}\"' }\n"
+		      "  c: { attr: 'x.\"b\\c\".d' }\n"
+		      "  d: { attr: 'x.\"open' }\n"
+		      "  e: { attr: 'x..y' }\n"
+		      "  f: { attr: .x }\n"
+		      "  g: { attr: 'x.' }\n"
+		      "  h: { attr: 'x;y' }\n"
+		      "  i: { attr: -x }\n"
+		      "  j: { attr: 'x.\"q\"y' }\n"
+		      "  k: { attr: 'x y' }\n"
+		      "  l: { attr: \"x.\\\"a\\tb\\\"\" }\n"
+		      "  m: { attr: 9lives }\n",
+		13, "t.yaml:2:14: attr of host 'a' " ATTR_MSG "'${builtins" NOT_A_NAME,
+		"t.yaml:3:14: attr of host 'b' " ATTR_MSG "the quoted name '\"${builtins.abort \"' "
+		"contains '${'; quoted names may not contain '\"', '\\', '${' or control "
+		"characters",
+		"t.yaml:4:14: attr of host 'c' " ATTR_MSG
+		"the quoted name '\"b\\c\"' contains '\\'; "
+		"quoted names may not contain '\"', '\\', '${' or control characters",
+		"t.yaml:5:14: attr of host 'd' " ATTR_MSG "the quoted name '\"open' has no closing "
+		"'\"'",
+		"t.yaml:6:14: attr of host 'e' " ATTR_MSG "'x..y' has an empty segment; expected "
+		"names or double-quoted strings separated by '.'",
+		"t.yaml:7:14: attr of host 'f' " ATTR_MSG
+		"'.x' has an empty segment; expected names "
+		"or double-quoted strings separated by '.'",
+		"t.yaml:8:14: attr of host 'g' " ATTR_MSG
+		"'x.' has an empty segment; expected names "
+		"or double-quoted strings separated by '.'",
+		"t.yaml:9:14: attr of host 'h' " ATTR_MSG "'x;y" NOT_A_NAME,
+		"t.yaml:10:14: attr of host 'i' " ATTR_MSG "'-x" NOT_A_NAME,
+		"t.yaml:11:14: attr of host 'j' " ATTR_MSG "expected '.' after the quoted name "
+		"'\"q\"'",
+		"t.yaml:12:14: attr of host 'k' " ATTR_MSG "'x y" NOT_A_NAME,
+		"t.yaml:13:14: attr of host 'l' " ATTR_MSG "the quoted name '\"a\tb\"' contains a "
+		"control character; quoted names may not contain '\"', '\\', '${' or control "
+		"characters",
+		"t.yaml:14:14: attr of host 'm' " ATTR_MSG "'9lives" NOT_A_NAME);
 }
 
 /* ---- errors: relations ---- */
@@ -986,6 +1184,11 @@ int main(void)
 		cmocka_unit_test(test_inventory_reports_invalid_names),
 		cmocka_unit_test(test_inventory_reports_flake_and_file_together),
 		cmocka_unit_test(test_inventory_reports_bad_builders),
+		cmocka_unit_test(test_inventory_accepts_addresses_users_builders_and_attrs),
+		cmocka_unit_test(test_inventory_refuses_addresses_that_are_not_hosts),
+		cmocka_unit_test(test_inventory_refuses_users_that_are_not_user_names),
+		cmocka_unit_test(test_inventory_refuses_builders_that_ssh_would_misread),
+		cmocka_unit_test(test_inventory_refuses_attrs_that_are_not_attribute_paths),
 		cmocka_unit_test(test_inventory_reports_unknown_service_with_a_hint),
 		cmocka_unit_test(test_inventory_reports_a_long_unknown_service),
 		cmocka_unit_test(test_inventory_reports_ambiguous_service_with_candidates),
