@@ -30,25 +30,6 @@ static char *resolve_ref(const struct inventory *inv, const char *ref)
 	return joined;
 }
 
-/* The last lines of nix's stderr as one line, for an error message. */
-static char *one_line(const struct buf *err, int lines)
-{
-	char *s = xstrdup(buf_tail_lines(err, lines)), *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (*r == '\n' || *r == '\r' || *r == '\t') {
-			if (w > s && w[-1] != ' ')
-				*w++ = ' ';
-		} else {
-			*w++ = *r;
-		}
-	}
-	while (w > s && w[-1] == ' ')
-		w--;
-	*w = '\0';
-	return s;
-}
-
 static int local_platforms(struct build_set *set)
 {
 	const char *argv[] = {PROC_NIX, "show-config", "--json", NULL};
@@ -59,7 +40,7 @@ static int local_platforms(struct build_set *set)
 	int ret = -1;
 
 	if (proc_run(argv, &out, &err) < 0) {
-		char *cause = one_line(&err, 1);
+		char *cause = buf_tail_one_line(&err, 1);
 
 		ret = error_set("cannot read nix's configuration: %s (%s)", cause, error_last());
 		free(cause);
@@ -309,7 +290,7 @@ static char *eval_error(const struct buf *err, const char *expr_file)
 			cause = l + 7;
 	}
 	if (!cause || !*cause || *cause == '\n')
-		return one_line(err, 3);
+		return buf_tail_one_line(err, 3);
 	buf_add(&b, cause, (size_t)(strchrnul(cause, '\n') - cause));
 	p = strchrnul(cause, '\n');
 	for (int i = 0; i < 3 && *p; i++) {
@@ -481,7 +462,7 @@ static char *builder_summary(const char *block)
 		}
 	}
 	if (said.len) {
-		char *tail = one_line(&said, 3);
+		char *tail = buf_tail_one_line(&said, 3);
 
 		buf_printf(&b, ": %s", tail);
 		free(tail);
