@@ -39,7 +39,7 @@ static void prepared_release(struct prepared *p)
 
 static int write_file(const char *path, const struct buf *b)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = file_open_private(path, false);
 
 	if (!f)
 		return -1;
@@ -112,7 +112,10 @@ static int prepare(
 		goto out;
 	}
 	p->have_builds = true;
-	p->log_dir = run_log_dir(a->log_dir);
+	if (!(p->log_dir = run_log_dir(a->log_dir))) {
+		ret = cmd_error("%s", error_last());
+		goto out;
+	}
 	build_describe(&p->builds, p->inv, &where);
 	fprintf(stderr, "%s", where.data ? where.data : "");
 	fprintf(stderr, "building %zu host%s...\n", p->builds.nitems,

@@ -23,7 +23,10 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 	}
 	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
-	log_dir = run_log_dir(a.log_dir);
+	if (!(log_dir = run_log_dir(a.log_dir))) {
+		ret = cmd_error("%s", error_last());
+		goto out;
+	}
 	run_runner_opts(&o, inv, &a, g, log_dir);
 	o.op = RUNNER_ROLLBACK;
 	runner_init(&r, inv, graph, selected, NULL, &o);

@@ -111,30 +111,22 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const s
 
 char *run_log_dir(const char *requested)
 {
-	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char stamp[32];
+	char stamp[32], *base = NULL, *dir;
 	time_t t = time(NULL);
-	char *base, *dir, *p;
 
-	if (requested)
+	if (requested) {
 		dir = xstrdup(requested);
-	else {
-		base = state && *state ? xasprintf("%s/constel/runs", state)
-				       : xasprintf("%s/.local/state/constel/runs",
-						 home && *home ? home : "/tmp");
+	} else {
+		if (!(base = state_dir()))
+			return NULL;
 		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime(&t));
-		dir = xasprintf("%s/%s-%ld", base, stamp, (long)getpid());
+		dir = xasprintf("%s/runs/%s-%ld", base, stamp, (long)getpid());
 		free(base);
 	}
-	/* mkdir -p */
-	for (p = dir + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(dir, 0755);
-			*p = '/';
-		}
+	if (dir_make_private(dir) < 0) {
+		free(dir);
+		return NULL;
 	}
-	mkdir(dir, 0755);
 	return dir;
 }
 

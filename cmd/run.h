@@ -126,7 +126,11 @@ int run_drive(struct runner *r, const struct global_opts *g, const char *what);
 /* Sets up SIGINT so that the first stops the run and the second exits. */
 void run_install_sigint(void);
 
-/* The run's log directory (created); caller frees. */
+/*
+ * The run's log directory, created private (0700, ours, not a symlink):
+ * `requested`, else a new one under state_dir()/runs; caller frees. NULL
+ * with the error set when it cannot be made.
+ */
 char *run_log_dir(const char *requested);
 
 #endif

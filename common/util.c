@@ -1,12 +1,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void die_oom(size_t n)
 {
@@ -506,4 +510,75 @@ char *buf_tail_one_line(const struct buf *b, int lines)
 		w--;
 	*w = '\0';
 	return s;
+}
+
+char *state_dir(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (xdg && xdg[0] == '/')
+		return xasprintf("%s/constel", xdg);
+	if (home && home[0] == '/')
+		return xasprintf("%s/.local/state/constel", home);
+	pw = getpwuid(geteuid());
+	if (pw && pw->pw_dir && pw->pw_dir[0] == '/')
+		return xasprintf("%s/.local/state/constel", pw->pw_dir);
+	error_set("no home directory for the run logs: set HOME or XDG_STATE_HOME, or pass "
+		  "--log-dir");
+	return NULL;
+}
+
+int dir_make_private(const char *path)
+{
+	char *p = xstrdup(path);
+	struct stat st;
+	int ret = 0;
+
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			ret = error_set("cannot create '%s': %s", p, strerror(errno));
+		*s = '/';
+		if (ret < 0)
+			goto out;
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		ret = error_set("cannot create '%s': %s", p, strerror(errno));
+		goto out;
+	}
+	if (lstat(p, &st) < 0) {
+		ret = error_set("cannot use '%s': %s", p, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode)) {
+		ret = error_set("'%s' is not a directory (a symlink?); refusing to write in it", p);
+	} else if (st.st_uid != geteuid()) {
+		ret = error_set("'%s' belongs to uid %ld, not to this user; refusing to write in it",
+			p, (long)st.st_uid);
+	} else if ((st.st_mode & 022) && chmod(p, st.st_mode & 0700) < 0) {
+		ret = error_set("'%s' is writable by others and cannot be made private: %s", p,
+			strerror(errno));
+	}
+out:
+	free(p);
+	return ret;
+}
+
+FILE *file_open_private(const char *path, bool append)
+{
+	int fd = open(path,
+		O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0600);
+	FILE *f;
+
+	if (fd < 0) {
+		error_set("cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	f = fdopen(fd, append ? "a" : "w");
+	if (!f) {
+		error_set("cannot open '%s': %s", path, strerror(errno));
+		close(fd);
+	}
+	return f;
 }

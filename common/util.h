@@ -17,6 +17,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 
 /* Error codes. 0 is success; everything else is negative. */
@@ -129,6 +130,25 @@ size_t edit_distance(const char *a, const char *b);
 
 /* Monotonic clock in seconds. */
 double now_seconds(void);
+
+/*
+ * Private files (run logs). constel may run as root from cron or a service,
+ * in directories others can write to: nothing it writes may follow a link
+ * someone else planted.
+ *
+ * state_dir() is where constel keeps its state: $XDG_STATE_HOME/constel,
+ * else $HOME/.local/state/constel, else the user's home from the password
+ * database; never /tmp. NULL (error set) when there is no home at all.
+ * dir_make_private() creates `path` and its missing parents (0700), then
+ * checks that `path` is a directory (not a symlink) owned by this user and
+ * writable by no one else. file_open_private() opens a file in such a
+ * directory for writing, never through a symlink, created 0600; `append`
+ * keeps what it holds, else it is truncated. Both return 0/a FILE or fail
+ * (-1/NULL) with the error set.
+ */
+char *state_dir(void);
+int dir_make_private(const char *path);
+FILE *file_open_private(const char *path, bool append);
 
 /* Shell-quotes s for a POSIX sh command line (single quotes). */
 char *shell_quote(const char *s);

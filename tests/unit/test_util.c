@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -107,6 +109,102 @@ static void test_util_json_string_escapes_what_json_requires(void **state)
 	buf_release(&b);
 }
 
+static void test_util_sanitize_escapes_controls_and_bad_utf8(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = text_sanitize("ok\tline\nnext \xc3\xa9 \xe2\x86\x92");
+	assert_string_equal(s, "ok\tline\nnext \xc3\xa9 \xe2\x86\x92");
+	free(s);
+	s = text_sanitize("\x1b[2J\x1b]0;t\x07 \r\x7f");
+	assert_string_equal(s, "\\x1b[2J\\x1b]0;t\\x07 \\x0d\\x7f");
+	free(s);
+	/* invalid UTF-8: lone continuation, overlong, surrogate, truncated, 0xff */
+	s = text_sanitize("\x80 \xc0\xaf \xed\xa0\x80 \xe2\x86 \xff");
+	assert_string_equal(s, "\\x80 \\xc0\\xaf \\xed\\xa0\\x80 \\xe2\\x86 \\xff");
+	free(s);
+	assert_null(text_sanitize(NULL));
+}
+
+static void test_util_private_dirs_and_files(void **state)
+{
+	char tmpl[] = "/tmp/constel-test-util.XXXXXX", *d = mkdtemp(tmpl), *p;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(d);
+	p = xasprintf("%s/a/b/c", d);
+	assert_int_equal(dir_make_private(p), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	free(p);
+	/* a group- or world-writable directory of ours is made private */
+	p = xasprintf("%s/open", d);
+	assert_int_equal(mkdir(p, 0777), 0);
+	assert_int_equal(chmod(p, 0777), 0);
+	assert_int_equal(dir_make_private(p), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	free(p);
+	/* a symlink is refused, and so is a directory of another user */
+	p = xasprintf("%s/link", d);
+	assert_int_equal(symlink("/etc", p), 0);
+	assert_int_equal(dir_make_private(p), -1);
+	assert_non_null(strstr(error_last(), "not a directory"));
+	free(p);
+	p = xasprintf("%s/theirs", d);
+	assert_int_equal(mkdir(p, 0755), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		assert_int_equal(dir_make_private(p), -1);
+		assert_non_null(strstr(error_last(), "belongs to uid 65534"));
+	}
+	free(p);
+	/* files: 0600, never through a symlink */
+	p = xasprintf("%s/a/log", d);
+	f = file_open_private(p, true);
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	free(p);
+	p = xasprintf("%s/a/evil", d);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	assert_null(file_open_private(p, true));
+	assert_null(file_open_private(p, false));
+	free(p);
+	p = xasprintf("rm -rf '%s'", d);
+	assert_int_equal(system(p), 0);
+	free(p);
+}
+
+static void test_util_state_dir_never_tmp(void **state)
+{
+	char *home = getenv("HOME") ? xstrdup(getenv("HOME")) : NULL, *d;
+
+	(void)state;
+	setenv("XDG_STATE_HOME", "/srv/state", 1);
+	d = state_dir();
+	assert_string_equal(d, "/srv/state/constel");
+	free(d);
+	unsetenv("XDG_STATE_HOME");
+	setenv("HOME", "/home/x", 1);
+	d = state_dir();
+	assert_string_equal(d, "/home/x/.local/state/constel");
+	free(d);
+	/* no HOME (cron, services): the password database, not /tmp */
+	unsetenv("HOME");
+	d = state_dir();
+	assert_non_null(d);
+	assert_null(strstr(d, "/tmp"));
+	free(d);
+	if (home)
+		setenv("HOME", home, 1);
+	free(home);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +214,9 @@ int main(void)
 		cmocka_unit_test(test_util_parse_long_is_strict),
 		cmocka_unit_test(test_util_shell_quote_survives_quotes),
 		cmocka_unit_test(test_util_json_string_escapes_what_json_requires),
+		cmocka_unit_test(test_util_sanitize_escapes_controls_and_bad_utf8),
+		cmocka_unit_test(test_util_private_dirs_and_files),
+		cmocka_unit_test(test_util_state_dir_never_tmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
