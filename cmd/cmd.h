@@ -162,6 +162,13 @@ void cmd_split_list(struct strvec *patterns, const char *list);
 
 /* Seconds for a JSON report, rounded to the millisecond. */
 json_t *cmd_json_seconds(double seconds);
+/*
+ * A JSON string of text from outside (hosts, notes, nix), sanitized
+ * (common/util.h text_sanitize) so it is always valid UTF-8 and never
+ * dropped; NULL gives null. The _n form takes a length.
+ */
+json_t *cmd_json_text(const char *s);
+json_t *cmd_json_textn(const char *s, size_t n);
 
 /* How every JSON document is written: indented, keys in order, 0.58 not 0.57999999999999996. */
 #define CMD_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))

@@ -347,6 +347,24 @@ void cmd_split_list(struct strvec *patterns, const char *list)
 	}
 }
 
+json_t *cmd_json_textn(const char *s, size_t n)
+{
+	struct buf b = BUF_INIT(0);
+	json_t *j;
+
+	if (!s)
+		return json_null();
+	buf_add_sanitized(&b, s, n);
+	j = json_stringn(b.data ? b.data : "", b.len);
+	buf_release(&b);
+	return j ? j : json_null();
+}
+
+json_t *cmd_json_text(const char *s)
+{
+	return cmd_json_textn(s, s ? strlen(s) : 0);
+}
+
 json_t *cmd_json_seconds(double seconds)
 {
 	/* no libm: seconds are never negative, so adding a half and cutting rounds */

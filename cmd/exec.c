@@ -73,7 +73,11 @@ static void print_prefixed(const char *name, const struct buf *b, FILE *f)
 		const char *nl = strchr(line, '\n');
 		int len = nl ? (int)(nl - line) : (int)strlen(line);
 
-		fprintf(f, "%s: %.*s\n", name, len, line);
+		struct buf safe = BUF_INIT(0);
+
+		buf_add_sanitized(&safe, line, (size_t)len);
+		fprintf(f, "%s: %s\n", name, safe.data ? safe.data : "");
+		buf_release(&safe);
 		line = nl ? nl + 1 : NULL;
 	}
 }
@@ -91,7 +95,12 @@ static void print_block(const char *name, const struct exec_host *o)
 
 		if (!b->len)
 			continue;
-		fwrite(b->data, 1, b->len, stdout);
+		struct buf safe = BUF_INIT(0);
+
+		/* what a host prints reaches this terminal: no escape sequences */
+		buf_add_sanitized(&safe, b->data, b->len);
+		fwrite(safe.data, 1, safe.len, stdout);
+		buf_release(&safe);
 		if (b->data[b->len - 1] != '\n')
 			putchar('\n');
 		if (b->truncated)
@@ -193,13 +202,12 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 			json_object_set_new(h, "exit",
 				o->error ? json_null() : json_integer(o->res.exit_status));
 			json_object_set_new(h, "stdout",
-				json_stringn(
+				cmd_json_textn(
 					o->res.out.data ? o->res.out.data : "", o->res.out.len));
 			json_object_set_new(h, "stderr",
-				json_stringn(
+				cmd_json_textn(
 					o->res.err.data ? o->res.err.data : "", o->res.err.len));
-			json_object_set_new(
-				h, "error", o->error ? json_string(o->error) : json_null());
+			json_object_set_new(h, "error", cmd_json_text(o->error));
 			json_object_set_new(h, "seconds", cmd_json_seconds(o->seconds));
 			json_array_append_new(hosts, h);
 		}

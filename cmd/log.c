@@ -25,12 +25,20 @@ static void print_events(const struct provenance_event *ev, size_t n)
 		"REVISION", "PATH");
 	for (size_t i = 0; i < n; i++) {
 		char gen[24], rev[24];
+		/* notes are anyone's text who can push to the repository */
+		char *time = text_sanitize(ev[i].time), *host = text_sanitize(ev[i].host);
+		char *result = text_sanitize(ev[i].result), *path = text_sanitize(ev[i].path);
+		char *revision = text_sanitize(ev[i].revision);
 
 		snprintf(gen, sizeof(gen), "%ld", ev[i].generation);
-		snprintf(rev, sizeof(rev), "%.8s%s", ev[i].revision, ev[i].dirty ? "+dirty" : "");
-		printf("%-20s  %-*s  %-12s  %4s  %-14s  %s\n", ev[i].time, (int)w, ev[i].host,
-			ev[i].result, ev[i].generation >= 0 ? gen : "-", rev,
-			ev[i].path ? ev[i].path : "-");
+		snprintf(rev, sizeof(rev), "%.8s%s", revision, ev[i].dirty ? "+dirty" : "");
+		printf("%-20s  %-*s  %-12s  %4s  %-14s  %s\n", time, (int)w, host, result,
+			ev[i].generation >= 0 ? gen : "-", rev, path ? path : "-");
+		free(time);
+		free(host);
+		free(result);
+		free(path);
+		free(revision);
 	}
 }
 
@@ -41,13 +49,13 @@ static void print_json(const struct provenance_event *ev, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_object();
 
-		json_object_set_new(o, "time", json_string(ev[i].time));
-		json_object_set_new(o, "host", json_string(ev[i].host));
-		json_object_set_new(o, "result", json_string(ev[i].result));
+		json_object_set_new(o, "time", cmd_json_text(ev[i].time));
+		json_object_set_new(o, "host", cmd_json_text(ev[i].host));
+		json_object_set_new(o, "result", cmd_json_text(ev[i].result));
 		json_object_set_new(o, "generation",
 			ev[i].generation >= 0 ? json_integer(ev[i].generation) : json_null());
-		json_object_set_new(o, "revision", json_string(ev[i].revision));
-		json_object_set_new(o, "path", ev[i].path ? json_string(ev[i].path) : json_null());
+		json_object_set_new(o, "revision", cmd_json_text(ev[i].revision));
+		json_object_set_new(o, "path", cmd_json_text(ev[i].path));
 		json_object_set_new(o, "dirty", json_boolean(ev[i].dirty));
 		json_array_append_new(arr, o);
 	}

@@ -316,13 +316,14 @@ static void print_json(struct runner *r, struct view *v)
 		json_object_set_new(o, "name", json_string(r->inv->hosts[v->hosts[i]].name));
 		json_object_set_new(o, "status", json_string(host_status_name(res->status)));
 		json_object_set_new(o, "phase", json_string(res->phase ? res->phase : ""));
-		json_object_set_new(o, "path", res->path ? json_string(res->path) : json_null());
+		json_object_set_new(o, "path", cmd_json_text(res->path));
 		json_object_set_new(o, "previous",
-			res->previous && *res->previous ? json_string(res->previous) : json_null());
+			res->previous && *res->previous ? cmd_json_text(res->previous)
+							: json_null());
 		json_object_set_new(o, "generation",
 			res->generation > 0 ? json_integer(res->generation) : json_null());
 		json_object_set_new(o, "seconds", cmd_json_seconds(res->seconds));
-		json_object_set_new(o, "error", res->error ? json_string(res->error) : json_null());
+		json_object_set_new(o, "error", cmd_json_text(res->error));
 		json_object_set_new(o, "bytes", json_integer((json_int_t)res->bytes));
 		json_object_set_new(o, "sessions", json_integer(res->sessions));
 		json_object_set_new(

@@ -29,7 +29,14 @@
 #define STATUS_OP_TIMEOUT 20
 #define HISTORY_MARK	  "@@constel-history@@"
 
-enum drift { DRIFT_IN_SYNC, DRIFT_BEHIND, DRIFT_BY_HAND, DRIFT_UNKNOWN, DRIFT_UNREACHABLE };
+enum drift {
+	DRIFT_IN_SYNC,
+	DRIFT_BEHIND,
+	DRIFT_DIRTY,
+	DRIFT_BY_HAND,
+	DRIFT_UNKNOWN,
+	DRIFT_UNREACHABLE,
+};
 
 static const char *drift_name(enum drift d)
 {
@@ -38,6 +45,8 @@ static const char *drift_name(enum drift d)
 		return "in-sync";
 	case DRIFT_BEHIND:
 		return "behind";
+	case DRIFT_DIRTY:
+		return "dirty";
 	case DRIFT_BY_HAND:
 		return "changed-by-hand";
 	case DRIFT_UNKNOWN:
@@ -89,18 +98,21 @@ static void read_history(struct host_status_row *row, const char *history)
 
 		if (json_is_object(rec)) {
 			const char *path = json_string_value(json_object_get(rec, "path"));
+			const char *result = json_string_value(json_object_get(rec, "result"));
 			json_t *rev = json_object_get(rec, "revision");
+			/* rolled-back and rollback records are history, not what was built */
+			bool built = !result || !strcmp(result, "deployed");
 
 			row->nrecords++;
-			if (path && row->current && !strcmp(path, row->current)) {
+			if (built && path && row->current && !strcmp(path, row->current)) {
 				free(row->revision);
 				row->revision = json_is_string(rev)
-							? xstrdup(json_string_value(rev))
+							? text_sanitize(json_string_value(rev))
 							: NULL;
 				row->dirty = json_is_true(json_object_get(rec, "dirty"));
 				free(row->recorded);
 				row->recorded = json_is_string(json_object_get(rec, "time"))
-							? xstrdup(json_string_value(
+							? text_sanitize(json_string_value(
 								  json_object_get(rec, "time")))
 							: NULL;
 				row->drift = DRIFT_BEHIND; /* recorded; refined by the caller */
@@ -171,8 +183,17 @@ static void status_host(struct status_ctx *s, struct host_status_row *row)
 	mark = strstr(answer, HISTORY_MARK);
 	*mark = '\0';
 	row->current = host_get(answer, "current");
+	if (row->current && !host_is_store_path(row->current)) {
+		free(row->current);
+		row->current = NULL; /* not a store path: nothing to trust */
+	}
 	row->generation = host_get_long(answer, "gen", -1);
-	row->switched = host_get(answer, "switched");
+	{
+		char *when = host_get(answer, "switched");
+
+		row->switched = text_sanitize(when);
+		free(when);
+	}
 	row->drift = DRIFT_BY_HAND;
 	read_history(row, mark + strlen(HISTORY_MARK));
 	free(answer);
@@ -193,7 +214,8 @@ static void status_host(struct status_ctx *s, struct host_status_row *row)
 		row->drift = DRIFT_UNKNOWN;
 	else if (row->drift == DRIFT_BEHIND && row->revision && p->head &&
 		 !strcmp(row->revision, p->head))
-		row->drift = DRIFT_IN_SYNC;
+		/* built from HEAD, but from a dirty tree: not what HEAD builds */
+		row->drift = row->dirty ? DRIFT_DIRTY : DRIFT_IN_SYNC;
 }
 
 static void *status_worker(void *data)
@@ -318,7 +340,7 @@ static void print_json(const struct status_ctx *s)
 		const struct host_status_row *r = &s->rows[i];
 		json_t *o = json_object();
 
-#define STR_OR_NULL(x) ((x) ? json_string(x) : json_null())
+#define STR_OR_NULL(x) cmd_json_text(x)
 		json_object_set_new(o, "name", json_string(s->inv->hosts[r->host].name));
 		json_object_set_new(o, "reachable", json_boolean(r->reachable));
 		json_object_set_new(o, "current", STR_OR_NULL(r->current));

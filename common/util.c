@@ -2,8 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,8 +554,9 @@ int dir_make_private(const char *path)
 	} else if (!S_ISDIR(st.st_mode)) {
 		ret = error_set("'%s' is not a directory (a symlink?); refusing to write in it", p);
 	} else if (st.st_uid != geteuid()) {
-		ret = error_set("'%s' belongs to uid %ld, not to this user; refusing to write in it",
-			p, (long)st.st_uid);
+		ret = error_set(
+			"'%s' belongs to uid %ld, not to this user; refusing to write in it", p,
+			(long)st.st_uid);
 	} else if ((st.st_mode & 022) && chmod(p, st.st_mode & 0700) < 0) {
 		ret = error_set("'%s' is writable by others and cannot be made private: %s", p,
 			strerror(errno));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <git2.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -421,21 +422,24 @@ void provenance_source_release(struct provenance_source *s)
 char *provenance_note_line(
 	const char *host, const char *result, long generation, const char *path, bool dirty)
 {
-	struct buf b = BUF_INIT(0);
-	char when[32];
+	json_t *o = json_object();
+	char when[32], *safe = text_sanitize(path), *line;
 	time_t t = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	buf_printf(&b, "%s %s %s", when, host, result);
-	if (generation >= 0)
-		buf_printf(&b, " gen=%ld", generation);
-	if (path)
-		buf_printf(&b, " %s", path);
-	if (dirty)
-		buf_adds(&b, " dirty");
-	return buf_detach(&b);
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "host", json_string(host));
+	json_object_set_new(o, "result", json_string(result));
+	json_object_set_new(
+		o, "generation", generation >= 0 ? json_integer(generation) : json_null());
+	json_object_set_new(o, "path", safe ? json_string(safe) : json_null());
+	json_object_set_new(o, "dirty", json_boolean(dirty));
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	free(safe);
+	return line;
 }
 
 static int note_signature(git_repository *repo, git_signature **sig)
@@ -573,13 +577,44 @@ void provenance_events_free(struct provenance_event *ev, size_t n)
 	free(ev);
 }
 
-/* One line of a note: `TIME HOST RESULT [gen=N] [PATH] [dirty]`; false if it is not one. */
+/* A JSON note line (what constel writes now); false if it is not a whole one. */
+static bool parse_json_line(const char *line, size_t len, struct provenance_event *e)
+{
+	json_t *o = json_loadb(line, len, 0, NULL);
+	const char *time = json_string_value(json_object_get(o, "time"));
+	const char *host = json_string_value(json_object_get(o, "host"));
+	const char *result = json_string_value(json_object_get(o, "result"));
+	const char *path = json_string_value(json_object_get(o, "path"));
+	json_t *gen = json_object_get(o, "generation");
+	bool ok = time && host && result;
+
+	if (ok) {
+		e->time = xstrdup(time);
+		e->host = xstrdup(host);
+		e->result = xstrdup(result);
+		e->path = path ? xstrdup(path) : NULL;
+		e->generation = json_is_integer(gen) && json_integer_value(gen) >= 0
+					? (long)json_integer_value(gen)
+					: -1;
+		e->dirty = json_is_true(json_object_get(o, "dirty"));
+	}
+	json_decref(o);
+	return ok;
+}
+
+/*
+ * One line of a note: a JSON object, or (notes of earlier versions)
+ * `TIME HOST RESULT [gen=N] [PATH] [dirty]`; false if it is neither.
+ */
 static bool parse_line(const char *line, size_t len, struct provenance_event *e)
 {
 	const char *p = line, *end = line + len;
 	int field = 0;
 
 	memset(e, 0, sizeof(*e));
+	e->generation = -1;
+	if (len && line[0] == '{')
+		return parse_json_line(line, len, e);
 	e->generation = -1;
 	while (p < end) {
 		const char *t;

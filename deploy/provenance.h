@@ -117,8 +117,9 @@ void provenance_source_release(struct provenance_source *s);
 
 /*
  * A note line for one host's result at the current time (caller frees):
- * `TIME HOST RESULT [gen=N] [PATH] [dirty]`, gen only when generation >= 0,
- * PATH only when not NULL.
+ * one JSON object `{"time","host","result","generation","path","dirty"}`
+ * (generation and path null when unknown). Readers also take the text
+ * lines of earlier versions, `TIME HOST RESULT [gen=N] [PATH] [dirty]`.
  */
 char *provenance_note_line(
 	const char *host, const char *result, long generation, const char *path, bool dirty);

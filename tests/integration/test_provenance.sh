@@ -25,9 +25,22 @@ record() {
 		/usr/bin/python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print("null" if v is None else str(v).lower() if isinstance(v,bool) else v)' "$2"
 }
 
-# notes REV: the note of REV, one line per host event
+# notes REV: the note of REV, one JSON object per line and host event
 notes() {
 	git -C "$R" notes --ref constel show "$1" 2>/dev/null
+}
+# note_count REV HOST RESULT GEN PATH [dirty]: how many lines of REV's note say that
+note_count() {
+	notes "$1" | /usr/bin/python3 -c '
+import json, re, sys
+host, result, gen, path, dirty = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], len(sys.argv) > 5
+n = 0
+for line in sys.stdin:
+    e = json.loads(line)
+    assert re.match(r"^20[0-9-]*T[0-9:]*Z$", e["time"]), e
+    n += (e["host"] == host and e["result"] == result and e["generation"] == gen and
+          (path == "*" or e["path"] == path) and e["dirty"] == dirty)
+print(n)' "$2" "$3" "$4" "$5" ${6:+dirty}
 }
 
 A=$(git -C "$R" rev-parse HEAD)
@@ -57,7 +70,7 @@ notes "$A"
 [ "$(notes "$A" | wc -l)" = 4 ] || fail "note of A has $(notes "$A" | wc -l) lines, want 4"
 for h in $HOSTS; do
 	eval "want=\$A_$h"
-	notes "$A" | grep -q "^20[0-9-]*T[0-9:]*Z $h deployed gen=1 $want\$" || fail "no note line for $h"
+	[ "$(note_count "$A" $h deployed 1 "$want")" = 1 ] || fail "no note line for $h: $(notes "$A")"
 done
 [ -z "$(notes "$B")" ] || fail "B has a note though it was not deployed"
 
@@ -69,7 +82,9 @@ for h in $HOSTS; do
 	[ "$(current $h)" = "$want" ] || fail "$h runs $(current $h), want B's $want"
 	[ "$(record $h revision)" = "$B" ] || fail "$h: record revision after deploying B"
 done
-[ "$(notes "$B" | grep -c ' deployed gen=2 ')" = 4 ] || fail "note of B: $(notes "$B")"
+n=0
+for h in $HOSTS; do n=$((n + $(note_count "$B" $h deployed 2 '*'))); done
+[ "$n" = 4 ] || fail "note of B: $(notes "$B")"
 
 note "file: inventory, --rev by short id: the commit's tree is exported and built"
 {
@@ -112,7 +127,7 @@ P_DIRTY=$(current alpha)
 [ "$P_DIRTY" != "$A_alpha" ] && [ "$P_DIRTY" != "$B_alpha" ] || fail "alpha did not get the dirty system"
 [ "$(record alpha dirty)" = true ] || fail "record not dirty"
 [ "$(record alpha revision)" = "$C" ] || fail "dirty record revision $(record alpha revision), want HEAD $C"
-notes "$C" | grep -q " alpha deployed gen=4 $P_DIRTY dirty\$" || fail "note of C: $(notes "$C")"
+[ "$(note_count "$C" alpha deployed 4 "$P_DIRTY" dirty)" = 1 ] || fail "note of C: $(notes "$C")"
 
 note "--rev ignores the dirty working tree: it builds the commit"
 C deploy --rev "$B" alpha >"$D/d6.log" 2>&1 || { cat "$D/d6.log"; fail "deploy --rev B in a dirty tree"; }

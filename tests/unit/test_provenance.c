@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include <git2.h>
 #include <pthread.h>
@@ -639,17 +640,28 @@ static void test_provenance_log_without_notes_is_empty(void **state)
 static void test_provenance_note_line_format(void **state)
 {
 	char *line = provenance_note_line("galactica", "deployed", 5, "/nix/store/x-system", true);
+	json_t *o = json_loads(line, 0, NULL);
 	struct tm tm;
-	const char *rest;
 
 	(void)state;
-	rest = strptime(line, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	assert_non_null(rest);
-	assert_string_equal(rest, " galactica deployed gen=5 /nix/store/x-system dirty");
+	assert_non_null(o);
+	assert_null(strchr(line, '\n'));
+	assert_non_null(
+		strptime(json_string_value(json_object_get(o, "time")), "%Y-%m-%dT%H:%M:%SZ", &tm));
+	assert_string_equal(json_string_value(json_object_get(o, "host")), "galactica");
+	assert_string_equal(json_string_value(json_object_get(o, "result")), "deployed");
+	assert_int_equal(json_integer_value(json_object_get(o, "generation")), 5);
+	assert_string_equal(json_string_value(json_object_get(o, "path")), "/nix/store/x-system");
+	assert_true(json_is_true(json_object_get(o, "dirty")));
+	json_decref(o);
 	free(line);
-	line = provenance_note_line("pegasus", "failed", -1, NULL, false);
-	rest = strptime(line, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	assert_string_equal(rest, " pegasus failed");
+	/* unknown values are null; a path a host sent with invalid UTF-8 stays a string */
+	line = provenance_note_line("pegasus", "failed", -1, "/nix/store/\xff\x1b", false);
+	o = json_loads(line, 0, NULL);
+	assert_non_null(o);
+	assert_true(json_is_null(json_object_get(o, "generation")));
+	assert_string_equal(json_string_value(json_object_get(o, "path")), "/nix/store/\\xff\\x1b");
+	json_decref(o);
 	free(line);
 }
 
