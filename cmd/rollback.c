@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cmd/run.h"
+#include "deploy/provenance.h"
 
 static int rollback(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
@@ -13,6 +14,9 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 	struct graph *graph = NULL;
 	bool *selected = NULL;
 	char *log_dir = NULL;
+	struct provenance prov;
+	struct provenance_notes notes;
+	bool have_repo = false, have_notes = false;
 	int ret;
 
 	run_args_init(&a, opts);
@@ -29,6 +33,14 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 	}
 	run_runner_opts(&o, inv, &a, g, log_dir);
 	o.op = RUNNER_ROLLBACK;
+	/* a rollback is noted on HEAD, the commit the repository is at */
+	have_repo = provenance_open(&prov, inv->dir) == 0;
+	if (have_repo && prov.head) {
+		provenance_notes_init(&notes, prov.repo_path, prov.head, false, inv);
+		have_notes = true;
+		o.on_result = provenance_on_result;
+		o.data = &notes;
+	}
 	runner_init(&r, inv, graph, selected, NULL, &o);
 	run_install_sigint();
 	if (runner_start(&r) < 0)
@@ -36,7 +48,14 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 	else
 		ret = run_drive(&r, g, "rollback");
 	runner_release(&r);
+	if (have_notes && notes.error)
+		fprintf(stderr, "constel: could not record the rollback in %s: %s\n",
+			PROVENANCE_NOTES_REF, notes.error);
 out:
+	if (have_notes)
+		provenance_notes_release(&notes);
+	if (have_repo)
+		provenance_release(&prov);
 	free(selected);
 	free(log_dir);
 	graph_free(graph);

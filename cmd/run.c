@@ -294,9 +294,13 @@ static void print_summary(struct view *v, struct runner *r, const char *what)
 	}
 	for (size_t i = 0; i < v->nhosts; i++) {
 		const struct host_result *res = &r->results[v->hosts[i]];
+		const struct inv_host *h = &r->inv->hosts[v->hosts[i]];
+		const char *goal = r->opts.goal ? r->opts.goal : h->goal;
+		/* dry-activate's whole point is what it says it would do */
+		bool dry = res->status == HOST_DEPLOYED && goal && !strcmp(goal, "dry-activate");
 
 		if ((res->status != HOST_FAILED && res->status != HOST_ROLLED_BACK &&
-			    res->status != HOST_RESTORE_FAILED) ||
+			    res->status != HOST_RESTORE_FAILED && !dry) ||
 			!res->log_path)
 			continue;
 		fprintf(stderr, "\n--- %s: last 20 lines of %s ---\n",

@@ -408,8 +408,12 @@ static int eval_items(struct build_item **items, size_t n, struct buf *log)
 			if (eval_items(&items[i], 1, log) < 0)
 				ret = -1;
 	} else if (ret < 0) {
+		/* Nix's words reach the terminal: made safe there */
+		char *why = text_sanitize(error_last());
+
 		free(items[0]->error);
-		items[0]->error = xasprintf("evaluation failed: %s", error_last());
+		items[0]->error = xasprintf("evaluation failed: %s", why);
+		free(why);
 	}
 	return ret;
 }
@@ -559,10 +563,11 @@ static void realise_group(
 		strvec_push(&argv, "--check-validity");
 		strvec_push(&argv, items[i]->out_path);
 		if (proc_run((const char *const *)argv.v, NULL, NULL) < 0) {
-			char *why = item_failure(items[i], &err);
+			char *said = item_failure(items[i], &err), *why = text_sanitize(said);
 
 			free(items[i]->error);
 			items[i]->error = xasprintf("build failed: %s", why);
+			free(said);
 			free(why);
 		}
 		strvec_release(&argv);

@@ -924,8 +924,12 @@ void provenance_on_result(void *data, size_t host, const struct host_result *res
 
 	if (!n->repo_path || !n->sha || res->status == HOST_PENDING || res->status == HOST_SKIPPED)
 		return;
-	line = provenance_note_line(n->inv->hosts[host].name, host_status_name(res->status),
-		res->generation, res->path, n->dirty);
+	/* "deployed" with nothing recorded: dry-activate, which changes nothing */
+	if (res->status == HOST_DEPLOYED && !res->did)
+		return;
+	line = provenance_note_line(n->inv->hosts[host].name,
+		res->did ? res->did : host_status_name(res->status), res->generation, res->path,
+		n->dirty);
 	if (provenance_note_append(n->repo_path, n->sha, line) < 0) {
 		pthread_mutex_lock(&n->lock);
 		if (!n->error)

@@ -819,6 +819,7 @@ static void write_record(struct hostctx *c, const char *query)
 	const char *result = record_result(c, query);
 	char *json, *input;
 
+	c->res->did = result; /* the git note says the same */
 	if (!result || (!c->host->local && !c->conn))
 		return;
 	json = record_json(&c->r->opts.record, c->host->name, c->res->path, c->res->generation,

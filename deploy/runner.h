@@ -80,6 +80,7 @@ struct host_result {
 	long generation;     /* the profile generation now, -1 unknown */
 	long prev_generation;
 	bool changed;	     /* this run activated something new on the host */
+	const char *did;     /* what its record says: deployed, rolled-back, rollback; or NULL */
 	double seconds;
 	double started;
 	char *error;

@@ -30,7 +30,7 @@ jq_py() {
 	/usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-hosts = {h["name"]: h for h in d.get("hosts", [])}
+hosts = {h["name"]: h for h in d.get("hosts", [])} if isinstance(d, dict) else {}
 v = eval(sys.argv[2])
 if v is True: sys.exit(0)
 if v is False: sys.exit(1)

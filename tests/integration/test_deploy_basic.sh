@@ -63,8 +63,25 @@ jq_py "$R.5" 'hosts["alpha"]["generation"] == 2' || fail "$(cat "$R.5")"
 	fail "alpha does not run generation 2"
 C --json rollback alpha --to 1 --log-dir "$LOGS" >"$R.6" || fail "rollback --to 1 failed"
 jq_py "$R.6" 'hosts["alpha"]["generation"] == 1' || fail "$(cat "$R.6")"
+# recorded as what it was: a rollback, on the host and in the git notes
+fleet_exec alpha cat /var/lib/constel/deployment.json | grep -q '"result":"rollback"' ||
+	fail "alpha's record: $(fleet_exec alpha cat /var/lib/constel/deployment.json)"
+C --json log alpha >"$R.log" || fail "constel log failed"
+jq_py "$R.log" 'sum(1 for e in d if e["result"] == "rollback" and e["host"] == "alpha") == 2' ||
+	fail "notes of the rollbacks: $(cat "$R.log")"
 C rollback alpha --to 9 --log-dir "$LOGS" 2>"$R.7" && fail "rollback to a missing generation succeeded"
 grep -q 'generation 9 does not exist' "$R.7" || fail "$(cat "$R.7")"
+
+note "dry-activate: shows what it would do, changes and records nothing"
+fleet_commit --only beta
+before=$(fleet_exec beta cat /var/lib/constel/deployment.json)
+C deploy beta --goal dry-activate --log-dir "$LOGS" >/dev/null 2>"$R.dry" || fail "dry-activate: $(tail -5 "$R.dry")"
+grep -q 'would activate' "$R.dry" || fail "dry-activate's output is not in the summary: $(cat "$R.dry")"
+[ "$(fleet_exec beta cat /var/lib/constel/deployment.json)" = "$before" ] || fail "dry-activate wrote a record"
+C --json log beta >"$R.log" || fail "constel log failed"
+dry=$(fleet_path beta)
+jq_py "$R.log" "not any(e['path'] == '$dry' for e in d)" ||
+	fail "dry-activate left a note: $(cat "$R.log")"
 
 note "dry run: builds, touches no host"
 fleet_commit
