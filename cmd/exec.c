@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "common/pool.h"
+#include "common/proc.h"
 #include "deploy/host.h"
 #include "transport/transport.h"
 
@@ -21,8 +23,7 @@ struct exec_job {
 	const char *cmd;
 	size_t *hosts;
 	size_t nhosts;
-	size_t next; /* the next host to take, under lock */
-	pthread_mutex_t lock;
+	size_t next; /* the next host to take, under the pool's lock */
 	struct exec_host *out;
 };
 
@@ -32,40 +33,46 @@ struct exec_host {
 	double seconds;
 };
 
-static void *exec_worker(void *arg)
+static bool exec_next(void *data, size_t *task)
 {
-	struct exec_job *j = arg;
-	sigset_t all;
+	struct exec_job *j = data;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	for (;;) {
-		size_t i;
-		const struct inv_host *h;
-		struct exec_host *o;
-		struct ssh_target t;
-		struct ssh_conn *conn = NULL;
-		double start = now_seconds();
-
-		pthread_mutex_lock(&j->lock);
-		i = j->next++;
-		pthread_mutex_unlock(&j->lock);
-		if (i >= j->nhosts)
-			break;
-		h = &j->inv->hosts[j->hosts[i]];
-		o = &j->out[i];
-		host_ssh_target(&t, h,
-			j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
-			j->inv->defaults.connect_timeout, 0);
-		if (ssh_conn_open(&conn, &t) < 0)
-			o->error = xstrdup(error_last());
-		else if (ssh_conn_exec(conn, j->cmd, NULL, 0, &o->res) < 0)
-			o->error = xstrdup(error_last());
-		ssh_conn_free(conn);
-		o->seconds = now_seconds() - start;
-	}
-	return NULL;
+	if (j->next >= j->nhosts)
+		return false;
+	*task = j->next++;
+	return true;
 }
+
+static void exec_run(void *data, size_t i)
+{
+	struct exec_job *j = data;
+	const struct inv_host *h = &j->inv->hosts[j->hosts[i]];
+	struct exec_host *o = &j->out[i];
+	struct ssh_target t;
+	struct ssh_conn *conn = NULL;
+	double start = now_seconds();
+
+	if (h->local) {
+		/* the machine constel runs on: no SSH to it */
+		const char *argv[] = {"sh", "-c", j->cmd, NULL};
+
+		if (proc_run_status(
+			    argv, NULL, 0, &o->res.out, &o->res.err, 0, &o->res.exit_status) < 0)
+			o->error = xstrdup(error_last());
+		o->seconds = now_seconds() - start;
+		return;
+	}
+	host_ssh_target(&t, h, j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
+		j->inv->defaults.connect_timeout, 0);
+	if (ssh_conn_open(&conn, &t) < 0)
+		o->error = xstrdup(error_last());
+	else if (ssh_conn_exec(conn, j->cmd, NULL, 0, &o->res) < 0)
+		o->error = xstrdup(error_last());
+	ssh_conn_free(conn);
+	o->seconds = now_seconds() - start;
+}
+
+static const struct pool_ops exec_pool = {.next = exec_next, .run = exec_run};
 
 static void print_prefixed(const char *name, const struct buf *b, FILE *f)
 {
@@ -119,7 +126,6 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 	struct buf cmd = BUF_INIT(0);
 	bool *selected = NULL, prefix = false;
 	long parallel = -1;
-	pthread_t *threads = NULL;
 	size_t nthreads = 0, failed = 0;
 	int ret;
 
@@ -160,17 +166,10 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 	j.out = xcalloc(j.nhosts + 1, sizeof(*j.out));
 	for (size_t i = 0; i < j.nhosts; i++)
 		ssh_exec_result_init(&j.out[i].res, EXEC_OUTPUT_MAX, EXEC_OUTPUT_MAX);
-	pthread_mutex_init(&j.lock, NULL);
 	nthreads = (size_t)(parallel > 0 ? parallel : inv->defaults.parallel);
 	if (nthreads > j.nhosts)
 		nthreads = j.nhosts;
-	threads = xcalloc(nthreads + 1, sizeof(*threads));
-	for (size_t i = 0; i < nthreads; i++)
-		if (pthread_create(&threads[i], NULL, exec_worker, &j))
-			abort();
-	for (size_t i = 0; i < nthreads; i++)
-		pthread_join(threads[i], NULL);
-	pthread_mutex_destroy(&j.lock);
+	pool_run(&exec_pool, &j, nthreads);
 
 	/* one printer, after the fact: each host's output whole, never interleaved */
 	for (size_t i = 0; i < j.nhosts; i++) {
@@ -228,7 +227,6 @@ out:
 		}
 	free(j.out);
 	free(j.hosts);
-	free(threads);
 	free(selected);
 	graph_free(graph);
 	inventory_free(inv);

@@ -1,0 +1,147 @@
+/* common/pool.c and common/proc.c: the one pool, and children that start clean. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/pool.h"
+#include "common/proc.h"
+
+struct job {
+	size_t n, next, ran, finished, max_running, running;
+	bool blocked_everything; /* every task saw all signals blocked */
+	size_t released;	 /* tasks made ready over time (0: all at once) */
+};
+
+static bool job_next(void *data, size_t *task)
+{
+	struct job *j = data;
+	size_t ready = j->released ? j->released : j->n;
+
+	if (j->next >= ready)
+		return false;
+	*task = j->next++;
+	j->running++;
+	if (j->running > j->max_running)
+		j->max_running = j->running;
+	return true;
+}
+
+static void job_run(void *data, size_t task)
+{
+	struct job *j = data;
+	sigset_t now;
+
+	(void)task;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	if (!sigismember(&now, SIGINT) || !sigismember(&now, SIGTERM))
+		j->blocked_everything = false;
+	__atomic_fetch_add(&j->ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void job_finished(void *data, size_t task)
+{
+	struct job *j = data;
+
+	(void)task;
+	j->finished++;
+	j->running--;
+	/* each finished task makes the next one ready: a chain, like providers */
+	if (j->released && j->released < j->n)
+		j->released++;
+}
+
+static bool job_done(void *data)
+{
+	struct job *j = data;
+
+	return j->finished == j->n;
+}
+
+static void test_pool_runs_every_task_once(void **state)
+{
+	struct pool_ops ops = {.next = job_next, .run = job_run, .finished = job_finished};
+	struct job j = {.n = 100, .blocked_everything = true};
+
+	(void)state;
+	pool_run(&ops, &j, 4);
+	assert_int_equal(j.ran, 100);
+	assert_int_equal(j.finished, 100);
+	assert_true(j.max_running <= 4);
+	assert_true(j.blocked_everything);
+}
+
+static void test_pool_waits_for_tasks_that_become_ready(void **state)
+{
+	struct pool_ops ops = {
+		.next = job_next, .run = job_run, .finished = job_finished, .done = job_done};
+	struct job j = {.n = 20, .released = 1, .blocked_everything = true};
+
+	(void)state;
+	/* one task ready at a time: the other workers wait instead of leaving */
+	pool_run(&ops, &j, 4);
+	assert_int_equal(j.ran, 20);
+	assert_int_equal(j.max_running, 1);
+}
+
+static void test_pool_stop_hands_out_nothing_more(void **state)
+{
+	struct pool_ops ops = {
+		.next = job_next, .run = job_run, .finished = job_finished, .done = job_done};
+	struct job j = {.n = 10, .released = 0, .blocked_everything = true};
+	struct pool p;
+
+	(void)state;
+	j.released = 0;
+	j.n = 10;
+	/* nothing ready and done() false: workers wait until stopped */
+	ops.next = job_next;
+	j.next = 10; /* as if all were handed out, none finished */
+	pool_init(&p, &ops, &j);
+	pool_start(&p, 3);
+	pool_stop(&p);
+	pool_join(&p);
+	pool_release(&p);
+	assert_int_equal(j.ran, 0);
+}
+
+static void test_child_starts_with_no_blocked_or_ignored_signal(void **state)
+{
+	const char *argv[] = {"grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status", NULL};
+	struct buf out = BUF_INIT(4096);
+	sigset_t all, old;
+
+	(void)state;
+	/* as a worker thread of constel is: everything blocked, SIGPIPE ignored */
+	signal(SIGPIPE, SIG_IGN);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	assert_int_equal(proc_run(argv, &out, NULL), 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	{
+		unsigned long long blk = ~0ULL, ign = ~0ULL;
+
+		assert_int_equal(sscanf(out.data, "SigBlk:\t%llx\nSigIgn:\t%llx", &blk, &ign), 2);
+		/* signals 1-31; glibc keeps its own real-time signals (32, 33) to itself */
+		assert_int_equal(blk & 0x7fffffffULL, 0);
+		assert_int_equal(ign & 0x7fffffffULL, 0);
+	}
+	buf_release(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_runs_every_task_once),
+		cmocka_unit_test(test_pool_waits_for_tasks_that_become_ready),
+		cmocka_unit_test(test_pool_stop_hands_out_nothing_more),
+		cmocka_unit_test(test_child_starts_with_no_blocked_or_ignored_signal),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
