@@ -65,7 +65,7 @@ enum status_drift status_drift_of(const struct status_row *r, const char *head)
 }
 
 /* Reads the history lines: the last record naming `current`, and how many there are. */
-static void read_history(struct status_row *row, const char *history)
+void status__read_history(struct status_row *row, const char *history)
 {
 	const char *p = history;
 
@@ -173,7 +173,7 @@ static void status_host(struct status_ctx *s, struct status_row *row)
 		row->switched = text_sanitize(when);
 		free(when);
 	}
-	read_history(row, mark + strlen(HISTORY_MARK));
+	status__read_history(row, mark + strlen(HISTORY_MARK));
 	free(answer);
 	/*
 	 * A date taken through the /run/current-system link is the store's

@@ -71,4 +71,11 @@ struct status_report {
 int status_collect(const struct status_opts *o, struct status_report *out);
 void status_report_release(struct status_report *r);
 
+/*
+ * Internal, shared with the fuzzer: reads the host's newest records (one
+ * JSON object per line, untrusted) into row: how many there are, and the
+ * newest deployment record naming row->current.
+ */
+void status__read_history(struct status_row *row, const char *history);
+
 #endif

@@ -126,6 +126,29 @@ static void on_progress(void *data, uint64_t sent)
 #define SERVE_ADD_TO_STORE_NAR 9u
 #define PATH_INFO_MAX	       (64u << 20)
 
+static uint64_t get_u64(const char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
+}
+
+int transport__parse_serve_reply(const char *data, size_t len, size_t npaths, size_t *refused)
+{
+	/* magic, version, then a 1 for every path added */
+	if (len != 8 * (2 + npaths) || get_u64(data) != SERVE_MAGIC_2)
+		return -1;
+	for (size_t i = 0; i < npaths; i++) {
+		if (get_u64(data + 8 * (2 + i)) != 1) {
+			*refused = i;
+			return CONSTEL_ENOTFOUND;
+		}
+	}
+	return 0;
+}
+
 /* What the receiving store needs to register a path: `nix path-info --json`. */
 struct path_info {
 	const char *path;
@@ -301,15 +324,6 @@ static int path_infos(const char *const *batch, size_t nb, json_t **doc, struct 
 	return 0;
 }
 
-static uint64_t get_u64(const char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | (unsigned char)p[i];
-	return v;
-}
-
 /*
  * Streams one batch into `nix-store --serve --write` on the host: one
  * cmdAddToStoreNar per path, its NAR read straight from the local store.
@@ -376,15 +390,20 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, s
 			res.exit_signal ? 0 : res.exit_status, last_line(&res.err));
 		goto out;
 	}
-	/* magic, version, then a 1 for every path added */
-	if (res.out.len != 8 * (2 + nb) || get_u64(res.out.data) != SERVE_MAGIC_2) {
-		ret = error_set("'%s': unexpected answer from nix-store --serve (%zu bytes): %s",
-			c->label, res.out.len, last_line(&res.err));
-		goto out;
-	}
-	for (size_t i = 0; i < nb; i++) {
-		if (get_u64(res.out.data + 8 * (2 + i)) != 1) {
-			ret = error_set("'%s': the host did not add '%s'", c->label, batch[i]);
+	{
+		size_t refused;
+		int r = transport__parse_serve_reply(
+			res.out.data ? res.out.data : "", res.out.len, nb, &refused);
+
+		if (r == CONSTEL_ENOTFOUND) {
+			ret = error_set(
+				"'%s': the host did not add '%s'", c->label, batch[refused]);
+			goto out;
+		}
+		if (r < 0) {
+			ret = error_set(
+				"'%s': unexpected answer from nix-store --serve (%zu bytes): %s",
+				c->label, res.out.len, last_line(&res.err));
 			goto out;
 		}
 	}

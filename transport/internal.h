@@ -47,6 +47,14 @@ int transport__out_str(struct transport_out *o, const char *s, size_t len);
 /* Serialises `path` as a NAR into o (not flushed). */
 int transport__nar_dump(struct transport_out *o, const char *path);
 
+/*
+ * The host's answer to a batch of cmdAddToStoreNar: its magic and version,
+ * then 1 for each of the `npaths` paths. 0 when all were added;
+ * CONSTEL_ENOTFOUND with *refused the first path it did not add; -1 for an
+ * answer of any other shape. Reads exactly `len` bytes.
+ */
+int transport__parse_serve_reply(const char *data, size_t len, size_t npaths, size_t *refused);
+
 /* Splits "user@host:port" (ProxyJump's first hop); parts may be NULL. */
 int transport__parse_jump(const char *spec, char **user, char **host, int *port);
 

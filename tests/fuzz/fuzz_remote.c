@@ -1,7 +1,9 @@
 /*
  * libFuzzer target for what constel reads from a remote host: the answer
- * to "which of these store paths do you lack" (transport) and the
- * key=value state lines of the host-side protocol (deploy/host.c).
+ * to "which of these store paths do you lack" and the serve protocol's
+ * reply (transport), the key=value answers of the host scripts and their
+ * output part, store paths (deploy/host.c), and the host's deployment
+ * records as `status` reads them (deploy/status.c).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include "common/util.h"
 #include "deploy/host.h"
+#include "deploy/status.h"
 #include "transport/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,14 +27,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	bool missing[3];
 	char *text = xstrndup((const char *)data, size);
-	static const char *const keys[] = { "phase", "result", "gen", "prev", "reason", "path",
-		"locked", "current" };
+	static const char *const keys[] = {"phase", "result", "gen", "prev", "reason", "path",
+		"locked", "current", "run", "milestone", "holder_pid", "holder_since",
+		"interrupted", "interrupted_running", "out", "error"};
+	struct status_row row = {0};
+	size_t refused = 0;
+	const char *out;
 
 	transport__parse_missing(paths, 3, (const char *)data, size, missing);
+	(void)transport__parse_serve_reply((const char *)data, size, size / 8, &refused);
+	(void)transport__parse_serve_reply((const char *)data, size, 1, &refused);
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		free(host_get(text, keys[i]));
+		char *v = host_get(text, keys[i]);
+
+		if (v)
+			(void)host_is_store_path(v);
+		free(text_sanitize(v));
+		free(v);
 		(void)host_get_long(text, keys[i], -1);
 	}
+	out = host_answer_output(text);
+	if (out)
+		free(text_sanitize(out));
+	row.current = xstrdup("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a");
+	status__read_history(&row, text);
+	free(row.current);
+	free(row.revision);
+	free(row.recorded);
 	free(text);
 	return 0;
 }
