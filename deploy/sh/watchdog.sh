@@ -82,6 +82,8 @@ finish() {
 		rm -f "$lib/pending" || log "could not remove $lib/pending"
 	fi
 	tail -c 65536 run.log >>activation.log 2>/dev/null
+	# the lock goes before the answer: a run that follows at once finds it free
+	exec 9>&-
 	notify finished
 	exit 0
 }
