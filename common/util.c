@@ -139,6 +139,17 @@ int error_setc(int code, const char *fmt, ...)
 	return code;
 }
 
+int error_prefix(int code, const char *fmt, ...)
+{
+	char prefix[sizeof(error_slot)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	return error_setc(code, "%s: %s", prefix, error_last());
+}
+
 const char *error_last(void)
 {
 	return error_slot[0] ? error_slot : "unknown error";

@@ -45,6 +45,12 @@ char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 int error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Like error_set, but returns `code` (for the CONSTEL_E* codes). */
 int error_setc(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Puts a prefix before this thread's message ("'alpha': " + message): the
+ * callee's words stay, the caller says what it was doing. Returns `code`,
+ * so a callee's code passes up unchanged: `return error_prefix(ret, ...)`.
+ */
+int error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* This thread's last message (borrowed; valid until the next error_set). */
 const char *error_last(void);
 void error_clear(void);

@@ -343,10 +343,7 @@ static int send_batch(struct ssh_conn *c, const char *const *batch, size_t nb, s
 
 	ssh_exec_result_init(&res, 64 * 1024 + 8 * nb, 64 * 1024);
 	if ((ret = path_infos(batch, nb, &doc, infos)) < 0) {
-		char *why = xstrdup(error_last());
-
-		ret = error_set("'%s': %s", c->label, why);
-		free(why);
+		ret = error_prefix(ret, "'%s'", c->label);
 		goto out;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -472,10 +469,7 @@ int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
 	ret = transport__parse_missing(
 		paths, n, res.out.data ? res.out.data : "", res.out.len, missing);
 	if (ret < 0) {
-		char *why = xstrdup(error_last());
-
-		ret = error_set("'%s': %s", c->label, why);
-		free(why);
+		ret = error_prefix(ret, "'%s'", c->label);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)

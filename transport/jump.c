@@ -121,11 +121,7 @@ int transport__jump_open(struct ssh_conn *c, const struct ssh_target *t)
 	jump_depth--;
 	if (ret < 0) {
 		/* keep the jump host's message, say what it was for */
-		char *why = xstrdup(error_last());
-
-		ret = error_setc(
-			ret, "'%s': through ProxyJump '%s': %s", c->label, c->r.proxy_jump, why);
-		free(why);
+		ret = error_prefix(ret, "'%s': through ProxyJump '%s'", c->label, c->r.proxy_jump);
 		goto out;
 	}
 	j->ch = ssh_channel_new(j->via->s);

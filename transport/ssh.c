@@ -342,12 +342,10 @@ int ssh_conn_open(struct ssh_conn **out, const struct ssh_target *t)
 			goto out;
 	}
 	ret = connect_session(c);
-	if (ret < 0 && now_seconds() - start >= c->r.connect_timeout &&
-		!strstr(error_last(), "timed out") && !strstr(error_last(), "timeout"))
-		ret = error_setc(CONSTEL_ETIMEOUT, "'%s': no answer within %ds (ConnectTimeout)",
+	/* a timeout is what the clock says, not a word in libssh's message */
+	if (ret < 0 && ret != CONSTEL_ETIMEOUT && now_seconds() - start >= c->r.connect_timeout)
+		ret = error_prefix(CONSTEL_ETIMEOUT, "'%s': no answer within %ds (ConnectTimeout)",
 			c->label, c->r.connect_timeout);
-	else if (ret < 0 && (strstr(error_last(), "Timeout") || strstr(error_last(), "timeout")))
-		ret = CONSTEL_ETIMEOUT;
 out:
 	if (ret < 0) {
 		ssh_conn_free(c);
