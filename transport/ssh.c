@@ -53,11 +53,6 @@ unsigned ssh_conn_count(void)
 	return atomic_load(&conn_count);
 }
 
-const char *ssh_conn_name(const struct ssh_conn *c)
-{
-	return c->r.name;
-}
-
 /* "name" or "name (address:port)" when they differ, for messages. */
 static char *make_label(const struct ssh_resolved *r)
 {

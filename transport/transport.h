@@ -106,8 +106,6 @@ struct ssh_conn;
  */
 int ssh_conn_open(struct ssh_conn **out, const struct ssh_target *t);
 void ssh_conn_free(struct ssh_conn *c);
-/* The host's inventory name (borrowed). */
-const char *ssh_conn_name(const struct ssh_conn *c);
 /* Sessions opened successfully by this process so far (jump hosts too). */
 unsigned ssh_conn_count(void);
 
