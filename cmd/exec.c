@@ -10,9 +10,7 @@
 
 #include "cmd/cmd.h"
 #include "common/pool.h"
-#include "common/proc.h"
-#include "deploy/host.h"
-#include "transport/transport.h"
+#include "deploy/host_io.h"
 
 /* Each host's output is kept whole, up to this much per stream. */
 #define EXEC_OUTPUT_MAX (4u << 20)
@@ -46,29 +44,18 @@ static bool exec_next(void *data, size_t *task)
 static void exec_run(void *data, size_t i)
 {
 	struct exec_job *j = data;
-	const struct inv_host *h = &j->inv->hosts[j->hosts[i]];
+	struct host_io_config cfg = {
+		.ssh_config = j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
+		.connect_timeout = j->inv->defaults.connect_timeout,
+	};
 	struct exec_host *o = &j->out[i];
-	struct ssh_target t;
-	struct ssh_conn *conn = NULL;
+	struct host_io io;
 	double start = now_seconds();
 
-	if (h->local) {
-		/* the machine constel runs on: no SSH to it */
-		const char *argv[] = {"sh", "-c", j->cmd, NULL};
-
-		if (proc_run_status(
-			    argv, NULL, 0, &o->res.out, &o->res.err, 0, &o->res.exit_status) < 0)
-			o->error = xstrdup(error_last());
-		o->seconds = now_seconds() - start;
-		return;
-	}
-	host_ssh_target(&t, h, j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
-		j->inv->defaults.connect_timeout, 0);
-	if (ssh_conn_open(&conn, &t) < 0)
+	host_io_init(&io, &j->inv->hosts[j->hosts[i]], &cfg);
+	if (host_io_open(&io) < 0 || host_io_exec(&io, j->cmd, NULL, &o->res) < 0)
 		o->error = xstrdup(error_last());
-	else if (ssh_conn_exec(conn, j->cmd, NULL, 0, &o->res) < 0)
-		o->error = xstrdup(error_last());
-	ssh_conn_free(conn);
+	host_io_close(&io);
 	o->seconds = now_seconds() - start;
 }
 

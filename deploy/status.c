@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "common/pool.h"
-#include "common/proc.h"
 #include "deploy/host.h"
+#include "deploy/host_io.h"
 #include "deploy/record.h"
 #include "transport/transport.h"
 
@@ -105,35 +105,26 @@ void status__read_history(struct status_row *row, const char *history)
 /* One round trip: the query, then the history after a mark line. */
 static int ask_host(struct status_ctx *s, const struct inv_host *h, char **answer)
 {
-	struct ssh_target t;
-	struct ssh_conn *conn = NULL;
+	struct host_io_config cfg = {.ssh_config = s->ssh_config,
+		.connect_timeout = s->inv->defaults.connect_timeout,
+		.op_timeout = STATUS_OP_TIMEOUT};
+	struct host_exec ex = {.timeout = STATUS_OP_TIMEOUT};
+	struct host_io io;
 	struct ssh_exec_result res;
 	char *cmd =
 		xasprintf("%s; echo " HISTORY_MARK "; %s", host_cmd_query(), record_cmd_history());
 	int ret;
 
 	ssh_exec_result_init(&res, ANSWER_MAX, 65536);
-	if (h->local) {
-		const char *argv[] = {"sh", "-c", cmd, NULL};
-
-		ret = proc_run_timeout(argv, &res.out, &res.err, STATUS_OP_TIMEOUT);
-		/* the history's `cat` fails on a host never deployed: that is an answer */
-		if (ret < 0 && res.out.len)
-			ret = 0;
-		goto done;
-	}
-	host_ssh_target(&t, h, s->ssh_config, s->inv->defaults.connect_timeout, STATUS_OP_TIMEOUT);
-	if ((ret = ssh_conn_open(&conn, &t)) < 0)
-		goto out;
-	ret = ssh_conn_exec(conn, cmd, NULL, 0, &res);
-done:
+	host_io_init(&io, h, &cfg);
+	if ((ret = host_io_open(&io)) == 0)
+		ret = host_io_exec(&io, cmd, &ex, &res);
 	if (ret == 0 && !strstr(res.out.data ? res.out.data : "", HISTORY_MARK))
 		ret = error_set("'%s' gave no answer: %s", h->name, buf_tail_lines(&res.err, 1));
 	if (ret == 0)
 		*answer = buf_detach(&res.out);
-out:
 	ssh_exec_result_release(&res);
-	ssh_conn_free(conn);
+	host_io_close(&io);
 	free(cmd);
 	return ret;
 }

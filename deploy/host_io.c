@@ -1,0 +1,208 @@
+#include "deploy/host_io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/proc.h"
+#include "deploy/host.h"
+
+/* ---- over SSH ---- */
+
+static int ssh_connect_(struct host_io *io)
+{
+	struct ssh_target t;
+	struct ssh_conn *conn = NULL;
+	int ret;
+
+	host_ssh_target(
+		&t, io->host, io->cfg.ssh_config, io->cfg.connect_timeout, io->cfg.op_timeout);
+	if ((ret = ssh_conn_open(&conn, &t)) < 0)
+		return ret;
+	ssh_conn_free(io->conn);
+	io->conn = conn;
+	io->sessions++;
+	return 0;
+}
+
+static int ssh_exec_(
+	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
+{
+	struct ssh_exec_opts e = SSH_EXEC_OPTS_INIT;
+
+	if (!io->conn)
+		return error_set("'%s': not connected", io->host->name);
+	e.stdin_data = o ? o->input : NULL;
+	e.stdin_len = o && o->input ? strlen(o->input) : 0;
+	e.timeout_s = o ? (int)o->timeout : 0;
+	e.overflow_fails = true;
+	e.cancel = o ? o->cancel : NULL;
+	return ssh_conn_exec_opts(io->conn, cmd, &e, res);
+}
+
+static int ssh_probe_(struct host_io *io, int port, int timeout_ms)
+{
+	if (!io->conn)
+		return error_set("'%s': not connected", io->host->name);
+	return ssh_conn_probe(io->conn, port, timeout_ms);
+}
+
+static int ssh_copy_(struct host_io *io, const char *const *paths, size_t n,
+	struct ssh_copy_stats *st, ssh_copy_progress_fn progress, void *data)
+{
+	if (!io->conn)
+		return error_set("'%s': not connected", io->host->name);
+	return ssh_copy_closure(io->conn, paths, n, st, progress, data);
+}
+
+static void ssh_disconnect_(struct host_io *io)
+{
+	ssh_conn_free(io->conn);
+	io->conn = NULL;
+}
+
+static const struct host_io_ops ssh_ops = {
+	.kind = "ssh",
+	.connect = ssh_connect_,
+	.exec = ssh_exec_,
+	.probe = ssh_probe_,
+	.copy = ssh_copy_,
+	.disconnect = ssh_disconnect_,
+};
+
+/* ---- the machine constel runs on ---- */
+
+static int local_connect(struct host_io *io)
+{
+	(void)io;
+	return 0;
+}
+
+static int local_exec(
+	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
+{
+	const char *argv[] = {"sh", "-c", cmd, NULL};
+	const char *in = o ? o->input : NULL;
+	int ret;
+
+	ret = proc_run_status(argv, in ? in : "", in ? strlen(in) : 0, &res->out, &res->err,
+		o ? (int)o->timeout : 0, &res->exit_status);
+	if (ret == 0 && res->out.truncated)
+		ret = error_set(
+			"'%s': answer too long (over %zu bytes)", io->host->name, res->out.max);
+	return ret;
+}
+
+/* The same check as through a host's sshd: does localhost:port accept? */
+static int local_probe(struct host_io *io, int port, int timeout_ms)
+{
+	struct sockaddr_in sa = {0};
+	struct pollfd pfd;
+	int fd, ret, err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)io;
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_set("cannot make a socket: %s", strerror(errno));
+	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (ret < 0 && errno == EINPROGRESS) {
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		ret = poll(&pfd, 1, timeout_ms);
+		if (ret == 0) {
+			close(fd);
+			return error_setc(CONSTEL_ETIMEOUT, "localhost:%d: no answer", port);
+		}
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		ret = err ? -1 : 0;
+	}
+	close(fd);
+	if (ret < 0)
+		return error_setc(CONSTEL_ENOTFOUND, "localhost:%d refused the connection", port);
+	return 0;
+}
+
+static int local_copy(struct host_io *io, const char *const *paths, size_t n,
+	struct ssh_copy_stats *st, ssh_copy_progress_fn progress, void *data)
+{
+	(void)io;
+	(void)paths;
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->paths_total = n; /* the local store has them: it built them */
+	}
+	if (progress && st)
+		progress(data, st);
+	return 0;
+}
+
+static void local_disconnect(struct host_io *io)
+{
+	(void)io;
+}
+
+static const struct host_io_ops local_ops = {
+	.kind = "local",
+	.connect = local_connect,
+	.exec = local_exec,
+	.probe = local_probe,
+	.copy = local_copy,
+	.disconnect = local_disconnect,
+};
+
+/* ---- the table's users ---- */
+
+void host_io_init(struct host_io *io, const struct inv_host *h, const struct host_io_config *cfg)
+{
+	memset(io, 0, sizeof(*io));
+	io->ops = h->local ? &local_ops : &ssh_ops;
+	io->host = h;
+	io->cfg = *cfg;
+}
+
+int host_io_open(struct host_io *io)
+{
+	return io->ops->connect(io);
+}
+
+int host_io_reopen(struct host_io *io)
+{
+	return io->ops->connect(io);
+}
+
+int host_io_exec(
+	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
+{
+	return io->ops->exec(io, cmd, o, res);
+}
+
+int host_io_probe(struct host_io *io, int port, int timeout_ms)
+{
+	return io->ops->probe(io, port, timeout_ms);
+}
+
+int host_io_copy(struct host_io *io, const char *const *paths, size_t n, struct ssh_copy_stats *st,
+	ssh_copy_progress_fn progress, void *data)
+{
+	return io->ops->copy(io, paths, n, st, progress, data);
+}
+
+void host_io_close(struct host_io *io)
+{
+	io->ops->disconnect(io);
+}
+
+bool host_io_connected(const struct host_io *io)
+{
+	return io->ops == &local_ops || io->conn;
+}
