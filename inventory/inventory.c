@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "common/names.h"
+
 /* Inventories are small; a file larger than this is a mistake, not a fleet. */
 #define INVENTORY_MAX_BYTES (64u << 20)
 
@@ -59,114 +61,6 @@ struct ydoc {
 	size_t nstrings, astrings;
 	size_t root; /* SIZE_MAX: the document is empty */
 };
-
-/*
- * Names → the hosts that carry them (host names, services, tags): a hash
- * table of the distinct names, each with the chain of its entries in the
- * order they were added. The names are borrowed. Slots are 8 bytes (a hash
- * tag and a key number) so that the table of a large fleet stays small.
- */
-struct name_key {
-	const char *name;
-	uint32_t first;	     /* the value of its first entry */
-	uint32_t count;	     /* its number of entries */
-	uint32_t head, tail; /* its first and last entry */
-};
-
-struct name_index {
-	uint64_t *slots; /* hash >> 32 << 32 | key + 1; 0 is empty */
-	size_t cap;	 /* a power of two, at least twice the entries */
-	struct name_key *keys;
-	size_t nkeys;
-	uint32_t *next;	 /* per entry: the next entry of the same name, or NO_ENTRY */
-	uint32_t *value; /* per entry: what was added (a host or a position) */
-	size_t n;
-};
-
-#define NO_ENTRY UINT32_MAX
-
-/* FNV-1a: the indexes only need names to spread, not to resist anyone. */
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-/* An index with room for `max` entries (fewer than NO_ENTRY: see ydoc_add). */
-static void index_init(struct name_index *x, size_t max)
-{
-	assert(max < NO_ENTRY);
-	x->cap = 16;
-	while (x->cap < 2 * max)
-		x->cap *= 2;
-	x->slots = xcalloc(x->cap, sizeof(*x->slots));
-	x->keys = xmalloc((max + 1) * sizeof(*x->keys));
-	x->next = xmalloc((max + 1) * sizeof(*x->next));
-	x->value = xmalloc((max + 1) * sizeof(*x->value));
-	x->nkeys = x->n = 0;
-}
-
-static void index_release(struct name_index *x)
-{
-	free(x->slots);
-	free(x->keys);
-	free(x->next);
-	free(x->value);
-	memset(x, 0, sizeof(*x));
-}
-
-/* The slot of `name`, or the empty slot where it would go. */
-static uint64_t *index_slot(const struct name_index *x, const char *name, uint64_t h)
-{
-	uint64_t tag = h >> 32 << 32;
-	size_t i = (size_t)h & (x->cap - 1);
-
-	for (;; i = (i + 1) & (x->cap - 1)) {
-		uint64_t s = x->slots[i];
-
-		if (!s || ((s >> 32 << 32) == tag && !strcmp(x->keys[(uint32_t)s - 1].name, name)))
-			return &x->slots[i];
-	}
-}
-
-/* Adds an entry (name, value); returns the name's key. Within init's `max`. */
-static const struct name_key *index_add(struct name_index *x, const char *name, size_t value)
-{
-	uint64_t h = name_hash(name), *slot = index_slot(x, name, h);
-	struct name_key *k;
-	uint32_t e = (uint32_t)x->n++;
-
-	if (!*slot) {
-		k = &x->keys[x->nkeys++];
-		*slot = h >> 32 << 32 | x->nkeys;
-		k->name = name;
-		k->first = (uint32_t)value;
-		k->count = 0;
-		k->head = e;
-	} else {
-		k = &x->keys[(uint32_t)*slot - 1];
-		x->next[k->tail] = e;
-	}
-	k->tail = e;
-	k->count++;
-	x->next[e] = NO_ENTRY;
-	x->value[e] = (uint32_t)value;
-	return k;
-}
-
-/* The key of `name`, or NULL when no entry has it. */
-static const struct name_key *index_find(const struct name_index *x, const char *name)
-{
-	uint64_t s;
-
-	if (!x->slots)
-		return NULL;
-	s = *index_slot(x, name, name_hash(name));
-	return s ? &x->keys[(uint32_t)s - 1] : NULL;
-}
 
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
@@ -460,27 +354,16 @@ static const char *key_home(const char *key, const char *where)
 
 /*
  * Reports an unknown key: with the nearest known one as a hint when it is
- * a plausible typo (a quarter of the key's length, at least 1), else with
- * the section it belongs in when it is known elsewhere.
+ * a plausible typo (common/names.h), else with the section it belongs in
+ * when it is known elsewhere.
  */
 static void report_unknown_key(struct loader *l, struct ynode *key, const char *where,
 	const char *const *known, size_t nknown)
 {
-	const char *best = NULL, *home;
-	size_t best_d = SIZE_MAX;
-	size_t len = strlen(scalar(key));
-	size_t limit = len / 4 ? len / 4 : 1;
+	const char *best = name_suggest(scalar(key), known, nknown), *home;
 
-	for (size_t i = 0; i < nknown; i++) {
-		size_t d = edit_distance(scalar(key), known[i]);
-
-		if (d < best_d) {
-			best_d = d;
-			best = known[i];
-		}
-	}
 	home = key_home(scalar(key), where);
-	if (best && best_d <= limit && best_d < len)
+	if (best)
 		report(l, key, "unknown key '%s' in %s; did you mean '%s'?", scalar(key), where,
 			best);
 	else if (home)
@@ -530,18 +413,18 @@ static void find_duplicate_keys(struct loader *l, const struct ynode *map, size_
 		return;
 	}
 	/* hashing, not comparing each key with all before it: `hosts` may hold 100,000 */
-	index_init(&keys, n);
+	name_index_init(&keys, n);
 	for (size_t i = 0; i < n; i++) {
 		struct ynode *key = child(l, map, 2 * i);
 		const struct name_key *slot;
 
 		if (!key || key->type != YAML_SCALAR_NODE)
 			continue;
-		slot = index_add(&keys, scalar(key), i);
+		slot = name_index_add(&keys, scalar(key), i);
 		if (slot->count > 1)
 			first[i] = slot->first;
 	}
-	index_release(&keys);
+	name_index_release(&keys);
 }
 
 /*
@@ -1230,59 +1113,24 @@ static void index_hosts(struct loader *l)
 {
 	struct inventory *inv = l->inv;
 
-	index_init(&l->hosts, inv->nhosts);
+	name_index_init(&l->hosts, inv->nhosts);
 	for (size_t i = 0; i < inv->nhosts; i++)
-		index_add(&l->hosts, inv->hosts[i].name, i);
+		name_index_add(&l->hosts, inv->hosts[i].name, i);
 }
 
 static long loader_host(const struct loader *l, const char *name)
 {
-	const struct name_key *s = index_find(&l->hosts, name);
+	const struct name_key *s = name_index_find(&l->hosts, name);
 
 	return s ? (long)s->first : -1;
 }
 
-static void suggest_service(
-	struct loader *l, const struct resolver *r, struct buf *hint, const char *name)
+/* "; did you mean 'X'?" when `name` is a plausible typo of a name of `x`. */
+static void suggest(struct buf *hint, const struct name_index *x, const char *name)
 {
-	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
+	const char *best = name_index_suggest(x, name);
 
-	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
-
-	(void)l;
-	for (size_t i = 0; i < r->svcs.nkeys; i++) {
-		const char *cand = r->svcs.keys[i].name;
-		size_t d;
-
-		/* keys are in the order of the file: ties go to the name defined first */
-		d = edit_distance(name, cand);
-		if (d < best_d) {
-			best_d = d;
-			best = cand;
-		}
-	}
-	if (best && best_d <= limit && best_d < len)
-		buf_printf(hint, "; did you mean '%s'?", best);
-}
-
-/* "; did you mean 'galactica'?" for a host name that is a plausible typo. */
-static void suggest_host(struct loader *l, struct buf *hint, const char *name)
-{
-	const struct inventory *inv = l->inv;
-	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
-	size_t len = strlen(name), limit = len / 4 ? len / 4 : 1;
-
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		size_t d = edit_distance(name, inv->hosts[i].name);
-
-		if (d < best_d) {
-			best_d = d;
-			best = inv->hosts[i].name;
-		}
-	}
-	if (best && best_d <= limit && best_d < len)
+	if (best)
 		buf_printf(hint, "; did you mean '%s'?", best);
 }
 
@@ -1306,11 +1154,11 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		long p = loader_host(l, hname);
 
 		if (p < 0) {
-			suggest_host(l, &b, hname);
+			suggest(&b, &l->hosts, hname);
 			report(l, item, "%s '%s' of host '%s': unknown host '%s'%s", kind, text,
 				h->name, hname, b.data ? b.data : "");
 		} else if (!host_provides(&inv->hosts[p], slash + 1)) {
-			suggest_service(l, r, &b, slash + 1);
+			suggest(&b, &r->svcs, slash + 1);
 			report(l, item,
 				"%s '%s' of host '%s': host '%s' provides no service '%s'%s", kind,
 				text, h->name, hname, slash + 1, b.data ? b.data : "");
@@ -1324,10 +1172,10 @@ static void service_item(struct loader *l, struct ynode *item, void *data)
 		buf_release(&b);
 		return;
 	}
-	slot = index_find(&r->svcs, text);
+	slot = name_index_find(&r->svcs, text);
 	n = slot ? slot->count : 0;
 	if (n == 0) {
-		suggest_service(l, r, &b, text);
+		suggest(&b, &r->svcs, text);
 		report(l, item, "%s '%s' of host '%s': no host provides a service '%s'%s", kind,
 			text, h->name, text, b.data ? b.data : "");
 	} else if (n > 1) {
@@ -1364,7 +1212,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	long p;
 
 	if (*text == '@') {
-		const struct name_key *slot = index_find(&r->tags, text + 1);
+		const struct name_key *slot = name_index_find(&r->tags, text + 1);
 
 		if (!slot) {
 			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
@@ -1372,7 +1220,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 			return;
 		}
 		/* a host carrying the tag it depends on does not depend on itself */
-		for (uint32_t e = slot->head; e != NO_ENTRY; e = r->tags.next[e])
+		for (uint32_t e = slot->head; e != NAME_NO_ENTRY; e = r->tags.next[e])
 			if (r->tags.value[e] != r->host)
 				add_rel(r, INV_DEPENDS_ON, item, (char *)text, r->tags.value[e],
 					NULL);
@@ -1380,7 +1228,7 @@ static void depends_item(struct loader *l, struct ynode *item, void *data)
 	}
 	p = loader_host(l, text);
 	if (p < 0) {
-		suggest_host(l, &b, text);
+		suggest(&b, &l->hosts, text);
 		report(l, item, "depends_on '%s' of host '%s': unknown host '%s'%s", text, h->name,
 			text, b.data ? b.data : "");
 	} else if ((size_t)p == r->host) {
@@ -1401,15 +1249,15 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 		n += inv->hosts[i].nservices;
 		ntags += inv->hosts[i].tags.nr;
 	}
-	index_init(&r.svcs, n);
-	index_init(&r.tags, ntags);
+	name_index_init(&r.svcs, n);
+	name_index_init(&r.tags, ntags);
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		const struct inv_host *h = &inv->hosts[i];
 
 		for (size_t j = 0; j < h->nservices; j++)
-			index_add(&r.svcs, h->services[j].name, i);
+			name_index_add(&r.svcs, h->services[j].name, i);
 		for (size_t j = 0; j < h->tags.nr; j++)
-			index_add(&r.tags, h->tags.v[j], i);
+			name_index_add(&r.tags, h->tags.v[j], i);
 	}
 
 	for (size_t i = 0; i < inv->nhosts; i++) {
@@ -1434,8 +1282,8 @@ static void resolve_relations(struct loader *l, struct host_raw *raws)
 	inv->rels = r.rels;
 	for (size_t i = 0, at = 0; i < inv->nhosts; at += inv->hosts[i++].nrels)
 		inv->hosts[i].rels = inv->hosts[i].nrels ? r.rels + at : NULL;
-	index_release(&r.svcs);
-	index_release(&r.tags);
+	name_index_release(&r.svcs);
+	name_index_release(&r.tags);
 }
 
 /* ---- defaults applied ---- */
@@ -1930,7 +1778,7 @@ out:
 	assert(ret == 0 || errors->nr > nerrors);
 	free(hc.raws);
 	free(l.builder_nodes);
-	index_release(&l.hosts);
+	name_index_release(&l.hosts);
 	inventory_free(l.inv);
 	ydoc_release(&l.doc);
 	return ret;
