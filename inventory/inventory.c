@@ -15,9 +15,7 @@
 #include <yaml.h>
 
 #include "common/names.h"
-
-/* Inventories are small; a file larger than this is a mistake, not a fleet. */
-#define INVENTORY_MAX_BYTES (64u << 20)
+#include "inventory/internal.h"
 
 static const char *const known_arches[] = {
 	"x86_64-linux",
@@ -30,37 +28,6 @@ static const char *const known_arches[] = {
 };
 
 const char *const inventory_goals[] = {"switch", "boot", "test", "dry-activate", NULL};
-
-/*
- * The document as a compact tree, built from libyaml's events. libyaml's own
- * document model (yaml_parser_load) costs about 150 bytes and three
- * allocations per node, which made loading a large fleet several times
- * slower than parsing it. Here a node is one array element, scalars live in
- * one string arena and containers list their children in one index array.
- */
-struct ynode {
-	unsigned char type;  /* yaml_node_type_t */
-	unsigned char style; /* yaml_scalar_style_t of a scalar: plain ones can be null */
-	bool walked;	     /* a container already walked: this visit is through an alias */
-	bool nul;	     /* a scalar holding a NUL byte */
-	unsigned line, col;  /* 0-based, as libyaml counts */
-	uint32_t len;	     /* bytes of a scalar, items of a list, pairs of a mapping */
-	union {
-		const char *value; /* a scalar's text, NUL-terminated */
-		size_t first;	   /* a container's first child in ydoc.kids; while
-				      loading, a scalar's offset in ydoc.strings */
-	};
-};
-
-struct ydoc {
-	struct ynode *nodes;
-	size_t nnodes, anodes;
-	uint32_t *kids; /* children of containers; a mapping's are key, value, key, ... */
-	size_t nkids, akids;
-	char *strings;
-	size_t nstrings, astrings;
-	size_t root; /* SIZE_MAX: the document is empty */
-};
 
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
@@ -78,8 +45,7 @@ struct loader {
 	bool alias_reported;
 };
 
-/* Appends a problem at line:col (1-based; 0 for none) of `file`; takes `message`. */
-static void add_error(
+void inventory__add_error(
 	struct inv_errors *e, const char *file, size_t line, size_t col, char *message)
 {
 	struct inv_error *err;
@@ -93,7 +59,7 @@ static void add_error(
 	err->message = message;
 }
 
-__attribute__((format(printf, 5, 6))) static void add_errorf(
+void inventory__add_errorf(
 	struct inv_errors *e, const char *file, size_t line, size_t col, const char *fmt, ...)
 {
 	va_list ap;
@@ -102,7 +68,7 @@ __attribute__((format(printf, 5, 6))) static void add_errorf(
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	add_error(e, file, line, col, msg);
+	inventory__add_error(e, file, line, col, msg);
 }
 
 __attribute__((format(printf, 3, 4))) static void report(
@@ -115,7 +81,7 @@ __attribute__((format(printf, 3, 4))) static void report(
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	add_error(l->errors, l->path, node->line + 1, node->col + 1, msg);
+	inventory__add_error(l->errors, l->path, node->line + 1, node->col + 1, msg);
 }
 
 static struct inv_pos pos_of(const struct ynode *node)
@@ -1474,252 +1440,6 @@ static char *dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-/* Reports libyaml's error with its position (a reader error only has an offset). */
-static void report_yaml_error(
-	struct loader *l, const yaml_parser_t *parser, const char *data, size_t len)
-{
-	size_t line = parser->problem_mark.line + 1, col = parser->problem_mark.column + 1;
-	const char *problem = parser->problem ? parser->problem : "cannot parse";
-
-	if (parser->error == YAML_READER_ERROR) {
-		line = 1;
-		col = 1;
-		for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
-			if (data[i] == '\n') {
-				line++;
-				col = 1;
-			} else if (((unsigned char)data[i] & 0xc0) != 0x80) {
-				col++;
-			}
-		}
-	}
-	if (parser->context)
-		add_errorf(l->errors, l->path, line, col, "invalid YAML: %s (%s at line %zu)",
-			problem, parser->context, parser->context_mark.line + 1);
-	else
-		add_errorf(l->errors, l->path, line, col, "invalid YAML: %s", problem);
-}
-
-static void ydoc_release(struct ydoc *d)
-{
-	free(d->nodes);
-	free(d->kids);
-	free(d->strings);
-}
-
-/* The state of building a ydoc from events. */
-struct ybuilder {
-	struct ydoc *doc;
-	uint32_t *pending; /* children of the open containers, innermost last */
-	size_t npending, apending;
-	struct yframe {
-		size_t node;
-		size_t start; /* its first child in pending */
-		char *anchor;
-	} * open;
-	size_t nopen, aopen;
-	struct yanchor {
-		char *name;
-		size_t node;
-	} * anchors;
-	size_t nanchors, aanchors;
-};
-
-static size_t ydoc_add(struct ydoc *d, yaml_node_type_t type, yaml_mark_t mark)
-{
-	struct ynode *n;
-
-	/* node ids fit 32 bits: an inventory is at most INVENTORY_MAX_BYTES */
-	assert(d->nnodes < UINT32_MAX);
-	xgrow((void **)&d->nodes, &d->anodes, d->nnodes + 1, sizeof(*d->nodes));
-	n = &d->nodes[d->nnodes];
-	memset(n, 0, sizeof(*n));
-	n->type = (unsigned char)type;
-	n->line = mark.line > UINT_MAX ? UINT_MAX : (unsigned)mark.line;
-	n->col = mark.column > UINT_MAX ? UINT_MAX : (unsigned)mark.column;
-	return d->nnodes++;
-}
-
-/* Makes `node` the next child of the innermost open container, or the root. */
-static void ybuilder_attach(struct ybuilder *b, size_t node)
-{
-	if (!b->nopen) {
-		b->doc->root = node;
-		return;
-	}
-	xgrow((void **)&b->pending, &b->apending, b->npending + 1, sizeof(*b->pending));
-	b->pending[b->npending++] = (uint32_t)node;
-}
-
-static void ybuilder_anchor(struct ybuilder *b, char *name, size_t node)
-{
-	xgrow((void **)&b->anchors, &b->aanchors, b->nanchors + 1, sizeof(*b->anchors));
-	b->anchors[b->nanchors].name = name;
-	b->anchors[b->nanchors++].node = node;
-}
-
-static long ybuilder_find_anchor(const struct ybuilder *b, const char *name)
-{
-	/* the latest definition wins, as YAML says */
-	for (size_t i = b->nanchors; i-- > 0;)
-		if (!strcmp(b->anchors[i].name, name))
-			return (long)b->anchors[i].node;
-	return -1;
-}
-
-static void ybuilder_release(struct ybuilder *b)
-{
-	free(b->pending);
-	for (size_t i = 0; i < b->nopen; i++)
-		free(b->open[i].anchor);
-	free(b->open);
-	for (size_t i = 0; i < b->nanchors; i++)
-		free(b->anchors[i].name);
-	free(b->anchors);
-}
-
-/*
- * Adds one event of the first document to the tree. An anchor is defined
- * when its node is complete, so a node can never contain itself (libyaml's
- * loader allows `&a [*a]`). Returns -1 and reports an undefined alias.
- */
-static int ybuilder_event(struct loader *l, struct ybuilder *b, yaml_event_t *e)
-{
-	struct ydoc *d = b->doc;
-	size_t id;
-	long target;
-
-	switch (e->type) {
-	case YAML_SCALAR_EVENT: {
-		size_t len = e->data.scalar.length;
-
-		id = ydoc_add(d, YAML_SCALAR_NODE, e->start_mark);
-		xgrow((void **)&d->strings, &d->astrings, d->nstrings + len + 1, 1);
-		if (len)
-			memcpy(d->strings + d->nstrings, e->data.scalar.value, len);
-		d->strings[d->nstrings + len] = '\0';
-		d->nodes[id].style = (unsigned char)e->data.scalar.style;
-		d->nodes[id].nul = len && memchr(e->data.scalar.value, '\0', len);
-		d->nodes[id].len = (uint32_t)len;
-		d->nodes[id].first = d->nstrings;
-		d->nstrings += len + 1;
-		ybuilder_attach(b, id);
-		if (e->data.scalar.anchor)
-			ybuilder_anchor(b, xstrdup((const char *)e->data.scalar.anchor), id);
-		return 0;
-	}
-	case YAML_SEQUENCE_START_EVENT:
-	case YAML_MAPPING_START_EVENT: {
-		const yaml_char_t *anchor = e->type == YAML_SEQUENCE_START_EVENT
-						    ? e->data.sequence_start.anchor
-						    : e->data.mapping_start.anchor;
-
-		id = ydoc_add(d,
-			e->type == YAML_SEQUENCE_START_EVENT ? YAML_SEQUENCE_NODE
-							     : YAML_MAPPING_NODE,
-			e->start_mark);
-		ybuilder_attach(b, id);
-		xgrow((void **)&b->open, &b->aopen, b->nopen + 1, sizeof(*b->open));
-		b->open[b->nopen].node = id;
-		b->open[b->nopen].start = b->npending;
-		b->open[b->nopen++].anchor = anchor ? xstrdup((const char *)anchor) : NULL;
-		return 0;
-	}
-	case YAML_SEQUENCE_END_EVENT:
-	case YAML_MAPPING_END_EVENT: {
-		struct yframe f = b->open[--b->nopen];
-		size_t n = b->npending - f.start;
-		struct ynode *node = &d->nodes[f.node];
-
-		xgrow((void **)&d->kids, &d->akids, d->nkids + n + 1, sizeof(*d->kids));
-		if (n)
-			memcpy(d->kids + d->nkids, b->pending + f.start, n * sizeof(*d->kids));
-		node->first = d->nkids;
-		node->len = (uint32_t)(node->type == YAML_MAPPING_NODE ? n / 2 : n);
-		d->nkids += n;
-		b->npending = f.start;
-		if (f.anchor)
-			ybuilder_anchor(b, f.anchor, f.node);
-		return 0;
-	}
-	case YAML_ALIAS_EVENT:
-		target = ybuilder_find_anchor(b, (const char *)e->data.alias.anchor);
-		if (target < 0) {
-			add_errorf(l->errors, l->path, e->start_mark.line + 1,
-				e->start_mark.column + 1,
-				"invalid YAML: found undefined alias '%s'",
-				(const char *)e->data.alias.anchor);
-			return -1;
-		}
-		ybuilder_attach(b, (size_t)target);
-		return 0;
-	default:
-		return 0;
-	}
-}
-
-/*
- * Parses the first document into l->doc. One inventory is one document: a
- * second one is an error, and so is a syntax error in it.
- */
-static int parse_document(struct loader *l, const char *data, size_t len)
-{
-	yaml_parser_t parser;
-	yaml_event_t e;
-	struct ybuilder b = {0};
-	int ndocs = 0;
-	yaml_mark_t second = {0, 0, 0};
-	bool done = false;
-	int ret = -1;
-
-	memset(&l->doc, 0, sizeof(l->doc));
-	l->doc.root = SIZE_MAX;
-	b.doc = &l->doc;
-	/*
-	 * Room for what a typical file makes (a node per 6 bytes, scalars
-	 * about as long as the file), so that the arrays are not copied as
-	 * they grow; only the pages written are ever touched.
-	 */
-	xgrow((void **)&l->doc.nodes, &l->doc.anodes, len / 6 + 16, sizeof(*l->doc.nodes));
-	xgrow((void **)&l->doc.kids, &l->doc.akids, len / 6 + 16, sizeof(*l->doc.kids));
-	xgrow((void **)&l->doc.strings, &l->doc.astrings, len + 16, 1);
-	if (!yaml_parser_initialize(&parser))
-		abort();
-	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-	while (!done) {
-		if (!yaml_parser_parse(&parser, &e)) {
-			report_yaml_error(l, &parser, data, len);
-			goto out;
-		}
-		done = e.type == YAML_STREAM_END_EVENT;
-		if (e.type == YAML_DOCUMENT_START_EVENT && ++ndocs == 2)
-			second = e.start_mark;
-		/* later documents are parsed for syntax errors only */
-		if (ndocs == 1 && ybuilder_event(l, &b, &e) < 0) {
-			yaml_event_delete(&e);
-			goto out;
-		}
-		yaml_event_delete(&e);
-	}
-	if (ndocs > 1) {
-		add_errorf(l->errors, l->path, second.line + 1, second.column + 1,
-			"a second YAML document; the inventory must be one document");
-		goto out;
-	}
-	for (size_t i = 0; i < l->doc.nnodes; i++)
-		if (l->doc.nodes[i].type == YAML_SCALAR_NODE)
-			l->doc.nodes[i].value = l->doc.strings + l->doc.nodes[i].first;
-	ret = 0;
-out:
-	if (ret < 0) {
-		ydoc_release(&l->doc);
-		memset(&l->doc, 0, sizeof(l->doc));
-	}
-	ybuilder_release(&b);
-	yaml_parser_delete(&parser);
-	return ret;
-}
-
 int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
 	size_t len, struct inv_errors *errors)
 {
@@ -1732,7 +1452,7 @@ int inventory_load_buffer_errors(struct inventory **out, const char *path, const
 	*out = NULL;
 	l.path = path;
 	l.errors = errors;
-	if (parse_document(&l, data, len) < 0)
+	if (inventory__ydoc_parse(&l.doc, path, data, len, errors) < 0)
 		return -1;
 	l.alias_budget = 4 * l.doc.nnodes + 4096;
 
@@ -1747,7 +1467,7 @@ int inventory_load_buffer_errors(struct inventory **out, const char *path, const
 
 	root = l.doc.root == SIZE_MAX ? NULL : node_at(&l, l.doc.root);
 	if (!root || is_null(root)) {
-		add_errorf(errors, path, 1, 1,
+		inventory__add_errorf(errors, path, 1, 1,
 			"the inventory is empty; expected a mapping with 'hosts'");
 		goto out;
 	}
@@ -1780,7 +1500,7 @@ out:
 	free(l.builder_nodes);
 	name_index_release(&l.hosts);
 	inventory_free(l.inv);
-	ydoc_release(&l.doc);
+	inventory__ydoc_release(&l.doc);
 	return ret;
 }
 
@@ -1793,11 +1513,12 @@ static int read_stream(FILE *f, const char *path, struct buf *b, struct inv_erro
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		buf_add(b, chunk, n);
 	if (ferror(f)) {
-		add_errorf(errors, path, 0, 0, "cannot read the inventory: %s", strerror(errno));
+		inventory__add_errorf(
+			errors, path, 0, 0, "cannot read the inventory: %s", strerror(errno));
 		return -1;
 	}
 	if (b->truncated) {
-		add_errorf(errors, path, 0, 0, "the inventory is larger than %u MiB",
+		inventory__add_errorf(errors, path, 0, 0, "the inventory is larger than %u MiB",
 			INVENTORY_MAX_BYTES >> 20);
 		return -1;
 	}
@@ -1815,13 +1536,14 @@ int inventory_load_errors(struct inventory **out, const char *path, struct inv_e
 	*out = NULL;
 	f = fopen(path, "rb");
 	if (!f) {
-		add_errorf(errors, path, 0, 0, "cannot open the inventory: %s", strerror(errno));
+		inventory__add_errorf(
+			errors, path, 0, 0, "cannot open the inventory: %s", strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
 		if (st.st_size > (off_t)INVENTORY_MAX_BYTES) {
-			add_errorf(errors, path, 0, 0, "the inventory is larger than %u MiB",
-				INVENTORY_MAX_BYTES >> 20);
+			inventory__add_errorf(errors, path, 0, 0,
+				"the inventory is larger than %u MiB", INVENTORY_MAX_BYTES >> 20);
 			goto out;
 		}
 		/* mapped, not copied: the parser reads it once, front to back */
