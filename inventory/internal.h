@@ -4,6 +4,7 @@
  *
  *   inventory.c  the API: reading the file, the error list, the model's lookups
  *   yaml.c       the YAML tree: libyaml's events into the compact node array
+ *   values.c     the syntax of values that reach ssh and nix
  *
  * Functions shared between these files carry a double underscore
  * (inventory__x).
@@ -62,6 +63,41 @@ struct ydoc {
 int inventory__ydoc_parse(struct ydoc *doc, const char *path, const char *data, size_t len,
 	struct inv_errors *errors);
 void inventory__ydoc_release(struct ydoc *doc);
+
+/* ---- the syntax of values (values.c) ---- */
+
+/* What `address:` (and a builder's address) may be, for messages. */
+#define ADDRESS_EXPECTED                                                                           \
+	"a host name (labels of letters, digits and '-', not starting or ending with '-'), an "    \
+	"IPv4 or an IPv6 address"
+
+/* What a builder may be, for messages. */
+#define BUILDER_EXPECTED "local, target, a host of the inventory or user@address[:port]"
+
+/* What `user:` (and a builder's user) may be, for messages. */
+#define USER_EXPECTED                                                                              \
+	"a user name (letters, digits, '_', '.' and '-', starting with a letter or '_', at most "  \
+	"32 characters)"
+
+/* A host, service or tag name: letters, digits, '-', '_', '.'; not starting with '-', '.'. */
+bool inventory__valid_name(const char *s);
+/* A host name of RFC 1123, an IPv4 or an IPv6 address: ADDRESS_EXPECTED. */
+bool inventory__valid_address(const char *s, size_t len);
+/* A user name of POSIX's portable set: USER_EXPECTED. */
+bool inventory__valid_user(const char *s, size_t len);
+/* A Nix identifier: [A-Za-z_][A-Za-z0-9_'-]*. */
+bool inventory__valid_identifier(const char *s, size_t len);
+/*
+ * Why `attr` is not an attribute path, or NULL: segments separated by '.',
+ * each a Nix identifier or a double-quoted string without '"', '\', "${"
+ * or control characters. Caller frees.
+ */
+char *inventory__attr_problem(const char *attr);
+/*
+ * Why `spec` is not user@address[:port], or NULL (an IPv6 address with a
+ * port in brackets: root@[fd00::1]:22). Caller frees.
+ */
+char *inventory__builder_address_problem(const char *spec);
 
 /* ---- problems (inventory.c) ---- */
 

@@ -507,110 +507,14 @@ static void each_item(
 		one_item(l, child(l, node, i), what, fn, data);
 }
 
-static bool valid_name(const char *s)
-{
-	if (!*s || *s == '-' || *s == '.' || strlen(s) > 253)
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-			!(*s >= '0' && *s <= '9') && *s != '-' && *s != '_' && *s != '.')
-			return false;
-	return true;
-}
-
-/* ---- values that reach ssh and nix ---- */
-
-/* What `address:` (and a builder's address) may be, for messages. */
-#define ADDRESS_EXPECTED                                                                           \
-	"a host name (labels of letters, digits and '-', not starting or ending with '-'), an "    \
-	"IPv4 or an IPv6 address"
-
-/* What a builder may be, for messages. */
-#define BUILDER_EXPECTED "local, target, a host of the inventory or user@address[:port]"
-
-/* What `user:` (and a builder's user) may be, for messages. */
-#define USER_EXPECTED                                                                              \
-	"a user name (letters, digits, '_', '.' and '-', starting with a letter or '_', at most "  \
-	"32 characters)"
-
-static bool is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/*
- * A host name of RFC 1123: labels of letters, digits and '-', 1 to 63
- * characters, not starting or ending with '-', at most 253 in all. The
- * last label is not all digits: that is an IPv4 address, or nothing.
- */
-static bool valid_hostname(const char *s, size_t len)
-{
-	size_t label = 0;
-	bool numeric = true;
-
-	if (!len || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (!label || s[i - 1] == '-')
-				return false;
-			label = 0;
-			numeric = true;
-			continue;
-		}
-		if (!is_alpha(c) && !is_digit(c) && c != '-')
-			return false;
-		if (c == '-' && !label)
-			return false;
-		if (++label > 63)
-			return false;
-		numeric = numeric && is_digit(c);
-	}
-	return label && s[len - 1] != '-' && !numeric;
-}
-
-/* An IPv4 or IPv6 address as inet_pton() reads it (no zone, no brackets). */
-static bool valid_ip(const char *s, size_t len, int family)
-{
-	char text[INET6_ADDRSTRLEN + 1];
-	unsigned char bin[sizeof(struct in6_addr)];
-
-	if (len >= sizeof(text) || memchr(s, '\0', len))
-		return false;
-	memcpy(text, s, len);
-	text[len] = '\0';
-	return inet_pton(family, text, bin) == 1;
-}
-
-static bool valid_address(const char *s, size_t len)
-{
-	return valid_hostname(s, len) || valid_ip(s, len, AF_INET) || valid_ip(s, len, AF_INET6);
-}
-
-/* A user name of POSIX's portable set: [A-Za-z_][A-Za-z0-9_.-]*, 32 at most. */
-static bool valid_user(const char *s, size_t len)
-{
-	if (!len || len > 32 || (!is_alpha(*s) && *s != '_'))
-		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
-			return false;
-	return true;
-}
+/* ---- values that reach ssh and nix (inventory/values.c) ---- */
 
 /* Reports `node` unless it is a valid address: SUBJECT must be ..., not FOUND. */
 static void check_address(struct loader *l, struct ynode *node, struct subject what)
 {
 	char *f, *w;
 
-	if (valid_address(scalar(node), node->len))
+	if (inventory__valid_address(scalar(node), node->len))
 		return;
 	f = found(node);
 	w = subject_text(what);
@@ -624,7 +528,7 @@ static void check_user(struct loader *l, struct ynode *node, struct subject what
 {
 	char *f, *w;
 
-	if (valid_user(scalar(node), node->len))
+	if (inventory__valid_user(scalar(node), node->len))
 		return;
 	f = found(node);
 	w = subject_text(what);
@@ -633,123 +537,9 @@ static void check_user(struct loader *l, struct ynode *node, struct subject what
 	free(f);
 }
 
-/* A part of a value quoted in a message: cut short when long. Caller frees. */
-static char *part_text(const char *s, size_t len)
-{
-	if (len > 40)
-		return xasprintf("%.37s...", s);
-	return xstrndup(s, len);
-}
-
-/* A Nix identifier: [A-Za-z_][A-Za-z0-9_'-]*. */
-static bool valid_identifier(const char *s, size_t len)
-{
-	if (!len || (!is_alpha(*s) && *s != '_'))
-		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_' && s[i] != '\'' &&
-			s[i] != '-')
-			return false;
-	return true;
-}
-
-static char *empty_segment(const char *attr)
-{
-	char *t = part_text(attr, strlen(attr)), *msg;
-
-	msg = xasprintf("'%s' has an empty segment; expected names or double-quoted strings "
-			"separated by '.'",
-		t);
-	free(t);
-	return msg;
-}
-
-/* Why a double-quoted segment (at its '"') is not one, or NULL; *end: after it. */
-static char *quoted_problem(const char *seg, const char **end)
-{
-	const char *p = seg + 1, *what = NULL;
-	char *t, *msg;
-
-	for (; *p && *p != '"'; p++) {
-		if (*p == '\\')
-			what = "'\\'";
-		else if (*p == '$' && p[1] == '{')
-			what = "'${'";
-		else if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			what = "a control character";
-		if (what)
-			break;
-	}
-	if (what) {
-		t = part_text(seg, (size_t)(strchrnul(p, '"') - seg));
-		msg = xasprintf("the quoted name '%s\"' contains %s; quoted names may not contain "
-				"'\"', '\\', '${' or control characters",
-			t, what);
-		free(t);
-		return msg;
-	}
-	if (!*p) {
-		t = part_text(seg, (size_t)(p - seg));
-		msg = xasprintf("the quoted name '%s' has no closing '\"'", t);
-		free(t);
-		return msg;
-	}
-	*end = p + 1;
-	if (**end && **end != '.') {
-		t = part_text(seg, (size_t)(*end - seg));
-		msg = xasprintf("expected '.' after the quoted name '%s'", t);
-		free(t);
-		return msg;
-	}
-	return NULL;
-}
-
-/*
- * Why `attr` is not an attribute path, or NULL: segments separated by '.',
- * each a Nix identifier ([A-Za-z_][A-Za-z0-9_'-]*) or a double-quoted
- * string without '"', '\', "${" or control characters. Nix never parses it
- * (deploy/build.c hands it over as data), but a name that Nix source could
- * not hold without escapes is a mistake, or worse. Caller frees.
- */
-static char *attr_problem(const char *attr)
-{
-	const char *p = attr;
-
-	for (;;) {
-		char *t, *msg;
-
-		if (*p == '"') {
-			msg = quoted_problem(p, &p);
-			if (msg)
-				return msg;
-		} else {
-			const char *e = p + strcspn(p, ".");
-
-			if (e == p)
-				return empty_segment(attr);
-			if (!valid_identifier(p, (size_t)(e - p))) {
-				t = part_text(p, (size_t)(e - p));
-				msg = xasprintf(
-					"'%s' is not a name (letters, digits, '_', ''' and "
-					"'-', not starting with a digit, ''' or '-'); write "
-					"other names in double quotes",
-					t);
-				free(t);
-				return msg;
-			}
-			p = e;
-		}
-		if (!*p)
-			return NULL;
-		p++; /* the '.' */
-		if (!*p)
-			return empty_segment(attr);
-	}
-}
-
 static void check_attr(struct loader *l, struct ynode *node, const char *host)
 {
-	char *why = attr_problem(scalar(node));
+	char *why = inventory__attr_problem(scalar(node));
 
 	if (!why)
 		return;
@@ -875,7 +665,7 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 
 	if (*tag == '@')
 		tag++;
-	if (!valid_name(tag)) {
+	if (!inventory__valid_name(tag)) {
 		report(l, item,
 			"invalid tag '%s' on host '%s': use letters, digits, '-', '_' and '.', "
 			"not starting with '-' or '.'",
@@ -892,7 +682,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	struct inv_service *s;
 	long port;
 
-	if (!valid_name(scalar(key))) {
+	if (!inventory__valid_name(scalar(key))) {
 		report(l, key,
 			"invalid service name '%s' on host '%s': use letters, digits, '-', '_' "
 			"and '.', not starting with '-' or '.'",
@@ -1012,7 +802,7 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	struct inv_host *h;
 	struct host_ctx c;
 
-	if (!valid_name(scalar(key))) {
+	if (!inventory__valid_name(scalar(key))) {
 		report(l, key,
 			"invalid host name '%s': use letters, digits, '-', '_' and '.', "
 			"not starting with '-' or '.'",
@@ -1263,57 +1053,15 @@ static bool address_is_local(const char *address)
 
 /*
  * Why `spec` is not a builder, or NULL: `local`, `target`, a host of the
- * inventory, or user@address[:port] (an IPv6 address with a port in
- * brackets: root@[fd00::1]:22). A name without '@' must be a host of the
- * inventory, so that a typo of one is not taken for a machine outside it.
- * Caller frees.
+ * inventory, or user@address[:port] (inventory__builder_address_problem).
+ * A name without '@' must be a host of the inventory, so that a typo of
+ * one is not taken for a machine outside it. Caller frees.
  */
 static char *builder_problem(struct loader *l, const char *spec)
 {
-	const char *at = strchr(spec, '@'), *host, *colon, *end;
-	long port;
-	char *t, *msg = NULL;
-
 	if (!strcmp(spec, "local") || !strcmp(spec, "target") || loader_host(l, spec) >= 0)
 		return NULL;
-	if (!at)
-		return xstrdup("expected " BUILDER_EXPECTED);
-	if (!valid_user(spec, (size_t)(at - spec))) {
-		t = part_text(spec, (size_t)(at - spec));
-		msg = xasprintf("the user '%s' is not " USER_EXPECTED, t);
-		free(t);
-		return msg;
-	}
-	host = at + 1;
-	if (*host == '[') {
-		host++;
-		end = strchr(host, ']');
-		colon = end && end[1] == ':' ? end + 1 : NULL;
-		if (!end || (end[1] && !colon) || !valid_ip(host, (size_t)(end - host), AF_INET6)) {
-			t = part_text(host - 1, strlen(host - 1));
-			msg = xasprintf("the address '%s' is not an IPv6 address in brackets", t);
-			free(t);
-			return msg;
-		}
-	} else {
-		colon = strchr(host, ':');
-		/* two colons or more: an IPv6 address without a port */
-		if (colon && strchr(colon + 1, ':'))
-			colon = NULL;
-		end = colon ? colon : host + strlen(host);
-		if (!valid_address(host, (size_t)(end - host))) {
-			t = part_text(host, (size_t)(end - host));
-			msg = xasprintf("the address '%s' is not " ADDRESS_EXPECTED, t);
-			free(t);
-			return msg;
-		}
-	}
-	if (colon && (!is_digit(colon[1]) || parse_long(colon + 1, 1, 65535, &port) < 0)) {
-		t = part_text(colon + 1, strlen(colon + 1));
-		msg = xasprintf("the port '%s' is not a whole number from 1 to 65535", t);
-		free(t);
-	}
-	return msg;
+	return inventory__builder_address_problem(spec);
 }
 
 static void apply_build(struct loader *l, struct inv_host *h, struct ynode *build)
@@ -1381,7 +1129,7 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->arch = arch;
 		if (!h->attr) {
 			/* a name such as web.example or 1st is one segment: quoted */
-			bool quote = !valid_identifier(h->name, strlen(h->name));
+			bool quote = !inventory__valid_identifier(h->name, strlen(h->name));
 			size_t n = strlen(h->name) + sizeof(ATTR_PREFIX ATTR_SUFFIX) + 2;
 
 			h->attr = arena_alloc(&inv->pool, n);
