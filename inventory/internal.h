@@ -5,6 +5,8 @@
  *   inventory.c  the API: reading the file, the error list, the model's lookups
  *   yaml.c       the YAML tree: libyaml's events into the compact node array
  *   values.c     the syntax of values that reach ssh and nix
+ *   resolve.c    resolution: defaults, builders, and `uses`, `wants` and
+ *                `depends_on` to the hosts that provide them
  *
  * Functions shared between these files carry a double underscore
  * (inventory__x).
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/names.h"
 #include "inventory/inventory.h"
 
 /* Inventories are small; a file larger than this is a mistake, not a fleet. */
@@ -98,6 +101,92 @@ char *inventory__attr_problem(const char *attr);
  * port in brackets: root@[fd00::1]:22). Caller frees.
  */
 char *inventory__builder_address_problem(const char *spec);
+
+/* ---- one load ---- */
+
+/* The state of one load: the YAML document, where errors go, the result. */
+struct loader {
+	const char *path;
+	struct ydoc doc;
+	struct inv_errors *errors;
+	struct inventory *inv;
+	/* the value of each builders: entry, parallel to inv->builders */
+	struct ynode **builder_nodes;
+	/* the keys of defaults.flake and defaults.file, when set */
+	struct ynode *defaults_flake, *defaults_file;
+	struct name_index hosts; /* every host by name */
+	/* children that walks through aliases may still visit; see walk_container() */
+	size_t alias_budget;
+	bool alias_reported;
+};
+
+/* What a host's entries are, before relations are resolved. */
+struct host_raw {
+	struct ynode *uses, *wants, *depends_on, *build;
+	struct ynode *flake, *file; /* the keys, for "sets both" */
+	bool local_set;		    /* `local:` given: the address does not decide */
+};
+
+/*
+ * The tree's accessors every file uses, inline (and static: nothing to
+ * prefix) because every value of the file goes through them.
+ */
+
+/* A scalar's text (NUL-terminated; see has_nul() in the loader). */
+static inline const char *scalar(const struct ynode *node)
+{
+	return node->value;
+}
+
+/* The node's position, 1-based. */
+static inline struct inv_pos pos_of(const struct ynode *node)
+{
+	struct inv_pos p = {(int)node->line + 1, (int)node->col + 1};
+
+	return p;
+}
+
+/*
+ * What a message is about: "KEY", "KEY of host 'H'" or "host 'H'". Kept as
+ * parts and only formatted for a message, since a large inventory has
+ * hundreds of thousands of values and almost never an error.
+ */
+struct subject {
+	const char *key;
+	const char *host;
+};
+
+static inline struct subject subj(const char *key, const char *host)
+{
+	struct subject s = {key, host};
+
+	return s;
+}
+
+/* Appends a problem at the position of `node`. */
+__attribute__((format(printf, 3, 4))) void inventory__report(
+	struct loader *l, const struct ynode *node, const char *fmt, ...);
+
+/* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
+typedef void (*item_fn)(struct loader *l, struct ynode *item, void *data);
+
+/*
+ * Calls fn for each scalar of the list `node` (what: the subject of its
+ * messages); a single scalar counts as a list of one, null as none. Reports
+ * every other item and a node that is no list.
+ */
+void inventory__each_item(
+	struct loader *l, struct ynode *node, struct subject what, item_fn fn, void *data);
+
+/* ---- resolution (resolve.c) ---- */
+
+/*
+ * After the walk: indexes the hosts, fills every value a host does not set
+ * from `defaults:` and the built-in defaults, checks the builders, and
+ * resolves each host's `uses`, `wants` and `depends_on` (raws: parallel to
+ * inv->hosts) to the hosts that provide them, reporting what does not.
+ */
+void inventory__resolve(struct loader *l, struct host_raw *raws);
 
 /* ---- problems (inventory.c) ---- */
 

@@ -29,22 +29,6 @@ static const char *const known_arches[] = {
 
 const char *const inventory_goals[] = {"switch", "boot", "test", "dry-activate", NULL};
 
-/* The state of one load: the YAML document, where errors go, the result. */
-struct loader {
-	const char *path;
-	struct ydoc doc;
-	struct inv_errors *errors;
-	struct inventory *inv;
-	/* the value of each builders: entry, parallel to inv->builders */
-	struct ynode **builder_nodes;
-	/* the keys of defaults.flake and defaults.file, when set */
-	struct ynode *defaults_flake, *defaults_file;
-	struct name_index hosts; /* every host by name */
-	/* children that walks through aliases may still visit; see walk_container() */
-	size_t alias_budget;
-	bool alias_reported;
-};
-
 void inventory__add_error(
 	struct inv_errors *e, const char *file, size_t line, size_t col, char *message)
 {
@@ -71,8 +55,7 @@ void inventory__add_errorf(
 	inventory__add_error(e, file, line, col, msg);
 }
 
-__attribute__((format(printf, 3, 4))) static void report(
-	struct loader *l, const struct ynode *node, const char *fmt, ...)
+void inventory__report(struct loader *l, const struct ynode *node, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -82,13 +65,6 @@ __attribute__((format(printf, 3, 4))) static void report(
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	inventory__add_error(l->errors, l->path, node->line + 1, node->col + 1, msg);
-}
-
-static struct inv_pos pos_of(const struct ynode *node)
-{
-	struct inv_pos p = {(int)node->line + 1, (int)node->col + 1};
-
-	return p;
 }
 
 static const char *node_type_name(const struct ynode *node)
@@ -105,7 +81,6 @@ static const char *node_type_name(const struct ynode *node)
 	}
 }
 
-static const char *scalar(const struct ynode *node);
 static bool is_null(const struct ynode *node);
 
 /*
@@ -135,17 +110,6 @@ static struct ynode *child(struct loader *l, const struct ynode *node, size_t i)
 	return node_at(l, l->doc.kids[node->first + i]);
 }
 
-/* Whether a starts after b in the file. */
-static bool node_after(const struct ynode *a, const struct ynode *b)
-{
-	return a->line > b->line || (a->line == b->line && a->col > b->col);
-}
-
-static const char *scalar(const struct ynode *node)
-{
-	return node->value;
-}
-
 /* YAML 1.1's null: empty, `~`, `null`, `Null`, `NULL`, unquoted. */
 static bool is_null(const struct ynode *node)
 {
@@ -165,23 +129,6 @@ static bool has_nul(const struct ynode *node)
 	return node->nul;
 }
 
-/*
- * What a message is about: "KEY", "KEY of host 'H'" or "host 'H'". Kept as
- * parts and only formatted for a message, since a large inventory has
- * hundreds of thousands of values and almost never an error.
- */
-struct subject {
-	const char *key;
-	const char *host;
-};
-
-static struct subject subj(const char *key, const char *host)
-{
-	struct subject s = {key, host};
-
-	return s;
-}
-
 static char *subject_text(struct subject s)
 {
 	if (s.key && s.host)
@@ -197,7 +144,7 @@ static int expect_string(struct loader *l, struct ynode *node, struct subject wh
 		char *f = has_nul(node) ? xstrdup("a string with a NUL byte") : found(node);
 		char *w = subject_text(what);
 
-		report(l, node, "%s must be a non-empty string, not %s", w, f);
+		inventory__report(l, node, "%s must be a non-empty string, not %s", w, f);
 		free(w);
 		free(f);
 		return -1;
@@ -228,8 +175,8 @@ static int expect_long(
 	if (parse_number(node, min, max, out) < 0) {
 		char *f = found(node), *w = subject_text(what);
 
-		report(l, node, "%s must be a whole number from %ld to %ld, not %s", w, min, max,
-			f);
+		inventory__report(l, node, "%s must be a whole number from %ld to %ld, not %s", w,
+			min, max, f);
 		free(w);
 		free(f);
 		return -1;
@@ -257,7 +204,7 @@ static int expect_bool(struct loader *l, struct ynode *node, struct subject what
 	}
 	f = found(node);
 	w = subject_text(what);
-	report(l, node, "%s must be true or false, not %s", w, f);
+	inventory__report(l, node, "%s must be true or false, not %s", w, f);
 	free(w);
 	free(f);
 	return -1;
@@ -330,13 +277,13 @@ static void report_unknown_key(struct loader *l, struct ynode *key, const char *
 
 	home = key_home(scalar(key), where);
 	if (best)
-		report(l, key, "unknown key '%s' in %s; did you mean '%s'?", scalar(key), where,
-			best);
+		inventory__report(l, key, "unknown key '%s' in %s; did you mean '%s'?", scalar(key),
+			where, best);
 	else if (home)
-		report(l, key, "unknown key '%s' in %s; it belongs in %s", scalar(key), where,
-			home);
+		inventory__report(l, key, "unknown key '%s' in %s; it belongs in %s", scalar(key),
+			where, home);
 	else
-		report(l, key, "unknown key '%s' in %s", scalar(key), where);
+		inventory__report(l, key, "unknown key '%s' in %s", scalar(key), where);
 }
 
 /*
@@ -409,7 +356,7 @@ static bool walk_container(struct loader *l, struct ynode *node)
 		return true;
 	}
 	if (!l->alias_reported)
-		report(l, node,
+		inventory__report(l, node,
 			"aliases repeat this node too often: they may expand the inventory at "
 			"most fourfold");
 	l->alias_reported = true;
@@ -426,7 +373,7 @@ static int each_pair(
 
 	if (node->type != YAML_MAPPING_NODE) {
 		w = subject_text(what);
-		report(l, node, "%s must be a mapping, not %s", w, node_type_name(node));
+		inventory__report(l, node, "%s must be a mapping, not %s", w, node_type_name(node));
 		free(w);
 		return -1;
 	}
@@ -442,7 +389,7 @@ static int each_pair(
 
 		if (key->type != YAML_SCALAR_NODE || has_nul(key)) {
 			w = subject_text(what);
-			report(l, key, "keys in %s must be plain names, not %s", w,
+			inventory__report(l, key, "keys in %s must be plain names, not %s", w,
 				has_nul(key) ? "a string with a NUL byte" : node_type_name(key));
 			free(w);
 			continue;
@@ -452,11 +399,12 @@ static int each_pair(
 
 			w = subject_text(what);
 			if (!strcmp(w, "hosts"))
-				report(l, key, "duplicate host '%s' (first at line %u)",
+				inventory__report(l, key, "duplicate host '%s' (first at line %u)",
 					scalar(key), prev->line + 1);
 			else
-				report(l, key, "duplicate key '%s' in %s (first at line %u)",
-					scalar(key), w, prev->line + 1);
+				inventory__report(l, key,
+					"duplicate key '%s' in %s (first at line %u)", scalar(key),
+					w, prev->line + 1);
 			free(w);
 			continue;
 		}
@@ -467,9 +415,6 @@ static int each_pair(
 	return 0;
 }
 
-/* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
-typedef void (*item_fn)(struct loader *l, struct ynode *item, void *data);
-
 static void one_item(
 	struct loader *l, struct ynode *item, struct subject what, item_fn fn, void *data)
 {
@@ -477,7 +422,7 @@ static void one_item(
 		char *f = has_nul(item) ? xstrdup("a string with a NUL byte") : found(item);
 		char *w = subject_text(what);
 
-		report(l, item, "%s must list non-empty strings, not %s", w, f);
+		inventory__report(l, item, "%s must list non-empty strings, not %s", w, f);
 		free(w);
 		free(f);
 		return;
@@ -485,7 +430,7 @@ static void one_item(
 	fn(l, item, data);
 }
 
-static void each_item(
+void inventory__each_item(
 	struct loader *l, struct ynode *node, struct subject what, item_fn fn, void *data)
 {
 	if (is_null(node))
@@ -497,7 +442,7 @@ static void each_item(
 	if (node->type != YAML_SEQUENCE_NODE) {
 		char *w = subject_text(what);
 
-		report(l, node, "%s must be a list, not %s", w, node_type_name(node));
+		inventory__report(l, node, "%s must be a list, not %s", w, node_type_name(node));
 		free(w);
 		return;
 	}
@@ -518,7 +463,7 @@ static void check_address(struct loader *l, struct ynode *node, struct subject w
 		return;
 	f = found(node);
 	w = subject_text(what);
-	report(l, node, "%s must be " ADDRESS_EXPECTED ", not %s", w, f);
+	inventory__report(l, node, "%s must be " ADDRESS_EXPECTED ", not %s", w, f);
 	free(w);
 	free(f);
 }
@@ -532,7 +477,7 @@ static void check_user(struct loader *l, struct ynode *node, struct subject what
 		return;
 	f = found(node);
 	w = subject_text(what);
-	report(l, node, "%s must be " USER_EXPECTED ", not %s", w, f);
+	inventory__report(l, node, "%s must be " USER_EXPECTED ", not %s", w, f);
 	free(w);
 	free(f);
 }
@@ -543,7 +488,7 @@ static void check_attr(struct loader *l, struct ynode *node, const char *host)
 
 	if (!why)
 		return;
-	report(l, node, "attr of host '%s' is not a Nix attribute path: %s", host, why);
+	inventory__report(l, node, "attr of host '%s' is not a Nix attribute path: %s", host, why);
 	free(why);
 }
 
@@ -563,7 +508,7 @@ static void check_arch(struct loader *l, struct ynode *node)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(known_arches); i++)
 		buf_printf(&b, "%s%s", i ? ", " : "", known_arches[i]);
-	report(l, node, "unknown architecture '%s'; known: %s", scalar(node), b.data);
+	inventory__report(l, node, "unknown architecture '%s'; known: %s", scalar(node), b.data);
 	buf_release(&b);
 }
 
@@ -572,7 +517,7 @@ static void check_goal(struct loader *l, struct ynode *node)
 	for (size_t i = 0; inventory_goals[i]; i++)
 		if (!strcmp(scalar(node), inventory_goals[i]))
 			return;
-	report(l, node, "unknown goal '%s'; expected switch, boot, test or dry-activate",
+	inventory__report(l, node, "unknown goal '%s'; expected switch, boot, test or dry-activate",
 		scalar(node));
 }
 
@@ -646,13 +591,6 @@ static void builders_pair(struct loader *l, struct ynode *key, struct ynode *val
 
 /* ---- hosts ---- */
 
-/* What a host's entries are, before relations are resolved. */
-struct host_raw {
-	struct ynode *uses, *wants, *depends_on, *build;
-	struct ynode *flake, *file; /* the keys, for "sets both" */
-	bool local_set;		    /* `local:` given: the address does not decide */
-};
-
 struct host_ctx {
 	struct inv_host *host;
 	struct host_raw *raw;
@@ -666,7 +604,7 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 	if (*tag == '@')
 		tag++;
 	if (!inventory__valid_name(tag)) {
-		report(l, item,
+		inventory__report(l, item,
 			"invalid tag '%s' on host '%s': use letters, digits, '-', '_' and '.', "
 			"not starting with '-' or '.'",
 			scalar(item), h->name);
@@ -683,7 +621,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	long port;
 
 	if (!inventory__valid_name(scalar(key))) {
-		report(l, key,
+		inventory__report(l, key,
 			"invalid service name '%s' on host '%s': use letters, digits, '-', '_' "
 			"and '.', not starting with '-' or '.'",
 			scalar(key), h->name);
@@ -692,7 +630,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	if (parse_number(value, 1, 65535, &port) < 0) {
 		char *f = found(value);
 
-		report(l, value,
+		inventory__report(l, value,
 			"port of service '%s' on host '%s' must be a whole number from 1 to "
 			"65535, not %s",
 			scalar(key), h->name, f);
@@ -701,7 +639,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	}
 	for (size_t i = 0; i < h->nservices; i++) {
 		if (h->services[i].port == port) {
-			report(l, value,
+			inventory__report(l, value,
 				"duplicate port %ld on host '%s': services '%s' (line %d) and '%s'",
 				port, h->name, h->services[i].name, h->services[i].pos.line,
 				scalar(key));
@@ -737,11 +675,11 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 		if (!expect_string(l, value, what, &h->arch))
 			check_arch(l, value);
 	} else if (!strcmp(k, "tags")) {
-		each_item(l, value, what, tag_item, h);
+		inventory__each_item(l, value, what, tag_item, h);
 	} else if (!strcmp(k, "services")) {
 		if (value->type == YAML_SEQUENCE_NODE || value->type == YAML_SCALAR_NODE) {
 			if (!is_null(value))
-				report(l, value,
+				inventory__report(l, value,
 					"services of host '%s' must be a mapping of names to ports "
 					"({ name: port }), not %s",
 					h->name, node_type_name(value));
@@ -762,8 +700,9 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 			has_nul(value)) {
 			char *f = found(value);
 
-			report(l, value, "build of host '%s' must be " BUILDER_EXPECTED ", not %s",
-				h->name, f);
+			inventory__report(l, value,
+				"build of host '%s' must be " BUILDER_EXPECTED ", not %s", h->name,
+				f);
 			free(f);
 		} else {
 			c->raw->build = value;
@@ -803,7 +742,7 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	struct host_ctx c;
 
 	if (!inventory__valid_name(scalar(key))) {
-		report(l, key,
+		inventory__report(l, key,
 			"invalid host name '%s': use letters, digits, '-', '_' and '.', "
 			"not starting with '-' or '.'",
 			scalar(key));
@@ -822,339 +761,6 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	inv->nhosts++;
 	if (!is_null(value)) {
 		each_pair(l, value, subj(NULL, h->name), host_pair, &c);
-	}
-}
-
-/* ---- relations ---- */
-
-struct resolver {
-	struct name_index svcs; /* every service of the fleet → its providers */
-	struct name_index tags; /* every tag of the fleet → the hosts carrying it */
-	size_t host;		/* the host whose entries are being resolved */
-	enum inv_rel_kind kind;
-	/* the relations of every host, host after host; their rels point here at the end */
-	struct inv_relation *rels;
-	size_t nrels, arels;
-};
-
-/*
- * Adds a relation of the host being resolved for the entry `item`. `text`
- * is the entry (the file's scalar), shared by every relation of the entry,
- * and `service` NULL or a suffix of it.
- */
-static void add_rel(struct resolver *res, enum inv_rel_kind kind, struct ynode *item, char *text,
-	size_t provider, char *service)
-{
-	struct inv_relation *r;
-
-	xgrow((void **)&res->rels, &res->arels, res->nrels + 1, sizeof(*res->rels));
-	r = &res->rels[res->nrels++];
-	r->kind = kind;
-	r->text = text;
-	r->provider = (uint32_t)provider;
-	r->service = service;
-	r->pos = pos_of(item);
-}
-
-static bool host_provides(const struct inv_host *h, const char *service)
-{
-	for (size_t i = 0; i < h->nservices; i++)
-		if (!strcmp(h->services[i].name, service))
-			return true;
-	return false;
-}
-
-/* Indexes the host names for loader_host(); hosts are unique by then. */
-static void index_hosts(struct loader *l)
-{
-	struct inventory *inv = l->inv;
-
-	name_index_init(&l->hosts, inv->nhosts);
-	for (size_t i = 0; i < inv->nhosts; i++)
-		name_index_add(&l->hosts, inv->hosts[i].name, i);
-}
-
-static long loader_host(const struct loader *l, const char *name)
-{
-	const struct name_key *s = name_index_find(&l->hosts, name);
-
-	return s ? (long)s->first : -1;
-}
-
-/* "; did you mean 'X'?" when `name` is a plausible typo of a name of `x`. */
-static void suggest(struct buf *hint, const struct name_index *x, const char *name)
-{
-	const char *best = name_index_suggest(x, name);
-
-	if (best)
-		buf_printf(hint, "; did you mean '%s'?", best);
-}
-
-/* Providers listed in an "ambiguous service" message before "and N more". */
-#define AMBIGUOUS_MAX_LISTED 5
-
-static void service_item(struct loader *l, struct ynode *item, void *data)
-{
-	struct resolver *r = data;
-	struct inventory *inv = l->inv;
-	struct inv_host *h = &inv->hosts[r->host];
-	const char *text = scalar(item);
-	const char *kind = inv_rel_kind_name(r->kind);
-	const char *slash = strchr(text, '/');
-	const struct name_key *slot;
-	size_t n, e;
-	struct buf b = BUF_INIT(0);
-
-	if (slash) {
-		char *hname = xstrndup(text, (size_t)(slash - text));
-		long p = loader_host(l, hname);
-
-		if (p < 0) {
-			suggest(&b, &l->hosts, hname);
-			report(l, item, "%s '%s' of host '%s': unknown host '%s'%s", kind, text,
-				h->name, hname, b.data ? b.data : "");
-		} else if (!host_provides(&inv->hosts[p], slash + 1)) {
-			suggest(&b, &r->svcs, slash + 1);
-			report(l, item,
-				"%s '%s' of host '%s': host '%s' provides no service '%s'%s", kind,
-				text, h->name, hname, slash + 1, b.data ? b.data : "");
-		} else if ((size_t)p == r->host) {
-			report(l, item, "host '%s' %s its own service '%s'", h->name, kind,
-				slash + 1);
-		} else {
-			add_rel(r, r->kind, item, (char *)text, (size_t)p, (char *)slash + 1);
-		}
-		free(hname);
-		buf_release(&b);
-		return;
-	}
-	slot = name_index_find(&r->svcs, text);
-	n = slot ? slot->count : 0;
-	if (n == 0) {
-		suggest(&b, &r->svcs, text);
-		report(l, item, "%s '%s' of host '%s': no host provides a service '%s'%s", kind,
-			text, h->name, text, b.data ? b.data : "");
-	} else if (n > 1) {
-		size_t listed = n > AMBIGUOUS_MAX_LISTED ? AMBIGUOUS_MAX_LISTED : n;
-
-		e = slot->head;
-		for (size_t i = 0; i < listed; i++, e = r->svcs.next[e])
-			buf_printf(&b, "%s'%s'",
-				i == 0	     ? ""
-				: i + 1 == n ? " and "
-					     : ", ",
-				inv->hosts[r->svcs.value[e]].name);
-		if (listed < n)
-			buf_printf(&b, " and %zu more", n - listed);
-		report(l, item,
-			"ambiguous service '%s' in %s of host '%s': provided by %s; write one as "
-			"'%s/%s'",
-			text, kind, h->name, b.data, inv->hosts[slot->first].name, text);
-	} else if (slot->first == r->host) {
-		report(l, item, "host '%s' %s its own service '%s'", h->name, kind, text);
-	} else {
-		add_rel(r, r->kind, item, (char *)text, slot->first, (char *)text);
-	}
-	buf_release(&b);
-}
-
-static void depends_item(struct loader *l, struct ynode *item, void *data)
-{
-	struct resolver *r = data;
-	struct inventory *inv = l->inv;
-	struct inv_host *h = &inv->hosts[r->host];
-	const char *text = scalar(item);
-	struct buf b = BUF_INIT(0);
-	long p;
-
-	if (*text == '@') {
-		const struct name_key *slot = name_index_find(&r->tags, text + 1);
-
-		if (!slot) {
-			report(l, item, "depends_on '%s' of host '%s': no host has the tag '%s'",
-				text, h->name, text + 1);
-			return;
-		}
-		/* a host carrying the tag it depends on does not depend on itself */
-		for (uint32_t e = slot->head; e != NAME_NO_ENTRY; e = r->tags.next[e])
-			if (r->tags.value[e] != r->host)
-				add_rel(r, INV_DEPENDS_ON, item, (char *)text, r->tags.value[e],
-					NULL);
-		return;
-	}
-	p = loader_host(l, text);
-	if (p < 0) {
-		suggest(&b, &l->hosts, text);
-		report(l, item, "depends_on '%s' of host '%s': unknown host '%s'%s", text, h->name,
-			text, b.data ? b.data : "");
-	} else if ((size_t)p == r->host) {
-		report(l, item, "host '%s' depends on itself", h->name);
-	} else {
-		add_rel(r, INV_DEPENDS_ON, item, (char *)text, (size_t)p, NULL);
-	}
-	buf_release(&b);
-}
-
-static void resolve_relations(struct loader *l, struct host_raw *raws)
-{
-	struct inventory *inv = l->inv;
-	struct resolver r = {0};
-	size_t n = 0, ntags = 0;
-
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		n += inv->hosts[i].nservices;
-		ntags += inv->hosts[i].tags.nr;
-	}
-	name_index_init(&r.svcs, n);
-	name_index_init(&r.tags, ntags);
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		const struct inv_host *h = &inv->hosts[i];
-
-		for (size_t j = 0; j < h->nservices; j++)
-			name_index_add(&r.svcs, h->services[j].name, i);
-		for (size_t j = 0; j < h->tags.nr; j++)
-			name_index_add(&r.tags, h->tags.v[j], i);
-	}
-
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		const char *name = inv->hosts[i].name;
-		size_t before = r.nrels;
-
-		r.host = i;
-		if (raws[i].uses) {
-			r.kind = INV_USES;
-			each_item(l, raws[i].uses, subj("uses", name), service_item, &r);
-		}
-		if (raws[i].wants) {
-			r.kind = INV_WANTS;
-			each_item(l, raws[i].wants, subj("wants", name), service_item, &r);
-		}
-		if (raws[i].depends_on)
-			each_item(
-				l, raws[i].depends_on, subj("depends_on", name), depends_item, &r);
-		inv->hosts[i].nrels = r.nrels - before;
-	}
-	/* the array has stopped moving: each host's relations are a slice of it */
-	inv->rels = r.rels;
-	for (size_t i = 0, at = 0; i < inv->nhosts; at += inv->hosts[i++].nrels)
-		inv->hosts[i].rels = inv->hosts[i].nrels ? r.rels + at : NULL;
-	name_index_release(&r.svcs);
-	name_index_release(&r.tags);
-}
-
-/* ---- defaults applied ---- */
-
-/* Whether the address means this machine: such a host is deployed without SSH. */
-static bool address_is_local(const char *address)
-{
-	return !strcmp(address, "localhost") || !strcmp(address, "127.0.0.1") ||
-	       !strcmp(address, "::1");
-}
-
-/*
- * Why `spec` is not a builder, or NULL: `local`, `target`, a host of the
- * inventory, or user@address[:port] (inventory__builder_address_problem).
- * A name without '@' must be a host of the inventory, so that a typo of
- * one is not taken for a machine outside it. Caller frees.
- */
-static char *builder_problem(struct loader *l, const char *spec)
-{
-	if (!strcmp(spec, "local") || !strcmp(spec, "target") || loader_host(l, spec) >= 0)
-		return NULL;
-	return inventory__builder_address_problem(spec);
-}
-
-static void apply_build(struct loader *l, struct inv_host *h, struct ynode *build)
-{
-	const char *spec = build ? scalar(build) : inventory_builder(l->inv, h->arch);
-	char *why;
-
-	h->build = INV_BUILD_LOCAL;
-	if (!spec || !strcmp(spec, "local"))
-		return;
-	why = builder_problem(l, spec);
-	if (why) {
-		/* a bad `builders:` entry is reported once, at the entry */
-		if (build)
-			report(l, build, "build '%s' of host '%s': %s", spec, h->name, why);
-		free(why);
-		return;
-	}
-	if (!strcmp(spec, "target") || !strcmp(spec, h->name)) {
-		h->build = INV_BUILD_TARGET;
-	} else {
-		h->build = INV_BUILD_BUILDER;
-		h->builder = (char *)spec;
-	}
-}
-
-/* The attribute a host builds unless it sets `attr`. */
-#define ATTR_PREFIX "nixosConfigurations."
-#define ATTR_SUFFIX ".config.system.build.toplevel"
-
-static void apply_defaults(struct loader *l, struct host_raw *raws)
-{
-	struct inventory *inv = l->inv;
-	struct inv_defaults *d = &inv->defaults;
-	char *arch, *flake;
-
-	if (d->flake && d->file) {
-		struct ynode *later = node_after(l->defaults_flake, l->defaults_file)
-					      ? l->defaults_flake
-					      : l->defaults_file;
-
-		report(l, later, "defaults set both 'flake' and 'file'; choose one");
-	}
-	for (size_t i = 0; i < inv->nbuilders; i++) {
-		const char *spec = inv->builders[i].spec;
-		char *why = builder_problem(l, spec);
-
-		if (why)
-			report(l, l->builder_nodes[i], "builder '%s' of '%s': %s", spec,
-				inv->builders[i].arch, why);
-		free(why);
-	}
-	if (!d->goal)
-		d->goal = arena_strdup(&inv->pool, "switch");
-	flake = d->flake ? d->flake : arena_strdup(&inv->pool, ".");
-	arch = arena_strdup(&inv->pool, "x86_64-linux");
-	for (size_t i = 0; i < inv->nhosts; i++) {
-		struct inv_host *h = &inv->hosts[i];
-
-		if (!h->address)
-			h->address = h->name;
-		if (!h->user)
-			h->user = d->user;
-		if (!h->arch)
-			h->arch = arch;
-		if (!h->attr) {
-			/* a name such as web.example or 1st is one segment: quoted */
-			bool quote = !inventory__valid_identifier(h->name, strlen(h->name));
-			size_t n = strlen(h->name) + sizeof(ATTR_PREFIX ATTR_SUFFIX) + 2;
-
-			h->attr = arena_alloc(&inv->pool, n);
-			snprintf(h->attr, n, ATTR_PREFIX "%s%s%s" ATTR_SUFFIX, quote ? "\"" : "",
-				h->name, quote ? "\"" : "");
-		}
-		if (h->flake && h->file) {
-			struct ynode *later = node_after(raws[i].flake, raws[i].file)
-						      ? raws[i].flake
-						      : raws[i].file;
-
-			report(l, later, "host '%s' sets both 'flake' and 'file'; choose one",
-				h->name);
-		}
-		if (!h->flake && !h->file) {
-			if (d->file)
-				h->file = d->file;
-			else
-				h->flake = flake;
-		}
-		if (!h->goal)
-			h->goal = d->goal;
-		if (!raws[i].local_set && address_is_local(h->address))
-			h->local = true;
-		apply_build(l, h, raws[i].build);
 	}
 }
 
@@ -1222,18 +828,17 @@ int inventory_load_buffer_errors(struct inventory **out, const char *path, const
 	if (each_pair(&l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)
 		goto out;
 	if (!hosts) {
-		report(&l, root, "the inventory has no 'hosts'");
+		inventory__report(&l, root, "the inventory has no 'hosts'");
 		goto out;
 	}
 	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE && hosts->len == 0)) {
-		report(&l, hosts, "'hosts' is empty; the inventory needs at least one host");
+		inventory__report(
+			&l, hosts, "'hosts' is empty; the inventory needs at least one host");
 		goto out;
 	}
 	if (each_pair(&l, hosts, subj("hosts", NULL), hosts_pair, &hc) < 0)
 		goto out;
-	index_hosts(&l);
-	apply_defaults(&l, hc.raws);
-	resolve_relations(&l, hc.raws);
+	inventory__resolve(&l, hc.raws);
 	if (errors->nr == nerrors) {
 		/* the inventory's strings point into the scalars of the file */
 		l.inv->text = l.doc.strings;
