@@ -4,12 +4,14 @@
  *
  *   inventory.c  the API: reading the file, the error list, the model's lookups
  *   yaml.c       the YAML tree: libyaml's events into the compact node array
+ *   load.c       loading and validation: the schema walk, every error at its position
  *   values.c     the syntax of values that reach ssh and nix
  *   resolve.c    resolution: defaults, builders, and `uses`, `wants` and
  *                `depends_on` to the hosts that provide them
  *
  * Functions shared between these files carry a double underscore
- * (inventory__x).
+ * (inventory__x); the few static inline accessors of the tree below have no
+ * linkage and keep their short names.
  */
 #ifndef CONSTEL_INVENTORY_INTERNAL_H
 #define CONSTEL_INVENTORY_INTERNAL_H
@@ -102,7 +104,7 @@ char *inventory__attr_problem(const char *attr);
  */
 char *inventory__builder_address_problem(const char *spec);
 
-/* ---- one load ---- */
+/* ---- one load (load.c) ---- */
 
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
@@ -114,7 +116,7 @@ struct loader {
 	struct ynode **builder_nodes;
 	/* the keys of defaults.flake and defaults.file, when set */
 	struct ynode *defaults_flake, *defaults_file;
-	struct name_index hosts; /* every host by name */
+	struct name_index hosts; /* every host by name (resolve.c) */
 	/* children that walks through aliases may still visit; see walk_container() */
 	size_t alias_budget;
 	bool alias_reported;
@@ -127,10 +129,7 @@ struct host_raw {
 	bool local_set;		    /* `local:` given: the address does not decide */
 };
 
-/*
- * The tree's accessors every file uses, inline (and static: nothing to
- * prefix) because every value of the file goes through them.
- */
+/* Inline: every value of the file goes through these. */
 
 /* A scalar's text (NUL-terminated; see has_nul() in the loader). */
 static inline const char *scalar(const struct ynode *node)
@@ -167,7 +166,7 @@ static inline struct subject subj(const char *key, const char *host)
 __attribute__((format(printf, 3, 4))) void inventory__report(
 	struct loader *l, const struct ynode *node, const char *fmt, ...);
 
-/* Calls fn for each scalar of a list; a single scalar counts as a list of one. */
+/* What inventory__each_item() calls for each item. */
 typedef void (*item_fn)(struct loader *l, struct ynode *item, void *data);
 
 /*

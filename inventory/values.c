@@ -1,10 +1,9 @@
 /*
  * inventory/values.c: the syntax of the values that reach ssh and nix (host
  * names, addresses, users, attribute paths, builders): pure checks of
- * strings, which the loader turns into messages at a position.
+ * strings, which inventory/load.c turns into messages at a position.
  */
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
