@@ -50,20 +50,18 @@ struct name_index {
 	size_t n, max;
 };
 
-#define NAME_INDEX_INIT                                                                            \
-	{                                                                                          \
-		NULL, 0, NULL, 0, NULL, NULL, 0, 0                                                 \
-	}
-
-/* An empty index with room for `max` entries (fewer than NAME_NO_ENTRY). */
+/*
+ * An empty index with room for `max` entries (fewer than NAME_NO_ENTRY). A
+ * zeroed struct is an index that finds nothing and may be released.
+ */
 void name_index_init(struct name_index *x, size_t max);
-/* Frees what the index holds (not the names); the index is empty again. */
+/* Frees what the index holds (not the names), leaving a zeroed index. */
 void name_index_release(struct name_index *x);
 
 /*
  * Adds the entry (name, value); returns the name's key (borrowed, valid
- * until the next add). Adding more than init's `max` entries is a
- * programmer error. A value must fit 32 bits.
+ * until release). Adding more than init's `max` entries is a programmer
+ * error. A value must fit 32 bits.
  */
 const struct name_key *name_index_add(struct name_index *x, const char *name, size_t value);
 
