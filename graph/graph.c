@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include "common/names.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -35,30 +36,8 @@ struct graph {
 	 */
 	size_t *mark;
 	size_t marked;
-	/* names: open addressing, slots hold the host index + 1 (0 is empty) */
-	size_t *name_slots;
-	size_t name_cap;
+	struct name_index names; /* every host by name, for graph_find() and hints */
 };
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static size_t pow2_at_least(size_t n)
-{
-	size_t c = 16;
-
-	while (c < n)
-		c *= 2;
-	return c;
-}
 
 struct graph *graph_new(size_t nhosts, const char *const *names)
 {
@@ -68,19 +47,15 @@ struct graph *graph_new(size_t nhosts, const char *const *names)
 	assert(nhosts == 0 || names);
 	g->n = nhosts;
 	g->hosts = xcalloc(nhosts, sizeof(*g->hosts));
-	g->name_cap = pow2_at_least(2 * nhosts);
-	g->name_slots = xcalloc(g->name_cap, sizeof(*g->name_slots));
+	name_index_init(&g->names, nhosts);
 	for (size_t i = 0; i < nhosts; i++) {
-		size_t slot;
+		const struct name_key *k;
 
 		assert(names[i] && names[i][0]);
 		g->hosts[i].name = arena_strdup(&g->strings, names[i]);
-		slot = hash_str(names[i]) & (g->name_cap - 1);
-		while (g->name_slots[slot]) {
-			assert(strcmp(g->hosts[g->name_slots[slot] - 1].name, names[i]) != 0);
-			slot = (slot + 1) & (g->name_cap - 1);
-		}
-		g->name_slots[slot] = i + 1;
+		k = name_index_add(&g->names, g->hosts[i].name, i);
+		assert(k->count == 1); /* names are distinct */
+		(void)k;
 	}
 	g->mark = xcalloc(nhosts + 1, sizeof(*g->mark));
 	g->marked = SIZE_MAX;
@@ -102,7 +77,7 @@ void graph_free(struct graph *g)
 	arena_release(&g->strings);
 	free(g->hosts);
 	free(g->mark);
-	free(g->name_slots);
+	name_index_release(&g->names);
 	free(g);
 }
 
@@ -168,18 +143,12 @@ const char *graph_name(const struct graph *g, size_t host)
 
 int graph_find(const struct graph *g, const char *name, size_t *host)
 {
-	size_t slot = hash_str(name) & (g->name_cap - 1);
+	const struct name_key *k = name_index_find(&g->names, name);
 
-	while (g->name_slots[slot]) {
-		size_t i = g->name_slots[slot] - 1;
-
-		if (!strcmp(g->hosts[i].name, name)) {
-			*host = i;
-			return 0;
-		}
-		slot = (slot + 1) & (g->name_cap - 1);
-	}
-	return CONSTEL_ENOTFOUND;
+	if (!k)
+		return CONSTEL_ENOTFOUND;
+	*host = k->first;
+	return 0;
 }
 
 const struct graph_dep *graph_providers(const struct graph *g, size_t host, size_t *n)
@@ -392,23 +361,6 @@ out:
 	return ret;
 }
 
-/* The host whose name is closest to `name`, if close enough to be a typo. */
-static const char *suggest_name(const struct graph *g, const char *name)
-{
-	size_t best = SIZE_MAX, len = strlen(name);
-	const char *found = NULL;
-
-	for (size_t i = 0; i < g->n; i++) {
-		size_t d = edit_distance(name, g->hosts[i].name);
-
-		if (d < best) {
-			best = d;
-			found = g->hosts[i].name;
-		}
-	}
-	return best <= 2 && best < len ? found : NULL;
-}
-
 static int select_pattern(const struct graph *g, const char *pat, bool *selected)
 {
 	bool any = false;
@@ -447,7 +399,8 @@ static int select_pattern(const struct graph *g, const char *pat, bool *selected
 		selected[h] = true;
 		return 0;
 	}
-	const char *hint = suggest_name(g, pat);
+	/* the hint rule of every "did you mean" (common/names.h) */
+	const char *hint = name_index_suggest(&g->names, pat);
 
 	if (hint)
 		return error_setc(

@@ -129,8 +129,8 @@ int graph_order(
  * No patterns select every host. With `with_deps`, the providers of the
  * selected hosts are added, transitively. A pattern that matches nothing is
  * an error naming it (CONSTEL_ENOTFOUND; for an unknown name, with a "did
- * you mean" when a host name is close), and an empty pattern is -1; on
- * error selected[] holds no meaning.
+ * you mean" when a host name is close by the rule of common/names.h), and
+ * an empty pattern is -1; on error selected[] holds no meaning.
  */
 int graph_select(const struct graph *g, const char *const *patterns, size_t npatterns,
 	bool with_deps, bool *selected);

@@ -401,6 +401,29 @@ static void test_graph_select_rejects_patterns_matching_nothing(void **state)
 	graph_free(g);
 }
 
+/* The hint rule of common/names.h: a quarter of the name's length, at least 1. */
+static void test_graph_select_hints_by_the_shared_rule(void **state)
+{
+	static const char *const names[] = {"viper", "observability"};
+	struct graph *g = graph_new(ARRAY_SIZE(names), names);
+	bool sel[2];
+	const char *short_typo[] = {"vpr"};
+	const char *near[] = {"vipr"};
+	const char *long_typo[] = {"ebservebilitx"};
+
+	(void)state;
+	/* 3 letters, 2 edits: too far */
+	assert_int_equal(graph_select(g, short_typo, 1, false, sel), CONSTEL_ENOTFOUND);
+	assert_string_equal(error_last(), "unknown host 'vpr'");
+	assert_int_equal(graph_select(g, near, 1, false, sel), CONSTEL_ENOTFOUND);
+	assert_string_equal(error_last(), "unknown host 'vipr'; did you mean 'viper'?");
+	/* 13 letters, 3 edits: close enough */
+	assert_int_equal(graph_select(g, long_typo, 1, false, sel), CONSTEL_ENOTFOUND);
+	assert_string_equal(
+		error_last(), "unknown host 'ebservebilitx'; did you mean 'observability'?");
+	graph_free(g);
+}
+
 static void test_graph_select_with_deps_is_transitive(void **state)
 {
 	struct graph *g = fleet();
@@ -829,6 +852,7 @@ int main(void)
 		cmocka_unit_test(test_graph_order_puts_consumers_first_through_left_out_hosts),
 		cmocka_unit_test(test_graph_selects_by_name_glob_and_tag),
 		cmocka_unit_test(test_graph_select_rejects_patterns_matching_nothing),
+		cmocka_unit_test(test_graph_select_hints_by_the_shared_rule),
 		cmocka_unit_test(test_graph_select_with_deps_is_transitive),
 		cmocka_unit_test(test_graph_select_empty_means_all),
 		cmocka_unit_test(test_graph_sched_ready_order_respects_edges),
