@@ -304,8 +304,8 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 		ret = fail(c, HOST_FAILED, "build on the host failed: %s", error_last());
 		goto out;
 	}
-	out = answer_text(answer, "out");
-	if (ret != 0 || !out || strncmp(out, "/nix/store/", 11) || strchr(out, ' ')) {
+	out = answer ? host_get(answer, "out") : NULL;
+	if (ret != 0 || !out || !host_is_store_path(out)) {
 		const char *said = answer ? host_answer_output(answer) : NULL;
 		struct buf b = BUF_INIT(0);
 
