@@ -88,21 +88,24 @@ finish() {
 
 # activate SYSTEM GOAL: switch-to-configuration in its own process group,
 # waited for; a timer in another group ends it after $limit seconds (124).
+# The timer's mark is named for the activation it ends: the timer of a
+# watchdog killed mid-activation outlives it, and must not make a later
+# run's activation look timed out.
 activate() {
-	rm -f timedout
 	log "activating $1 ($2)"
 	setsid "$1/bin/switch-to-configuration" "$2" </dev/null >>run.log 2>&1 3>&- 9>&- &
 	apid=$!
+	rm -f "timedout.$apid"
 	# shellcheck disable=SC2016 # the timer's own arguments
-	setsid sh -c 'sleep "$1"; : >timedout; kill -TERM -"$2" "$2"; sleep 2; kill -KILL -"$2" "$2"' \
+	setsid sh -c 'sleep "$1"; : >"timedout.$2"; kill -TERM -"$2" "$2"; sleep 2; kill -KILL -"$2" "$2"' \
 		sh "$limit" "$apid" </dev/null >/dev/null 2>&1 3>&- 9>&- &
 	tpid=$!
 	wait "$apid"
 	rc=$?
 	kill -TERM -"$tpid" "$tpid" 2>/dev/null
 	wait "$tpid" 2>/dev/null
-	if [ -e timedout ]; then
-		rm -f timedout
+	if [ -e "timedout.$apid" ]; then
+		rm -f "timedout.$apid"
 		return 124
 	fi
 	return "$rc"

@@ -59,7 +59,7 @@ teardown() {
 	rm -rf "$T"
 }
 
-# system NAME [fail|hang]: a stub system in the store
+# system NAME [fail|hang|slow]: a stub system in the store (slow: takes 2 s)
 system() {
 	d=$T/store/$1
 	mkdir -p "$d/bin"
@@ -69,6 +69,7 @@ echo "$1 \$1" >>"$T/activations"
 case "${2:-}" in
 fail) echo "$1: simulated failure" >&2; exit 1 ;;
 hang) echo \$\$ >"$d/pid"; exec sleep 30 ;;
+slow) sleep 2 ;;
 esac
 case \$1 in switch|test) ln -sfn "$d" "$T/current" ;; esac
 exit 0
@@ -315,6 +316,55 @@ case_wait_checks_the_run() {
 	deploy r1 "$a"
 	answer=$(sh "$SH_DIR/wait.sh" other 1 confirm)
 	expect rc "$?" 3
+}
+
+case_wait_tells_a_dead_watchdog() {
+	a=$(system a)
+	b=$(system b)
+	deploy r1 "$a"
+	run_start r2 path "$b" switch 30 10 1 1 ""
+	expect milestone "$(get milestone)" awaiting-confirm
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	sleep 0.2
+	t0=$(date +%s)
+	answer=$(sh "$SH_DIR/wait.sh" r2 10 confirm)
+	expect rc "$?" 4
+	expect interrupted "$(get interrupted)" r2
+	expect phase "$(get phase)" awaiting-confirm
+	[ $(($(date +%s) - t0)) -le 2 ] || fail "wait.sh waited for a dead watchdog"
+}
+
+case_wait_after_a_wiped_run_dir() {
+	a=$(system a)
+	b=$(system b)
+	deploy r1 "$a"
+	run_start r2 path "$b" switch 30 10 1 1 ""
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	rm -rf "$T/run" # a reboot: /run is new, the pending record on /var/lib stays
+	answer=$(sh "$SH_DIR/wait.sh" r2 1 confirm)
+	expect rc "$?" 4
+	expect interrupted "$(get interrupted)" r2
+	answer=$(sh "$SH_DIR/wait.sh" r3 1)
+	expect "rc of another run" "$?" 3
+	answer=$(sh "$SH_DIR/query.sh")
+	expect interrupted "$(get interrupted)" r2
+}
+
+case_stale_timer_does_not_end_a_later_run() {
+	# a watchdog killed mid-activation leaves its timer; when it fires, a
+	# later run's activation must not look timed out
+	a=$(system a)
+	b=$(system b hang)
+	c=$(system c slow)
+	deploy r1 "$a"
+	( run_start r2 path "$b" switch 0 1 1 1 "" ) &
+	i=0
+	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	wait
+	run_start r3 path "$c" switch 0 10 1 1 ""
+	expect result "$(get result)" ok
+	expect running "$(running)" "$c"
 }
 
 case_log_is_rotated() {
