@@ -87,18 +87,27 @@ finish() {
 }
 
 # activate SYSTEM GOAL: switch-to-configuration in its own process group,
-# waited for; a timer in another group ends it after $limit seconds (124).
-# The timer's mark is named for the activation it ends: the timer of a
-# watchdog killed mid-activation outlives it, and must not make a later
-# run's activation look timed out.
+# waited for. A timer in a session of its own ends that group after $limit
+# seconds (124), or at once if the watchdog dies (SIGKILL, OOM): an
+# activation nobody watches must not go on beside the next run's repair.
+# The timer holds the lock too (not its sleeps: once it is waited for, the
+# lock is the watchdog's alone), so the next run starts only once the group
+# is gone. Its mark is named for the activation it ends.
+# shellcheck disable=SC2016 # the timer's own arguments
+timer='i=0
+while [ $i -lt $(($1 * 10)) ] && kill -0 "$3" 2>/dev/null; do sleep 0.1 9>&-; i=$((i + 1)); done
+kill -0 -"$2" 2>/dev/null || exit 0
+if [ $i -ge $(($1 * 10)) ]; then : >"timedout.$2"; fi
+kill -TERM -"$2" "$2" 2>/dev/null
+i=0
+while [ $i -lt 20 ] && kill -0 -"$2" 2>/dev/null; do sleep 0.1 9>&-; i=$((i + 1)); done
+kill -KILL -"$2" "$2" 2>/dev/null'
 activate() {
 	log "activating $1 ($2)"
 	setsid "$1/bin/switch-to-configuration" "$2" </dev/null >>run.log 2>&1 3>&- 9>&- &
 	apid=$!
 	rm -f "timedout.$apid"
-	# shellcheck disable=SC2016 # the timer's own arguments
-	setsid sh -c 'sleep "$1"; : >"timedout.$2"; kill -TERM -"$2" "$2"; sleep 2; kill -KILL -"$2" "$2"' \
-		sh "$limit" "$apid" </dev/null >/dev/null 2>&1 3>&- 9>&- &
+	setsid sh -c "$timer" sh "$limit" "$apid" "$$" </dev/null >/dev/null 2>&1 3>&- &
 	tpid=$!
 	wait "$apid"
 	rc=$?
@@ -295,7 +304,7 @@ switch | test)
 		notify awaiting-confirm
 		ticks=0
 		while [ -e "canary.$runid" ] && [ $ticks -lt $((confirm * 20)) ]; do
-			sleep 0.05
+			sleep 0.05 3>&- 9>&-
 			ticks=$((ticks + 1))
 		done
 		if [ -e "canary.$runid" ]; then

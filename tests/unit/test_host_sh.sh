@@ -362,9 +362,29 @@ case_stale_timer_does_not_end_a_later_run() {
 	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
 	wait
+	# the timer ends the activation, then frees the lock
+	i=0
+	while ! flock -n "$T/run/lock" true && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
 	run_start r3 path "$c" switch 0 10 1 1 ""
 	expect result "$(get result)" ok
 	expect running "$(running)" "$c"
+}
+
+case_dead_watchdog_ends_its_activation() {
+	a=$(system a)
+	b=$(system b hang)
+	deploy r1 "$a"
+	( run_start r2 path "$b" switch 0 30 1 1 "" ) &
+	i=0
+	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	wait
+	i=0
+	while kill -0 "$(cat "$b/pid")" 2>/dev/null && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
+	! kill -0 "$(cat "$b/pid")" 2>/dev/null || fail "the activation goes on without its watchdog"
+	i=0
+	while ! flock -n "$T/run/lock" true && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+	flock -n "$T/run/lock" true || fail "the lock is still held"
 }
 
 case_log_is_rotated() {
