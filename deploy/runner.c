@@ -282,6 +282,17 @@ out:
 	return ret;
 }
 
+/* Runs of spaces become one (Nix indents the builder's lines it quotes). */
+static void squeeze_spaces(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++)
+		if (*r != ' ' || w == s || w[-1] != ' ')
+			*w++ = *r;
+	*w = '\0';
+}
+
 /* build: target: copy the derivation's closure and realise it on the host. */
 static int build_on_target(struct hostctx *c, struct build_item *item, char **out_path)
 {
@@ -311,6 +322,7 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 
 		buf_add_sanitized(&b, said ? said : "", said ? strlen(said) : 0);
 		tail = buf_tail_one_line(&b, 3);
+		squeeze_spaces(tail);
 		ret = fail(c, HOST_FAILED, "build on the host failed (exit %d): %s", ret,
 			*tail ? tail : "no output path");
 		buf_release(&b);
@@ -1010,8 +1022,14 @@ static void run_host(struct hostctx *c)
 		goto record;
 	if (health_gate(c) < 0)
 		goto record;
-	step(c, "done", "%s generation %ld", o->op == RUNNER_ROLLBACK ? "back on" : "running",
-		c->res->generation);
+	if (!strcmp(c->goal, "dry-activate"))
+		step(c, "done",
+			"dry-activate of %s done: nothing was changed (its output is in "
+			"the host's log)",
+			c->res->path ? c->res->path : "the system");
+	else
+		step(c, "done", "%s generation %ld",
+			o->op == RUNNER_ROLLBACK ? "back on" : "running", c->res->generation);
 record:
 	write_record(c, query);
 out:
