@@ -32,8 +32,8 @@ if ! { printf 'pid=%s\nrun=%s\nsince=%s\n' "$$" "$1" "$(date +%s)" >holder.tmp &
 	echo "error=cannot write in $run"
 	exit 70
 fi
-# canaries and timer marks of earlier runs: none of them is alive (we hold the lock)
-rm -f canary.* timedout.* events
+# canaries of earlier runs: none of them is alive (we hold the lock)
+rm -f canary.* events
 if ! mkfifo events; then
 	echo "error=cannot make the FIFO $run/events"
 	exit 70

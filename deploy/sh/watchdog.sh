@@ -82,42 +82,49 @@ finish() {
 		rm -f "$lib/pending" || log "could not remove $lib/pending"
 	fi
 	tail -c 65536 run.log >>activation.log 2>/dev/null
+	# the lock is free before anyone hears that the run is done: a run
+	# started right after this one's end is not refused
+	exec 9>&-
 	notify finished
 	exit 0
 }
 
-# activate SYSTEM GOAL: switch-to-configuration in its own process group,
-# waited for. A timer in a session of its own ends that group after $limit
-# seconds (124), or at once if the watchdog dies (SIGKILL, OOM): an
-# activation nobody watches must not go on beside the next run's repair.
-# The timer holds the lock too (not its sleeps: once it is waited for, the
-# lock is the watchdog's alone), so the next run starts only once the group
-# is gone. Its mark is named for the activation it ends.
-# shellcheck disable=SC2016 # the timer's own arguments
-timer='i=0
-while [ $i -lt $(($1 * 10)) ] && kill -0 "$3" 2>/dev/null; do sleep 0.1 9>&-; i=$((i + 1)); done
-kill -0 -"$2" 2>/dev/null || exit 0
-if [ $i -ge $(($1 * 10)) ]; then : >"timedout.$2"; fi
-kill -TERM -"$2" "$2" 2>/dev/null
-i=0
-while [ $i -lt 20 ] && kill -0 -"$2" 2>/dev/null; do sleep 0.1 9>&-; i=$((i + 1)); done
-kill -KILL -"$2" "$2" 2>/dev/null'
+# activate SYSTEM GOAL: switch-to-configuration under a supervisor in a
+# session of its own, waited for. The supervisor runs it in a process group
+# of its own and ends that group after $limit seconds (exit 124), or at once
+# when the watchdog dies (SIGKILL, OOM): an activation nobody watches must
+# not go on beside the next run's repair. The supervisor holds the lock too
+# (not its sleeps), so the next run starts only once that group is ended.
+# Else it exits with the activation's status. A process is alive until it
+# exits: a zombie not yet waited for is not.
+# shellcheck disable=SC2016 # the supervisor's own variables
+supervisor='alive() {
+	s=""
+	read -r s 2>/dev/null <"/proc/$1/stat" || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+setsid "$3/bin/switch-to-configuration" "$4" </dev/null 9>&- &
+a=$!
+end=$(($(date +%s) + $1)) i=0 now=0
+while alive "$a"; do
+	[ $((i % 10)) = 0 ] && now=$(date +%s)
+	if [ "$now" -ge "$end" ] || ! alive "$2"; then
+		kill -TERM -"$a" "$a" 2>/dev/null
+		i=0
+		while [ $i -lt 20 ] && alive "$a"; do sleep 0.1 9>&-; i=$((i + 1)); done
+		kill -KILL -"$a" "$a" 2>/dev/null
+		wait "$a"
+		exit 124
+	fi
+	sleep 0.1 9>&-
+	i=$((i + 1))
+done
+wait "$a"'
 activate() {
 	log "activating $1 ($2)"
-	setsid "$1/bin/switch-to-configuration" "$2" </dev/null >>run.log 2>&1 3>&- 9>&- &
-	apid=$!
-	rm -f "timedout.$apid"
-	setsid sh -c "$timer" sh "$limit" "$apid" "$$" </dev/null >/dev/null 2>&1 3>&- &
-	tpid=$!
-	wait "$apid"
-	rc=$?
-	kill -TERM -"$tpid" "$tpid" 2>/dev/null
-	wait "$tpid" 2>/dev/null
-	if [ -e "timedout.$apid" ]; then
-		rm -f "timedout.$apid"
-		return 124
-	fi
-	return "$rc"
+	setsid sh -c "$supervisor" sh "$limit" "$$" "$1" "$2" </dev/null >>run.log 2>&1 3>&- &
+	wait "$!"
 }
 
 nixenv() {

@@ -350,9 +350,9 @@ case_wait_after_a_wiped_run_dir() {
 	expect interrupted "$(get interrupted)" r2
 }
 
-case_stale_timer_does_not_end_a_later_run() {
-	# a watchdog killed mid-activation leaves its timer; when it fires, a
-	# later run's activation must not look timed out
+case_killed_watchdog_leaves_nothing_to_a_later_run() {
+	# a watchdog killed mid-activation: what supervised its activation must
+	# not end (or make look timed out) a later run's activation
 	a=$(system a)
 	b=$(system b hang)
 	c=$(system c slow)
@@ -362,7 +362,7 @@ case_stale_timer_does_not_end_a_later_run() {
 	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
 	wait
-	# the timer ends the activation, then frees the lock
+	# the supervisor ends the activation, then frees the lock
 	i=0
 	while ! flock -n "$T/run/lock" true && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
 	run_start r3 path "$c" switch 0 10 1 1 ""
