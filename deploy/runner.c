@@ -395,8 +395,20 @@ static void apply_state(
 		c->res->status = HOST_DEPLOYED;
 		c->res->changed = !rollback_op && strcmp(a->goal, "dry-activate");
 	} else if (result && !strcmp(result, "rolled-back")) {
-		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", reason ? reason : "?",
-			prev);
+		char *profile = host_get(state, "profile"), *ran = host_get(state, "running");
+
+		if (profile && ran && host_is_store_path(profile) && host_is_store_path(ran) &&
+			strcmp(profile, ran))
+			/* a generation staged with `boot` stays staged: say what runs */
+			fail(c, HOST_ROLLED_BACK,
+				"%s; restored: %s runs again, the profile is at generation %ld "
+				"(%s, for the next boot) again",
+				reason ? reason : "?", ran, prev, profile);
+		else
+			fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld",
+				reason ? reason : "?", prev);
+		free(profile);
+		free(ran);
 		c->res->generation = prev;
 	} else if (result && !strcmp(result, "restore-failed")) {
 		fail(c, HOST_RESTORE_FAILED,

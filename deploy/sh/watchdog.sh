@@ -17,7 +17,8 @@
 # activation fails; DELETE 1: delete the new generation once restored.
 #
 # Files (see docs/architecture.md, "The host protocol"):
-#   $run/state      key=value lines of this run: run, phase, result, ...
+#   $run/state      key=value lines of this run: run, phase, result, gen,
+#                   prev, path, running, profile, reason
 #   $run/canary.RUNID  removed by constel over a new session (magic rollback)
 #   $run/run.log    this run's output (switch-to-configuration's included)
 #   $run/activation.log  every run's output, rotated past LOG_MAX bytes
@@ -76,7 +77,8 @@ finish() {
 	reason=${2:-}
 	log "end: $result${reason:+: $reason}"
 	state phase=done "result=$result" "gen=$new" "prev=$prev" "path=$target" \
-		"running=$(running_now)" "reason=$reason" || notify unrecorded
+		"running=$(running_now)" "profile=$(readlink -f "$profile" 2>/dev/null)" \
+		"reason=$reason" || notify unrecorded
 	# a failed restore leaves the pending record for the next run to repair
 	if [ "$result" != restore-failed ] && [ -e "$lib/pending" ]; then
 		rm -f "$lib/pending" || log "could not remove $lib/pending"

@@ -250,6 +250,8 @@ if want 3; then
 	cj "$R.3b" boot
 	[ "$rc" = 1 ] || fail "failing g3 exited $rc"
 	jq_py "$R.3b" 'hosts["boot"]["status"] == "rolled-back"' || fail "boot: $(cat "$R.3b")"
+	jq_py "$R.3b" '"'"$P3a"' runs again" in hosts["boot"]["error"]' ||
+		fail "boot: the report does not say what runs: $(cat "$R.3b")"
 	[ "$(current boot)" = "$P3a" ] || fail "boot runs $(current boot), not g1 $P3a"
 	[ "$(profile_gen boot)" = 2 ] && [ "$(profile_path boot)" = "$P3b" ] ||
 		fail "boot's profile is at $(profile_gen boot) ($(profile_path boot)), not g2"

@@ -150,6 +150,8 @@ case_restore_to_what_ran_not_to_profile() {
 	deploy r3 "$c"
 	expect result "$(get result)" rolled-back
 	expect running "$(running)" "$a"
+	expect "running in the state" "$(get running)" "$a"
+	expect "profile in the state" "$(get profile)" "$b"
 	expect generation "$(gen)" 2
 	expect generations "$(gens)" "1 2 "
 	grep -q "^b boot$" "$T/activations" || fail "the staged generation was not set for boot again"
