@@ -92,6 +92,14 @@ Ct() {
 	shift
 	timeout -k 5 "$_t" "$CONSTEL" -i "$D/repo/constellation.yaml" --ssh-config "$D/ssh_config" "$@"
 }
+# cj FILE ARGS...: deploy_lib's, bounded (exit 124: constel hung)
+cj() {
+	_out=$1
+	shift
+	Ct 120 --json deploy --log-dir "$LOGS" "$@" >"$_out" 2>"$_out.err"
+	rc=$?
+	cat "$_out.err" >&2
+}
 
 profile_path() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system; }
 profile_gen() {
