@@ -149,13 +149,24 @@ long host_get_long(const char *text, const char *key, long dflt)
 
 bool host_is_store_path(const char *s)
 {
-	if (strncmp(s, "/nix/store/", 11) || !s[11])
+	const char *comp;
+
+	if (strncmp(s, "/nix/store/", 11))
 		return false;
-	for (const unsigned char *p = (const unsigned char *)s + 11; *p; p++)
-		if (*p <= ' ' || *p == 0x7f || *p == '\'' || *p == '"' || *p == '\\' ||
-			(*p == '.' && p[-1] == '/'))
+	/* components of the characters Nix allows in store path names, none empty, . or .. */
+	for (comp = s + 11;; comp++) {
+		size_t len = strspn(comp, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789+._?=-");
+
+		if (!len || (len == 1 && comp[0] == '.') ||
+			(len == 2 && comp[0] == '.' && comp[1] == '.'))
 			return false;
-	return true;
+		comp += len;
+		if (!*comp)
+			return true;
+		if (*comp != '/')
+			return false;
+	}
 }
 
 const char *host_answer_output(const char *text)

@@ -94,7 +94,11 @@ void host_ssh_target(struct ssh_target *t, const struct inv_host *h, const char 
 char *host_get(const char *text, const char *key);
 long host_get_long(const char *text, const char *key, long dflt);
 
-/* Whether a host's answer names a plausible store path (no spaces, quotes, ".."). */
+/*
+ * Whether a host's answer names a store path or a path inside one:
+ * /nix/store/ then components of the characters Nix allows in store path
+ * names ([A-Za-z0-9+._?=-]), separated by single '/', none "." or "..".
+ */
 bool host_is_store_path(const char *s);
 
 /* The activation output part of an answer (borrowed), or NULL. */

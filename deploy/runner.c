@@ -282,6 +282,17 @@ out:
 	return ret;
 }
 
+/* Runs of spaces become one (Nix indents the builder's lines it quotes). */
+static void squeeze_spaces(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++)
+		if (*r != ' ' || w == s || w[-1] != ' ')
+			*w++ = *r;
+	*w = '\0';
+}
+
 /* build: target: copy the derivation's closure and realise it on the host. */
 static int build_on_target(struct hostctx *c, struct build_item *item, char **out_path)
 {
@@ -304,13 +315,14 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 		ret = fail(c, HOST_FAILED, "build on the host failed: %s", error_last());
 		goto out;
 	}
-	out = answer_text(answer, "out");
-	if (ret != 0 || !out || strncmp(out, "/nix/store/", 11) || strchr(out, ' ')) {
+	out = answer ? host_get(answer, "out") : NULL;
+	if (ret != 0 || !out || !host_is_store_path(out)) {
 		const char *said = answer ? host_answer_output(answer) : NULL;
 		struct buf b = BUF_INIT(0);
 
 		buf_add_sanitized(&b, said ? said : "", said ? strlen(said) : 0);
 		tail = buf_tail_one_line(&b, 3);
+		squeeze_spaces(tail);
 		ret = fail(c, HOST_FAILED, "build on the host failed (exit %d): %s", ret,
 			*tail ? tail : "no output path");
 		buf_release(&b);
@@ -383,8 +395,20 @@ static void apply_state(
 		c->res->status = HOST_DEPLOYED;
 		c->res->changed = !rollback_op && strcmp(a->goal, "dry-activate");
 	} else if (result && !strcmp(result, "rolled-back")) {
-		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", reason ? reason : "?",
-			prev);
+		char *profile = host_get(state, "profile"), *ran = host_get(state, "running");
+
+		if (profile && ran && host_is_store_path(profile) && host_is_store_path(ran) &&
+			strcmp(profile, ran))
+			/* a generation staged with `boot` stays staged: say what runs */
+			fail(c, HOST_ROLLED_BACK,
+				"%s; restored: %s runs again, the profile is at generation %ld "
+				"(%s, for the next boot) again",
+				reason ? reason : "?", ran, prev, profile);
+		else
+			fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld",
+				reason ? reason : "?", prev);
+		free(profile);
+		free(ran);
 		c->res->generation = prev;
 	} else if (result && !strcmp(result, "restore-failed")) {
 		fail(c, HOST_RESTORE_FAILED,
@@ -409,20 +433,79 @@ static long watchdog_span(const struct host_activation *a)
 }
 
 /*
- * After the host's session was lost: reconnect and read how the run ended,
- * bounded by what the watchdog can still be doing. The message says what
- * is known when the host cannot be reached again.
+ * What the host runs now, as a clause of a message (caller frees): the
+ * profile's generation and system, and the running system, from a fresh
+ * query over `conn`; what does not look like what it should is not shown.
  */
-static void recover_state(struct hostctx *c, const struct host_activation *a, bool rollback_op)
+static char *host_now(struct hostctx *c, struct ssh_conn *conn)
+{
+	char *q = NULL, *profile = NULL, *current = NULL, *text;
+	long gen;
+
+	if (hexec(c, conn, host_cmd_query(), NULL, &q, QUERY_TIMEOUT, false) != 0) {
+		free(q);
+		return xstrdup("what it runs now is unknown (it did not answer)");
+	}
+	log_answer(c, "host reports", q);
+	profile = host_get(q, "profile");
+	current = host_get(q, "current");
+	gen = host_get_long(q, "gen", 0);
+	if (profile && !host_is_store_path(profile)) {
+		free(profile);
+		profile = NULL;
+	}
+	if (current && !host_is_store_path(current)) {
+		free(current);
+		current = NULL;
+	}
+	if (gen > 0)
+		text = xasprintf("its profile is at generation %ld (%s), %s runs", gen,
+			profile ? profile : "an unknown system", current ? current : "nothing");
+	else
+		text = xasprintf(
+			"its profile has no generation, %s runs", current ? current : "nothing");
+	free(q);
+	free(profile);
+	free(current);
+	return text;
+}
+
+/*
+ * Run `a->runid` did not finish on the host (wait.sh exit 4: its watchdog
+ * died, or its state is gone while its pending record remains): the host
+ * is failed with what it runs now, and the next deploy repairs it.
+ */
+static void fail_interrupted(struct hostctx *c, struct ssh_conn *conn,
+	const struct host_activation *a, const char *answer)
+{
+	char *why = answer_text(answer, "why"), *now = host_now(c, conn);
+
+	log_answer(c, "state", answer);
+	fail(c, HOST_FAILED,
+		"run %s was interrupted on the host (%s): %s; the next deploy repairs it "
+		"from its pending record",
+		a->runid, why && *why ? why : "its watchdog is gone", now);
+	free(why);
+	free(now);
+}
+
+/*
+ * After the host's session was lost: reconnect and read how the run ended,
+ * bounded by what the watchdog can still be doing, counted from `started`
+ * (when the start command was sent). The message says what is known when
+ * the host cannot be reached again.
+ */
+static void recover_state(
+	struct hostctx *c, const struct host_activation *a, bool rollback_op, double started)
 {
 	bool confirms =
 		a->confirm_timeout > 0 && (!strcmp(a->goal, "switch") || !strcmp(a->goal, "test"));
-	double deadline = now_seconds() + (double)watchdog_span(a);
+	double deadline = started + (double)watchdog_span(a);
 	char *cmd = host_cmd_wait(a->runid, 5, false);
 	bool reached = false;
 
 	step(c, "recover", "connection lost; asking the host how run %s ended", a->runid);
-	while (now_seconds() < deadline && !atomic_load(&c->r->cancel)) {
+	do {
 		struct ssh_conn *conn = NULL;
 		char *state = NULL;
 		int rc = -1;
@@ -432,15 +515,21 @@ static void recover_state(struct hostctx *c, const struct host_activation *a, bo
 			rc = hexec(c, conn, cmd, NULL, &state, 30, false);
 		}
 		if (rc == 3) {
-			/* start.sh never wrote this run's state: it never got the lock */
+			/* no state and no pending record of this run on the host */
+			char *now = host_now(c, conn);
+
 			fail(c, HOST_FAILED,
-				"lost the connection before the activation started; "
-				"the host was not changed by this run");
+				"lost the connection, and the host has no state of run %s: it did "
+				"not start there, or the host restarted since; %s",
+				a->runid, now);
+			free(now);
+		} else if (rc == 4) {
+			fail_interrupted(c, conn, a, state);
 		} else if (rc == 0 && state_is(state, "done")) {
 			log_answer_output(c, state);
 			apply_state(c, a, state, rollback_op);
 		}
-		if (rc == 3 || (rc == 0 && state_is(state, "done"))) {
+		if (rc == 3 || rc == 4 || (rc == 0 && state_is(state, "done"))) {
 			ssh_conn_free(c->conn);
 			c->conn = conn;
 			free(state);
@@ -449,8 +538,9 @@ static void recover_state(struct hostctx *c, const struct host_activation *a, bo
 		}
 		free(state);
 		ssh_conn_free(conn);
-		sleep(1);
-	}
+		if (now_seconds() < deadline)
+			sleep(1);
+	} while (now_seconds() < deadline && !atomic_load(&c->r->cancel));
 	free(cmd);
 	if (atomic_load(&c->r->cancel))
 		fail(c, HOST_FAILED,
@@ -459,14 +549,15 @@ static void recover_state(struct hostctx *c, const struct host_activation *a, bo
 	else if (!reached && confirms)
 		fail(c, HOST_FAILED,
 			"lost the connection during the activation and could not reconnect "
-			"within %lds; unconfirmed, the new system is undone by the host's "
-			"watchdog (magic rollback)",
+			"within %lds of its start; unconfirmed, the new system is undone by "
+			"the host's watchdog (magic rollback)",
 			watchdog_span(a));
 	else if (!reached)
 		fail(c, HOST_FAILED,
 			"lost the connection during the activation and could not reconnect "
-			"within %lds; no confirmation was asked (no magic rollback), so the "
-			"host keeps what it switched to: its state is unknown",
+			"within %lds of its start; no confirmation was asked (no magic "
+			"rollback), so the host keeps what it switched to: its state is "
+			"unknown",
 			watchdog_span(a));
 	else
 		fail(c, HOST_FAILED, "the host's watchdog did not finish run %s within %lds",
@@ -505,6 +596,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 	char *cmd = host_cmd_start(a), *answer = NULL, *wait = NULL;
 	struct ssh_conn *fresh = NULL;
 	long span = watchdog_span(a);
+	double started = now_seconds();
 	int rc;
 
 	if (a->mode == HOST_ACTIVATE_PATH)
@@ -512,7 +604,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 	/* returns at the watchdog's first milestone, with its state */
 	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer, span, false);
 	if (rc < 0) {
-		recover_state(c, a, rollback_op);
+		recover_state(c, a, rollback_op, started);
 		goto out;
 	}
 	log_answer_output(c, answer);
@@ -526,16 +618,30 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 	}
 	if (!state_is(answer, "awaiting-confirm") && !state_is(answer, "done")) {
 		/* no milestone: the watchdog died (SIGKILL?) or cannot write its state */
+		char *milestone = host_get(answer, "milestone");
+		bool unrecorded = milestone && !strcmp(milestone, "unrecorded");
+
+		free(milestone);
 		free(answer);
 		answer = NULL;
 		wait = host_cmd_wait(a->runid, 10, false);
-		if (hexec(c, c->conn, wait, NULL, &answer, 30, false) != 0 ||
-			!state_is(answer, "done")) {
+		rc = hexec(c, c->conn, wait, NULL, &answer, 30, false);
+		if (rc == 4 && !unrecorded) {
+			fail_interrupted(c, c->conn, a, answer);
+			goto out;
+		}
+		if (rc != 0 || !state_is(answer, "done")) {
+			char *now = host_now(c, c->conn);
+
 			fail(c, HOST_FAILED,
-				"the host's watchdog ended without finishing run %s; the host may "
-				"be between generations (its pending record is repaired by the "
-				"next deploy)",
-				a->runid);
+				unrecorded ? "the host's watchdog could not write the state of run "
+					     "%s (is /run full?): %s; a pending record left is "
+					     "repaired by the next deploy"
+					   : "the host's watchdog ended without finishing run %s: "
+					     "%s; a pending record left is repaired by the next "
+					     "deploy",
+				a->runid, now);
+			free(now);
 			goto out;
 		}
 	}
@@ -557,11 +663,21 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 			rc = hexec(c, c->host->local ? NULL : fresh, confirm, NULL, &answer, span,
 				false);
 			confirmed = rc == 0 && state_is(answer, "done");
-			if (rc == 3) {
+			if (rc == 3 || rc == 4) {
+				struct ssh_conn *q = c->host->local ? NULL : fresh;
+
 				free(confirm);
-				fail(c, HOST_FAILED,
-					"the host's state belongs to another run: not "
-					"confirmed");
+				if (rc == 4) {
+					fail_interrupted(c, q, a, answer);
+				} else {
+					char *now = host_now(c, q);
+
+					fail(c, HOST_FAILED,
+						"not confirmed: the host's state is not run "
+						"%s's: %s",
+						a->runid, now);
+					free(now);
+				}
 				goto out;
 			}
 		}
@@ -569,7 +685,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		if (!confirmed) {
 			ssh_conn_free(fresh);
 			fresh = NULL;
-			recover_state(c, a, rollback_op);
+			recover_state(c, a, rollback_op, started);
 			goto out;
 		}
 		/* the new session is the one that proved itself: keep it */
@@ -839,6 +955,7 @@ static void run_host(struct hostctx *c)
 	struct host_activation a = {0};
 	char *query = NULL, *path = NULL, *gens = NULL;
 	bool interrupted = false;
+	int rc;
 
 	if (!c->host->local) {
 		step(c, "connect", "connecting");
@@ -847,8 +964,14 @@ static void run_host(struct hostctx *c)
 			goto out;
 		}
 	}
-	if (hexec(c, c->conn, host_cmd_query(), NULL, &query, QUERY_TIMEOUT, true) != 0) {
-		fail(c, HOST_FAILED, "cannot read the host's current system");
+	rc = hexec(c, c->conn, host_cmd_query(), NULL, &query, QUERY_TIMEOUT, true);
+	if (rc != 0) {
+		if (rc < 0)
+			fail(c, HOST_FAILED, "cannot read the host's current system: %s",
+				error_last());
+		else
+			fail(c, HOST_FAILED,
+				"cannot read the host's current system (the query exited %d)", rc);
 		goto out;
 	}
 	log_answer(c, "host reports", query);
@@ -912,8 +1035,14 @@ static void run_host(struct hostctx *c)
 		goto record;
 	if (health_gate(c) < 0)
 		goto record;
-	step(c, "done", "%s generation %ld", o->op == RUNNER_ROLLBACK ? "back on" : "running",
-		c->res->generation);
+	if (!strcmp(c->goal, "dry-activate"))
+		step(c, "done",
+			"dry-activate of %s done: nothing was changed (its output is in "
+			"the host's log)",
+			c->res->path ? c->res->path : "the system");
+	else
+		step(c, "done", "%s generation %ld",
+			o->op == RUNNER_ROLLBACK ? "back on" : "running", c->res->generation);
 record:
 	write_record(c, query);
 out:

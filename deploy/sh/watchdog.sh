@@ -17,7 +17,8 @@
 # activation fails; DELETE 1: delete the new generation once restored.
 #
 # Files (see docs/architecture.md, "The host protocol"):
-#   $run/state      key=value lines of this run: run, phase, result, ...
+#   $run/state      key=value lines of this run: run, phase, result, gen,
+#                   prev, path, running, profile, reason
 #   $run/canary.RUNID  removed by constel over a new session (magic rollback)
 #   $run/run.log    this run's output (switch-to-configuration's included)
 #   $run/activation.log  every run's output, rotated past LOG_MAX bytes
@@ -76,38 +77,56 @@ finish() {
 	reason=${2:-}
 	log "end: $result${reason:+: $reason}"
 	state phase=done "result=$result" "gen=$new" "prev=$prev" "path=$target" \
-		"running=$(running_now)" "reason=$reason" || notify unrecorded
+		"running=$(running_now)" "profile=$(readlink -f "$profile" 2>/dev/null)" \
+		"reason=$reason" || notify unrecorded
 	# a failed restore leaves the pending record for the next run to repair
 	if [ "$result" != restore-failed ] && [ -e "$lib/pending" ]; then
 		rm -f "$lib/pending" || log "could not remove $lib/pending"
 	fi
 	tail -c 65536 run.log >>activation.log 2>/dev/null
-	# the lock goes before the answer: a run that follows at once finds it free
+	# the lock is free before anyone hears that the run is done: a run
+	# started right after this one's end is not refused
 	exec 9>&-
 	notify finished
 	exit 0
 }
 
-# activate SYSTEM GOAL: switch-to-configuration in its own process group,
-# waited for; a timer in another group ends it after $limit seconds (124).
-activate() {
-	rm -f timedout
-	log "activating $1 ($2)"
-	setsid "$1/bin/switch-to-configuration" "$2" </dev/null >>run.log 2>&1 3>&- 9>&- &
-	apid=$!
-	# shellcheck disable=SC2016 # the timer's own arguments
-	setsid sh -c 'sleep "$1"; : >timedout; kill -TERM -"$2" "$2"; sleep 2; kill -KILL -"$2" "$2"' \
-		sh "$limit" "$apid" </dev/null >/dev/null 2>&1 3>&- 9>&- &
-	tpid=$!
-	wait "$apid"
-	rc=$?
-	kill -TERM -"$tpid" "$tpid" 2>/dev/null
-	wait "$tpid" 2>/dev/null
-	if [ -e timedout ]; then
-		rm -f timedout
-		return 124
+# activate SYSTEM GOAL: switch-to-configuration under a supervisor in a
+# session of its own, waited for. The supervisor runs it in a process group
+# of its own and ends that group after $limit seconds (exit 124), or at once
+# when the watchdog dies (SIGKILL, OOM): an activation nobody watches must
+# not go on beside the next run's repair. The supervisor holds the lock too
+# (not its sleeps), so the next run starts only once that group is ended.
+# Else it exits with the activation's status. A process is alive until it
+# exits: a zombie not yet waited for is not.
+# shellcheck disable=SC2016 # the supervisor's own variables
+supervisor='alive() {
+	s=""
+	read -r s 2>/dev/null <"/proc/$1/stat" || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+setsid "$3/bin/switch-to-configuration" "$4" </dev/null 9>&- &
+a=$!
+end=$(($(date +%s) + $1)) i=0 now=0
+while alive "$a"; do
+	[ $((i % 10)) = 0 ] && now=$(date +%s)
+	if [ "$now" -ge "$end" ] || ! alive "$2"; then
+		kill -TERM -"$a" "$a" 2>/dev/null
+		i=0
+		while [ $i -lt 20 ] && alive "$a"; do sleep 0.1 9>&-; i=$((i + 1)); done
+		kill -KILL -"$a" "$a" 2>/dev/null
+		wait "$a"
+		exit 124
 	fi
-	return "$rc"
+	sleep 0.1 9>&-
+	i=$((i + 1))
+done
+wait "$a"'
+activate() {
+	log "activating $1 ($2)"
+	setsid sh -c "$supervisor" sh "$limit" "$$" "$1" "$2" </dev/null >>run.log 2>&1 3>&- &
+	wait "$!"
 }
 
 nixenv() {
@@ -294,7 +313,7 @@ switch | test)
 		notify awaiting-confirm
 		ticks=0
 		while [ -e "canary.$runid" ] && [ $ticks -lt $((confirm * 20)) ]; do
-			sleep 0.05
+			sleep 0.05 3>&- 9>&-
 			ticks=$((ticks + 1))
 		done
 		if [ -e "canary.$runid" ]; then

@@ -113,6 +113,21 @@ static void test_host_store_path_check(void **state)
 	assert_false(host_is_store_path("/nix/store/../../etc"));
 	assert_false(host_is_store_path("/nix/store/a b"));
 	assert_false(host_is_store_path("/nix/store/a\x1b[2J"));
+	assert_true(host_is_store_path("/nix/store/0abc-x+y_z.1?=-/bin/switch-to-configuration"));
+	assert_false(host_is_store_path("/nix/store"));
+	assert_false(host_is_store_path("/nix/store/abc-x/../../../etc"));
+	assert_false(host_is_store_path("/nix/store/abc-x/.."));
+	assert_false(host_is_store_path("/nix/store/.."));
+	assert_false(host_is_store_path("/nix/store/./abc"));
+	assert_false(host_is_store_path("/nix/store/abc//bin"));
+	assert_false(host_is_store_path("/nix/store/abc/"));
+	assert_false(host_is_store_path("/nix/store/abc-x$(reboot)"));
+	assert_false(host_is_store_path("/nix/store/abc-x;rm"));
+	assert_false(host_is_store_path("/nix/store/abc-\xc3\xa9"));
+	assert_false(host_is_store_path("/nix/store/abc-x\n/nix/store/y"));
+	assert_false(host_is_store_path("/nix/store/abc'x"));
+	assert_false(host_is_store_path("/nix/store/abc\\x"));
+	assert_false(host_is_store_path("/nix/store/abc:x"));
 }
 
 static void test_record_json_has_every_field(void **state)

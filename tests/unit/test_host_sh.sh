@@ -59,7 +59,7 @@ teardown() {
 	rm -rf "$T"
 }
 
-# system NAME [fail|hang]: a stub system in the store
+# system NAME [fail|hang|slow]: a stub system in the store (slow: takes 2 s)
 system() {
 	d=$T/store/$1
 	mkdir -p "$d/bin"
@@ -69,6 +69,7 @@ echo "$1 \$1" >>"$T/activations"
 case "${2:-}" in
 fail) echo "$1: simulated failure" >&2; exit 1 ;;
 hang) echo \$\$ >"$d/pid"; exec sleep 30 ;;
+slow) sleep 2 ;;
 esac
 case \$1 in switch|test) ln -sfn "$d" "$T/current" ;; esac
 exit 0
@@ -149,6 +150,8 @@ case_restore_to_what_ran_not_to_profile() {
 	deploy r3 "$c"
 	expect result "$(get result)" rolled-back
 	expect running "$(running)" "$a"
+	expect "running in the state" "$(get running)" "$a"
+	expect "profile in the state" "$(get profile)" "$b"
 	expect generation "$(gen)" 2
 	expect generations "$(gens)" "1 2 "
 	grep -q "^b boot$" "$T/activations" || fail "the staged generation was not set for boot again"
@@ -315,6 +318,75 @@ case_wait_checks_the_run() {
 	deploy r1 "$a"
 	answer=$(sh "$SH_DIR/wait.sh" other 1 confirm)
 	expect rc "$?" 3
+}
+
+case_wait_tells_a_dead_watchdog() {
+	a=$(system a)
+	b=$(system b)
+	deploy r1 "$a"
+	run_start r2 path "$b" switch 30 10 1 1 ""
+	expect milestone "$(get milestone)" awaiting-confirm
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	sleep 0.2
+	t0=$(date +%s)
+	answer=$(sh "$SH_DIR/wait.sh" r2 10 confirm)
+	expect rc "$?" 4
+	expect interrupted "$(get interrupted)" r2
+	expect phase "$(get phase)" awaiting-confirm
+	[ $(($(date +%s) - t0)) -le 2 ] || fail "wait.sh waited for a dead watchdog"
+}
+
+case_wait_after_a_wiped_run_dir() {
+	a=$(system a)
+	b=$(system b)
+	deploy r1 "$a"
+	run_start r2 path "$b" switch 30 10 1 1 ""
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	rm -rf "$T/run" # a reboot: /run is new, the pending record on /var/lib stays
+	answer=$(sh "$SH_DIR/wait.sh" r2 1 confirm)
+	expect rc "$?" 4
+	expect interrupted "$(get interrupted)" r2
+	answer=$(sh "$SH_DIR/wait.sh" r3 1)
+	expect "rc of another run" "$?" 3
+	answer=$(sh "$SH_DIR/query.sh")
+	expect interrupted "$(get interrupted)" r2
+}
+
+case_killed_watchdog_leaves_nothing_to_a_later_run() {
+	# a watchdog killed mid-activation: what supervised its activation must
+	# not end (or make look timed out) a later run's activation
+	a=$(system a)
+	b=$(system b hang)
+	c=$(system c slow)
+	deploy r1 "$a"
+	( run_start r2 path "$b" switch 0 1 1 1 "" ) &
+	i=0
+	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	wait
+	# the supervisor ends the activation, then frees the lock
+	i=0
+	while ! flock -n "$T/run/lock" true && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
+	run_start r3 path "$c" switch 0 10 1 1 ""
+	expect result "$(get result)" ok
+	expect running "$(running)" "$c"
+}
+
+case_dead_watchdog_ends_its_activation() {
+	a=$(system a)
+	b=$(system b hang)
+	deploy r1 "$a"
+	( run_start r2 path "$b" switch 0 30 1 1 "" ) &
+	i=0
+	while [ ! -e "$b/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$(sed -n 's/^pid=//p' "$T/run/holder")"
+	wait
+	i=0
+	while kill -0 "$(cat "$b/pid")" 2>/dev/null && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
+	! kill -0 "$(cat "$b/pid")" 2>/dev/null || fail "the activation goes on without its watchdog"
+	i=0
+	while ! flock -n "$T/run/lock" true && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+	flock -n "$T/run/lock" true || fail "the lock is still held"
 }
 
 case_log_is_rotated() {
