@@ -81,6 +81,8 @@ static void print_json(const struct status_report *s, const struct inventory *in
 		json_object_set_new(
 			o, "behind", r->behind >= 0 ? json_integer(r->behind) : json_null());
 		json_object_set_new(o, "switched", STR_OR_NULL(r->switched));
+		json_object_set_new(o, "locked", json_boolean(r->locked));
+		json_object_set_new(o, "interrupted", STR_OR_NULL(r->interrupted));
 #undef STR_OR_NULL
 		json_array_append_new(hosts, o);
 	}
@@ -146,6 +148,13 @@ static int status(const struct cmd *self, const struct opts *opts, const struct 
 		if (r->eval_error)
 			fprintf(stderr, "constel: %s: cannot evaluate its system: %s\n", name,
 				r->eval_error);
+		if (r->locked)
+			fprintf(stderr, "constel: %s: a deploy is running on it now\n", name);
+		if (r->interrupted)
+			fprintf(stderr,
+				"constel: %s: run %s was interrupted half-way; the next deploy "
+				"restores what it found\n",
+				name, r->interrupted);
 		if (r->drift != STATUS_IN_SYNC)
 			ret = CMD_FAILED;
 	}

@@ -25,8 +25,9 @@ struct record_info {
 
 /*
  * The record as a JSON object text (caller frees). `result` says what
- * constel did: "deployed", "rolled-back" (restored after a failure, `path`
- * the system that runs again), "rollback" (`constel rollback`).
+ * constel did: "deployed", "rolled-back" (restored after a failure; `path`
+ * is the system that failed, kept as history: status attributes revisions
+ * from "deployed" records only), "rollback" (`constel rollback`).
  */
 char *record_json(const struct record_info *info, const char *host, const char *path,
 	long generation, const char *goal, const char *result);

@@ -152,6 +152,13 @@ static void status_host(struct status_ctx *s, struct status_row *row)
 	row->reachable = true;
 	mark = strstr(answer, HISTORY_MARK);
 	*mark = '\0';
+	row->locked = host_get_long(answer, "locked", 0) == 1;
+	{
+		char *run = host_get(answer, "interrupted");
+
+		row->interrupted = text_sanitize(run);
+		free(run);
+	}
 	row->current = host_get(answer, "current");
 	if (row->current && !host_is_store_path(row->current)) {
 		free(row->current);
@@ -276,6 +283,7 @@ void status_report_release(struct status_report *r)
 		free(row->expected);
 		free(row->eval_error);
 		free(row->error);
+		free(row->interrupted);
 	}
 	free(r->rows);
 	strvec_release(&r->warnings);

@@ -47,6 +47,8 @@ struct status_row {
 	long behind; /* -1 unknown */
 	enum status_drift drift;
 	char *error;
+	bool locked;	   /* a deploy holds the host's lock now */
+	char *interrupted; /* the run id of a run that died half-way, or NULL */
 };
 
 /* The verdict on a row's facts, `head` HEAD's commit (or NULL). */

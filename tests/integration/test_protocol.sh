@@ -234,6 +234,11 @@ if want 2; then
 	# nobody watches the activation any more: it must not go on beside the repair
 	no_orphan() { [ -z "$(fleet_pgrep kill 'sleep 3600')" ]; }
 	wait_until 5 no_orphan || fail "the activation of the killed watchdog goes on"
+	# status tells it too, before any deploy repairs it
+	C --json status kill --no-eval >"$R.2s" 2>"$R.2s.err"
+	jq_py "$R.2s" 'hosts["kill"]["interrupted"] is not None and not hosts["kill"]["locked"]' ||
+		fail "status: $(cat "$R.2s")"
+	grep -q 'was interrupted half-way' "$R.2s.err" || fail "status did not say it: $(cat "$R.2s.err")"
 	fleet_commit --only kill
 	P2b=$(fleet_path kill)
 	cj "$R.2b" kill

@@ -68,7 +68,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert list(d) == ["hosts"], list(d)
 want = {"name", "reachable", "current", "generation", "revision", "expected", "drift",
-        "behind", "switched"}
+        "behind", "switched", "locked", "interrupted"}
 for h in d["hosts"]:
     assert set(h) == want, sorted(h)
 assert [h["name"] for h in d["hosts"]] == ["alpha", "beta", "delta", "fresh"]
