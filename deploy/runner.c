@@ -12,6 +12,7 @@
 
 #include "common/proc.h"
 #include "deploy/host.h"
+#include "deploy/host_io.h"
 #include "deploy/record.h"
 #include "transport/transport.h"
 
@@ -29,7 +30,7 @@ struct hostctx {
 	const struct inv_host *host;
 	struct host_result *res;
 	FILE *log;
-	struct ssh_conn *conn;
+	struct host_io io; /* the host: over SSH, or the machine constel runs on */
 	const char *goal;
 	char *runid;
 	bool copy_told; /* the copy's first progress said how many paths go */
@@ -114,23 +115,32 @@ static int fail(struct hostctx *c, enum host_status status, const char *fmt, ...
 	return -1;
 }
 
-/* ---- talking to the host: over SSH, or locally for `local` hosts ---- */
+/* ---- talking to the host, through its backend (deploy/host_io.h) ---- */
 
-static int open_session(struct hostctx *c, struct ssh_conn **out)
+/* A NEW session to the host in *io (a local host needs none: always there). */
+static int open_session(struct hostctx *c, struct host_io *io)
 {
-	struct ssh_target t;
+	struct host_io_config cfg = {
+		c->r->opts.ssh_config, c->r->opts.connect_timeout, SSH_OP_TIMEOUT};
 	int ret;
 
-	host_ssh_target(
-		&t, c->host, c->r->opts.ssh_config, c->r->opts.connect_timeout, SSH_OP_TIMEOUT);
-	ret = ssh_conn_open(out, &t);
-	if (ret == 0) {
-		c->res->sessions++;
+	host_io_init(io, c->host, &cfg);
+	ret = host_io_open(io);
+	if (ret == 0 && io->sessions) {
+		c->res->sessions += io->sessions;
 		hlog(c, "ssh session %u open", c->res->sessions);
-	} else {
+	} else if (ret < 0) {
 		hlog(c, "ssh: %s", error_last());
 	}
 	return ret;
+}
+
+/* Closes *to's session and takes over `from`'s (the newer proof of access). */
+static void take_session(struct host_io *to, struct host_io *from)
+{
+	host_io_close(to);
+	*to = *from;
+	memset(from, 0, sizeof(*from));
 }
 
 /*
@@ -139,30 +149,16 @@ static int open_session(struct hostctx *c, struct ssh_conn **out)
  * connection, `timeout` seconds passed (0: none), an answer past
  * ANSWER_MAX, or (when `cancellable`) the run was interrupted.
  */
-static int hexec(struct hostctx *c, struct ssh_conn *conn, const char *cmd, const char *input,
+static int hexec(struct hostctx *c, struct host_io *io, const char *cmd, const char *input,
 	char **answer, long timeout, bool cancellable)
 {
+	struct host_exec ex = {input, timeout, cancellable ? &c->r->cancel : NULL};
 	struct ssh_exec_result res;
 	int ret;
 
 	ssh_exec_result_init(&res, ANSWER_MAX, ANSWER_MAX);
-	if (c->host->local) {
-		const char *argv[] = {"sh", "-c", cmd, NULL};
-
-		ret = proc_run_status(argv, input ? input : "", input ? strlen(input) : 0, &res.out,
-			&res.err, (int)timeout, &res.exit_status);
-		if (ret == 0 && res.out.truncated)
-			ret = error_set("'%s': answer too long", c->host->name);
-	} else {
-		struct ssh_exec_opts o = SSH_EXEC_OPTS_INIT;
-
-		o.stdin_data = input;
-		o.stdin_len = input ? strlen(input) : 0;
-		o.timeout_s = (int)timeout;
-		o.overflow_fails = true;
-		o.cancel = cancellable ? &c->r->cancel : NULL;
-		ret = ssh_conn_exec_opts(conn, cmd, &o, &res);
-	}
+	ret = io->ops ? host_io_exec(io, cmd, &ex, &res)
+		      : error_set("'%s': not connected", c->host->name);
 	log_output(c, &res.err, "stderr");
 	if (ret < 0) {
 		hlog(c, "exec failed: %s", error_last());
@@ -261,15 +257,12 @@ static int copy_closure(struct hostctx *c, const char *path)
 	struct ssh_copy_stats st = {0};
 	int ret;
 
-	if (c->host->local)
-		return 0;
 	if ((ret = closure_of(path, &paths)) < 0) {
 		fail(c, HOST_FAILED, "%s", error_last());
 		goto out;
 	}
 	step(c, "copy", "asking which of the closure's %zu paths the host lacks", paths.nr);
-	ret = ssh_copy_closure(
-		c->conn, (const char *const *)paths.v, paths.nr, &st, copy_progress, c);
+	ret = host_io_copy(&c->io, (const char *const *)paths.v, paths.nr, &st, copy_progress, c);
 	if (ret < 0) {
 		fail(c, HOST_FAILED, "copy failed: %s", error_last());
 		goto out;
@@ -310,7 +303,7 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 		goto out;
 	step(c, "build", "building on the host");
 	cmd = host_cmd_build(item->drv_path);
-	ret = hexec(c, c->conn, cmd, NULL, &answer, 0, true);
+	ret = hexec(c, &c->io, cmd, NULL, &answer, 0, true);
 	if (ret < 0) {
 		ret = fail(c, HOST_FAILED, "build on the host failed: %s", error_last());
 		goto out;
@@ -435,14 +428,14 @@ static long watchdog_span(const struct host_activation *a)
 /*
  * What the host runs now, as a clause of a message (caller frees): the
  * profile's generation and system, and the running system, from a fresh
- * query over `conn`; what does not look like what it should is not shown.
+ * query over `io`; what does not look like what it should is not shown.
  */
-static char *host_now(struct hostctx *c, struct ssh_conn *conn)
+static char *host_now(struct hostctx *c, struct host_io *io)
 {
 	char *q = NULL, *profile = NULL, *current = NULL, *text;
 	long gen;
 
-	if (hexec(c, conn, host_cmd_query(), NULL, &q, QUERY_TIMEOUT, false) != 0) {
+	if (hexec(c, io, host_cmd_query(), NULL, &q, QUERY_TIMEOUT, false) != 0) {
 		free(q);
 		return xstrdup("what it runs now is unknown (it did not answer)");
 	}
@@ -475,10 +468,10 @@ static char *host_now(struct hostctx *c, struct ssh_conn *conn)
  * died, or its state is gone while its pending record remains): the host
  * is failed with what it runs now, and the next deploy repairs it.
  */
-static void fail_interrupted(struct hostctx *c, struct ssh_conn *conn,
-	const struct host_activation *a, const char *answer)
+static void fail_interrupted(
+	struct hostctx *c, struct host_io *io, const struct host_activation *a, const char *answer)
 {
-	char *why = answer_text(answer, "why"), *now = host_now(c, conn);
+	char *why = answer_text(answer, "why"), *now = host_now(c, io);
 
 	log_answer(c, "state", answer);
 	fail(c, HOST_FAILED,
@@ -506,17 +499,17 @@ static void recover_state(
 
 	step(c, "recover", "connection lost; asking the host how run %s ended", a->runid);
 	do {
-		struct ssh_conn *conn = NULL;
+		struct host_io io = {0};
 		char *state = NULL;
 		int rc = -1;
 
-		if (c->host->local || open_session(c, &conn) == 0) {
+		if (open_session(c, &io) == 0) {
 			reached = true;
-			rc = hexec(c, conn, cmd, NULL, &state, 30, false);
+			rc = hexec(c, &io, cmd, NULL, &state, 30, false);
 		}
 		if (rc == 3) {
 			/* no state and no pending record of this run on the host */
-			char *now = host_now(c, conn);
+			char *now = host_now(c, &io);
 
 			fail(c, HOST_FAILED,
 				"lost the connection, and the host has no state of run %s: it did "
@@ -524,20 +517,20 @@ static void recover_state(
 				a->runid, now);
 			free(now);
 		} else if (rc == 4) {
-			fail_interrupted(c, conn, a, state);
+			fail_interrupted(c, &io, a, state);
 		} else if (rc == 0 && state_is(state, "done")) {
 			log_answer_output(c, state);
 			apply_state(c, a, state, rollback_op);
 		}
 		if (rc == 3 || rc == 4 || (rc == 0 && state_is(state, "done"))) {
-			ssh_conn_free(c->conn);
-			c->conn = conn;
+			take_session(&c->io, &io);
 			free(state);
 			free(cmd);
 			return;
 		}
 		free(state);
-		ssh_conn_free(conn);
+		if (io.ops)
+			host_io_close(&io);
 		if (now_seconds() < deadline)
 			sleep(1);
 	} while (now_seconds() < deadline && !atomic_load(&c->r->cancel));
@@ -594,7 +587,7 @@ static void start_refused(struct hostctx *c, int rc, const char *answer)
 static int activate(struct hostctx *c, const struct host_activation *a, bool rollback_op)
 {
 	char *cmd = host_cmd_start(a), *answer = NULL, *wait = NULL;
-	struct ssh_conn *fresh = NULL;
+	struct host_io fresh = {0};
 	long span = watchdog_span(a);
 	double started = now_seconds();
 	int rc;
@@ -602,7 +595,7 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 	if (a->mode == HOST_ACTIVATE_PATH)
 		step(c, "activate", "activating %s (%s)", a->path, a->goal);
 	/* returns at the watchdog's first milestone, with its state */
-	rc = hexec(c, c->conn, cmd, host_watchdog_script(), &answer, span, false);
+	rc = hexec(c, &c->io, cmd, host_watchdog_script(), &answer, span, false);
 	if (rc < 0) {
 		recover_state(c, a, rollback_op, started);
 		goto out;
@@ -625,13 +618,13 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		free(answer);
 		answer = NULL;
 		wait = host_cmd_wait(a->runid, 10, false);
-		rc = hexec(c, c->conn, wait, NULL, &answer, 30, false);
+		rc = hexec(c, &c->io, wait, NULL, &answer, 30, false);
 		if (rc == 4 && !unrecorded) {
-			fail_interrupted(c, c->conn, a, answer);
+			fail_interrupted(c, &c->io, a, answer);
 			goto out;
 		}
 		if (rc != 0 || !state_is(answer, "done")) {
-			char *now = host_now(c, c->conn);
+			char *now = host_now(c, &c->io);
 
 			fail(c, HOST_FAILED,
 				unrecorded ? "the host's watchdog could not write the state of run "
@@ -651,26 +644,23 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		bool confirmed = false;
 
 		log_answer(c, "state", answer);
-		step(c, "confirm", c->host->local ? "confirming" : "confirming over a new session");
-		while (!c->host->local && now_seconds() < deadline) {
+		step(c, "confirm", "confirming over a new session");
+		while (now_seconds() < deadline) {
 			if (open_session(c, &fresh) == 0)
 				break;
 			usleep(500 * 1000);
 		}
 		free(answer);
 		answer = NULL;
-		if (c->host->local || fresh) {
-			rc = hexec(c, c->host->local ? NULL : fresh, confirm, NULL, &answer, span,
-				false);
+		if (host_io_connected(&fresh)) {
+			rc = hexec(c, &fresh, confirm, NULL, &answer, span, false);
 			confirmed = rc == 0 && state_is(answer, "done");
 			if (rc == 3 || rc == 4) {
-				struct ssh_conn *q = c->host->local ? NULL : fresh;
-
 				free(confirm);
 				if (rc == 4) {
-					fail_interrupted(c, q, a, answer);
+					fail_interrupted(c, &fresh, a, answer);
 				} else {
-					char *now = host_now(c, q);
+					char *now = host_now(c, &fresh);
 
 					fail(c, HOST_FAILED,
 						"not confirmed: the host's state is not run "
@@ -683,20 +673,19 @@ static int activate(struct hostctx *c, const struct host_activation *a, bool rol
 		}
 		free(confirm);
 		if (!confirmed) {
-			ssh_conn_free(fresh);
-			fresh = NULL;
+			if (fresh.ops)
+				host_io_close(&fresh);
 			recover_state(c, a, rollback_op, started);
 			goto out;
 		}
 		/* the new session is the one that proved itself: keep it */
-		ssh_conn_free(c->conn);
-		c->conn = fresh;
-		fresh = NULL;
+		take_session(&c->io, &fresh);
 		log_answer_output(c, answer);
 	}
 	apply_state(c, a, answer, rollback_op);
 out:
-	ssh_conn_free(fresh);
+	if (fresh.ops)
+		host_io_close(&fresh);
 	free(cmd);
 	free(wait);
 	free(answer);
@@ -747,7 +736,7 @@ static int health_gate(struct hostctx *c)
 	double deadline = now_seconds() + (double)o->health_timeout;
 	char *why = NULL;
 
-	if (!c->host->nservices || o->health_timeout <= 0 || c->host->local)
+	if (!c->host->nservices || o->health_timeout <= 0)
 		return 0;
 	step(c, "health", "checking %zu service port%s", c->host->nservices,
 		c->host->nservices == 1 ? "" : "s");
@@ -755,8 +744,7 @@ static int health_gate(struct hostctx *c)
 		const struct inv_service *s = &c->host->services[i];
 		int rc;
 
-		while ((rc = ssh_conn_probe(c->conn, s->port, 1000)) != 0 &&
-			now_seconds() < deadline)
+		while ((rc = host_io_probe(&c->io, s->port, 1000)) != 0 && now_seconds() < deadline)
 			usleep(300 * 1000);
 		if (rc != 0) {
 			why = xasprintf("health gate: service '%s' (port %d) did not answer within "
@@ -936,12 +924,12 @@ static void write_record(struct hostctx *c, const char *query)
 	char *json, *input;
 
 	c->res->did = result; /* the git note says the same */
-	if (!result || (!c->host->local && !c->conn))
+	if (!result || !host_io_connected(&c->io))
 		return;
 	json = record_json(&c->r->opts.record, c->host->name, c->res->path, c->res->generation,
 		c->goal, result);
 	input = xasprintf("%s\n", json);
-	if (hexec(c, c->conn, record_cmd_write(), input, NULL, QUERY_TIMEOUT, false) != 0)
+	if (hexec(c, &c->io, record_cmd_write(), input, NULL, QUERY_TIMEOUT, false) != 0)
 		hlog(c, "could not write the deployment record (%s) on the host", result);
 	free(json);
 	free(input);
@@ -957,14 +945,14 @@ static void run_host(struct hostctx *c)
 	bool interrupted = false;
 	int rc;
 
-	if (!c->host->local) {
+	{
 		step(c, "connect", "connecting");
-		if (open_session(c, &c->conn) < 0) {
+		if (open_session(c, &c->io) < 0) {
 			fail(c, HOST_FAILED, "%s", error_last());
 			goto out;
 		}
 	}
-	rc = hexec(c, c->conn, host_cmd_query(), NULL, &query, QUERY_TIMEOUT, true);
+	rc = hexec(c, &c->io, host_cmd_query(), NULL, &query, QUERY_TIMEOUT, true);
 	if (rc != 0) {
 		if (rc < 0)
 			fail(c, HOST_FAILED, "cannot read the host's current system: %s",
@@ -980,7 +968,7 @@ static void run_host(struct hostctx *c)
 	if (o->op == RUNNER_ROLLBACK) {
 		long target;
 
-		if (hexec(c, c->conn, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, true) !=
+		if (hexec(c, &c->io, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, true) !=
 			0) {
 			fail(c, HOST_FAILED, "cannot list the host's generations");
 			goto out;
@@ -1081,7 +1069,8 @@ static void host_end(struct hostctx *c)
 	if (c->res->status == HOST_FAILED && !c->res->error)
 		c->res->error = xstrdup("failed");
 	hlog(c, "result: %s after %.1fs", host_status_name(c->res->status), c->res->seconds);
-	ssh_conn_free(c->conn);
+	if (c->io.ops)
+		host_io_close(&c->io);
 	if (c->log)
 		fclose(c->log);
 	free(c->runid);
@@ -1151,7 +1140,7 @@ static void fleet_rollback_host(struct runner *r, size_t h)
 	if (res.log_path)
 		c.log = fopen(res.log_path, "a");
 	step(&c, "rollback", "%s: restoring the host as it was before the run", why);
-	if (c.host->local || open_session(&c, &c.conn) == 0) {
+	if (open_session(&c, &c.io) == 0) {
 		a.runid = c.runid;
 		a.mode = HOST_ACTIVATE_RESTORE;
 		a.generation = res.prev_generation;
@@ -1175,7 +1164,8 @@ static void fleet_rollback_host(struct runner *r, size_t h)
 		fail(&c, HOST_RESTORE_FAILED, "%s: cannot connect: %s", why, error_last());
 	}
 	hlog(&c, "result: %s", host_status_name(res.status));
-	ssh_conn_free(c.conn);
+	if (c.io.ops)
+		host_io_close(&c.io);
 	if (c.log)
 		fclose(c.log);
 	free(c.runid);
