@@ -1,13 +1,9 @@
 #include "deploy/build.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/proc.h"
 #include "deploy/eval.h"

@@ -64,9 +64,10 @@ struct build_set_eval {
 	bool no_cache;	       /* neither read nor write the evaluation cache */
 	const char *cache_dir; /* the cache's folder; NULL: cache_dir() (common/util.h) */
 	/*
-	 * The inventory's git repository and the commit every flake reference
-	 * of the set reads there: its HEAD when the working tree is clean, or
-	 * the commit the references are pinned to. NULL: nothing is cached.
+	 * The inventory's git repository and the commit the set's flakes are
+	 * at: its HEAD when the working tree is clean (flakes in the working
+	 * tree are then evaluated as that commit), or the commit the
+	 * references are pinned to. NULL: nothing is cached.
 	 */
 	const char *repo;
 	const char *commit;

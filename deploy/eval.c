@@ -47,7 +47,8 @@ static const char eval_nix[] =
 	"      names = builtins.attrNames (flake.inputs or { });\n"
 	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"
 	"      lock = builtins.fromJSON (builtins.readFile path);\n"
-	"      root = lock.nodes.${lock.root}.inputs or { };\n"
+	"      root = if lock ? nodes && lock ? root\n"
+	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"
 	"    in\n"
 	"    names == [ ] || (builtins.pathExists path\n"
 	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
@@ -423,6 +424,38 @@ static char *nix_version(void)
 }
 
 /*
+ * A flake given as a folder of the working tree, which the caller says is
+ * clean at opts.commit, is evaluated as that commit exactly
+ * (`git+file://REPO?rev=SHA[&dir=SUB]`, provenance_flake_ref()): Nix takes
+ * a bare path for a `path:` flake, untracked files and all, and what a
+ * record says was deployed, and what the cache keys by, is the commit.
+ * With the cache or without, the same is evaluated.
+ */
+static void pin_to_commit(struct eval *e, const bool *todo)
+{
+	struct build_set *set = e->set;
+
+	if (!e->opts.repo || !e->opts.commit)
+		return;
+	for (size_t i = 0; i < set->nitems; i++) {
+		struct build_item *it = &set->items[i];
+		char *sub = NULL, *ref = NULL;
+
+		if (!todo[i] || it->file || !it->ref || it->ref[0] != '/')
+			continue;
+		if (provenance_flake_at(e->opts.repo, it->ref, e->opts.commit, &sub) == 0 &&
+			provenance_flake_ref(e->opts.repo, it->ref, ".", e->opts.commit, &ref) ==
+				0) {
+			free(it->ref);
+			free(it->installable);
+			it->ref = ref;
+			it->installable = xasprintf("%s#%s", ref, it->attr);
+		}
+		free(sub);
+	}
+}
+
+/*
  * The cache keys of the items that may be cached; false when none may.
  * Every item's reason not to be is in its log.
  */
@@ -589,6 +622,7 @@ void eval_start(struct eval **out, struct build_set *set)
 		e->total += todo[i];
 	}
 	pool_init(&e->pool, &eval_pool, e);
+	pin_to_commit(e, todo);
 	if (plan_cache(e, todo))
 		serve_cached(e, todo);
 	for (size_t i = 0; i < set->nitems; i++)

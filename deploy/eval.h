@@ -21,10 +21,13 @@
  *     fleet against seconds of evaluation, and would hold every earlier
  *     host's memory: not worth it, see tests/bench/results/eval.txt.)
  *   - a host whose sources are one commit (opts.commit: the caller says the
- *     working tree is clean, or the flake reference is pinned to it) and
- *     whose flake locks all its inputs (or has none) is looked up in the
- *     evaluation cache first (deploy/evalcache.h) and recorded in it after.
- *     A cached derivation no longer in the store is evaluated again.
+ *     working tree is clean, or the flake reference is pinned to it) is
+ *     evaluated as that commit exactly (a folder of the clean working tree
+ *     becomes `git+file://REPO?rev=SHA[&dir=SUB]`: Nix would take the bare
+ *     path for a `path:` flake, untracked files and all), and when its
+ *     flake locks all its inputs (or has none), looked up in the evaluation
+ *     cache first (deploy/evalcache.h) and recorded in it after. A cached
+ *     derivation no longer in the store is evaluated again.
  *
  * Streaming: opts.evaluated is called once per item, as soon as that item
  * is evaluated (or failed, or came from the cache), while other items may
@@ -32,7 +35,15 @@
  * then. It runs on the thread that evaluated the item (an evaluation
  * worker, or eval_start()'s caller for cached items), with no lock of this
  * module held; the item's fields are final when it is called, and nothing
- * here touches the item again.
+ * here touches the item again. A runner streams by calling eval_start()
+ * instead of build_run() before its workers start, with a callback that,
+ * under the runner's own lock, fails the host (so its dependents are
+ * skipped) or queues it for its (architecture, builder) group and wakes a
+ * build thread; that thread realises whatever its group has queued in one
+ * `nix-store --realise --keep-going` while later hosts still evaluate, and
+ * marks each built host startable once its providers are done. The
+ * evaluation runs in the order of set->items: put providers first to start
+ * them first. eval_wait()'s counts are the "evaluating 12/40" of progress.
  *
  * Lifecycle: eval_start(), then eval_wait() as long as it returns true
  * (for progress; optional), then eval_finish(), which waits for the end.
