@@ -65,6 +65,9 @@ enum {
 	CMD_OPT_ON = 1,
 	CMD_OPT_WITH_DEPS,
 	CMD_OPT_PARALLEL,
+	CMD_OPT_EVAL_JOBS,
+	CMD_OPT_EVAL_MAX_MEMORY,
+	CMD_OPT_NO_EVAL_CACHE,
 	CMD_OPT_OWN = 100,
 	CMD_OPT_GLOBAL = 1000,
 	CMD_OPT_INVENTORY = CMD_OPT_GLOBAL,
@@ -91,6 +94,35 @@ enum {
 		.name = "parallel", .kind = OPT_NUMBER, .arg = "N", .min = 1, .max = 1024,         \
 		.id = CMD_OPT_PARALLEL, .help = text                                               \
 	}
+
+/* How deploy, build and status evaluate the hosts' systems (deploy/eval.h). */
+#define CMD_OPTION_EVAL_JOBS                                                                       \
+	{                                                                                          \
+		.name = "eval-jobs", .kind = OPT_NUMBER, .arg = "N", .min = 1, .max = 1024,        \
+		.id = CMD_OPT_EVAL_JOBS,                                                           \
+		.help = "hosts evaluated at once, each by its own nix (default: the CPUs)"         \
+	}
+#define CMD_OPTION_EVAL_MAX_MEMORY                                                                 \
+	{                                                                                          \
+		.name = "eval-max-memory", .kind = OPT_NUMBER, .arg = "MB", .min = 16,             \
+		.max = 1048576, .id = CMD_OPT_EVAL_MAX_MEMORY,                                     \
+		.help = "fail a host whose evaluator passes MB of memory (default 4096)"           \
+	}
+#define CMD_OPTION_NO_EVAL_CACHE                                                                   \
+	{                                                                                          \
+		.name = "no-eval-cache", .kind = OPT_FLAG, .id = CMD_OPT_NO_EVAL_CACHE,            \
+		.help = "evaluate even an unchanged commit again; record nothing"                  \
+	}
+
+/* The values of those three options; zero is the defaults. */
+struct cmd_eval_args {
+	long jobs;
+	long max_memory_mb;
+	bool no_cache;
+};
+
+/* Takes `v` into `a` when it is one of the three; whether it was. */
+bool cmd_eval_arg(struct cmd_eval_args *a, const struct opts_value *v);
 
 extern const struct cmd cmd_plan_entry;
 extern const struct cmd cmd_build_entry;

@@ -331,6 +331,22 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 	return CMD_OK;
 }
 
+bool cmd_eval_arg(struct cmd_eval_args *a, const struct opts_value *v)
+{
+	switch (v->opt->id) {
+	case CMD_OPT_EVAL_JOBS:
+		a->jobs = v->num;
+		return true;
+	case CMD_OPT_EVAL_MAX_MEMORY:
+		a->max_memory_mb = v->num;
+		return true;
+	case CMD_OPT_NO_EVAL_CACHE:
+		a->no_cache = true;
+		return true;
+	}
+	return false;
+}
+
 void cmd_split_list(struct strvec *patterns, const char *list)
 {
 	const char *p = list;

@@ -7,6 +7,7 @@
 
 #include "cmd/run.h"
 #include "deploy/build.h"
+#include "deploy/eval.h"
 #include "deploy/provenance.h"
 
 /* What deploy and build share: inventory, graph, selection, builds. */
@@ -85,6 +86,47 @@ static int prepare_provenance(struct run_args *a, struct prepared *p, bool refus
 	return CMD_OK;
 }
 
+/*
+ * How the hosts are evaluated: the options, and the commit the flakes are
+ * at when that is known for sure (an exact --rev, or a clean working tree),
+ * so that an unchanged commit is not evaluated again.
+ */
+static void eval_options(
+	struct build_set_eval *e, const struct run_args *a, const struct prepared *p)
+{
+	e->jobs = a->eval.jobs > 0 ? (size_t)a->eval.jobs : 0;
+	e->max_memory_mb = a->eval.max_memory_mb > 0 ? (size_t)a->eval.max_memory_mb : 0;
+	e->no_cache = a->eval.no_cache;
+	if (p->have_repo && p->sha && (a->rev || !p->dirty)) {
+		e->repo = p->prov.repo_path;
+		e->commit = p->sha;
+	}
+}
+
+/* Evaluates every host, showing how far it got on a terminal. */
+static void evaluate(struct prepared *p, struct buf *log)
+{
+	struct eval *e;
+	size_t done = 0, total = 0, cached = 0, failed = 0;
+	double start = now_seconds();
+	bool live = isatty(2);
+
+	eval_start(&e, &p->builds);
+	while (eval_wait(e, 250, &done, &total))
+		if (live)
+			fprintf(stderr, "\revaluating %zu/%zu", done, total);
+	if (live && total)
+		fprintf(stderr, "\r\033[K");
+	eval_finish(e, log);
+	for (size_t i = 0; i < p->builds.nitems; i++) {
+		cached += p->builds.items[i].cached;
+		failed += p->builds.items[i].error != NULL;
+	}
+	if (total)
+		fprintf(stderr, "evaluated %zu host%s in %.1fs: %zu from the cache, %zu failed\n",
+			total, total == 1 ? "" : "s", now_seconds() - start, cached, failed);
+}
+
 /* Loads, selects and builds. Returns CMD_OK or the exit status to return. */
 static int prepare(
 	const struct global_opts *g, struct run_args *a, struct prepared *p, bool refuse_dirty)
@@ -112,12 +154,14 @@ static int prepare(
 		goto out;
 	}
 	p->have_builds = true;
+	eval_options(&p->builds.eval, a, p);
 	if (!(p->log_dir = run_log_dir(a->log_dir))) {
 		ret = cmd_error("%s", error_last());
 		goto out;
 	}
 	build_describe(&p->builds, p->inv, &where);
 	fprintf(stderr, "%s", where.data ? where.data : "");
+	evaluate(p, &log);
 	fprintf(stderr, "building %zu host%s...\n", p->builds.nitems,
 		p->builds.nitems == 1 ? "" : "s");
 	failed = build_run(&p->builds, p->inv, &log);
@@ -261,6 +305,9 @@ static const struct opt deploy_opts[] = {
 		.id = RUN_DRY_RUN,
 		.help = "evaluate and build, touch no host"},
 	RUN_OPTION_BUILD_ON,
+	CMD_OPTION_EVAL_JOBS,
+	CMD_OPTION_EVAL_MAX_MEMORY,
+	CMD_OPTION_NO_EVAL_CACHE,
 	RUN_OPTION_ACTIVATION_TIMEOUT,
 	RUN_OPTION_HEALTH_TIMEOUT,
 	RUN_OPTION_REV,
@@ -283,6 +330,9 @@ static const struct opt build_opts[] = {
 	CMD_OPTION_ON,
 	CMD_OPTION_WITH_DEPS,
 	RUN_OPTION_BUILD_ON,
+	CMD_OPTION_EVAL_JOBS,
+	CMD_OPTION_EVAL_MAX_MEMORY,
+	CMD_OPTION_NO_EVAL_CACHE,
 	RUN_OPTION_REV,
 	RUN_OPTION_LOG_DIR,
 	{NULL},

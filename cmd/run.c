@@ -25,6 +25,8 @@ void run_args_init(struct run_args *a, const struct opts *o)
 	for (size_t i = 0; i < o->nr; i++) {
 		const struct opts_value *v = &o->v[i];
 
+		if (cmd_eval_arg(&a->eval, v))
+			continue;
 		switch (v->opt->id) {
 		case CMD_OPT_ON:
 			cmd_split_list(&a->patterns, v->arg);

@@ -25,6 +25,7 @@ struct run_args {
 	const char *log_dir;
 	const char *rev;
 	bool allow_dirty;
+	struct cmd_eval_args eval;
 };
 
 /*

@@ -104,11 +104,14 @@ static int status(const struct cmd *self, const struct opts *opts, const struct 
 	struct status_opts so = {0};
 	struct status_report rep = {0};
 	long parallel = 0;
+	struct cmd_eval_args ea = {0};
 	int ret;
 
 	memset(&prov, 0, sizeof(prov));
 	(void)self;
 	for (size_t i = 0; i < opts->nr; i++) {
+		if (cmd_eval_arg(&ea, &opts->v[i]))
+			continue;
 		switch (opts->v[i].opt->id) {
 		case STATUS_NO_EVAL:
 			eval = false;
@@ -133,6 +136,9 @@ static int status(const struct cmd *self, const struct opts *opts, const struct 
 	so.selected = selected;
 	so.prov = &prov;
 	so.eval = eval;
+	so.how.jobs = ea.jobs > 0 ? (size_t)ea.jobs : 0;
+	so.how.max_memory_mb = ea.max_memory_mb > 0 ? (size_t)ea.max_memory_mb : 0;
+	so.how.no_cache = ea.no_cache;
 	so.ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
 	so.parallel = parallel ? parallel : inv->defaults.parallel;
 	status_collect(&so, &rep);
@@ -179,6 +185,9 @@ static const struct opt status_opts[] = {
 		.kind = OPT_FLAG,
 		.id = STATUS_NO_EVAL,
 		.help = "do not evaluate what the repository builds now (no drift against it)"},
+	CMD_OPTION_EVAL_JOBS,
+	CMD_OPTION_EVAL_MAX_MEMORY,
+	CMD_OPTION_NO_EVAL_CACHE,
 	{NULL},
 };
 

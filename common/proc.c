@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,8 +33,38 @@ char *proc_describe(const char *const *argv)
 	return buf_detach(&b);
 }
 
+int proc_rss_kb(pid_t pid, size_t *kb)
+{
+	char path[64], text[256], *end;
+	unsigned long long size, resident;
+	long page = sysconf(_SC_PAGESIZE);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	/* "SIZE RESIDENT SHARED ...", in pages */
+	errno = 0;
+	size = strtoull(text, &end, 10);
+	if (errno || end == text || *end != ' ')
+		return -1;
+	resident = strtoull(end + 1, &end, 10);
+	if (errno || (*end != ' ' && *end != '\n'))
+		return -1;
+	(void)size;
+	*kb = (size_t)(resident * (unsigned long long)(page > 0 ? page : 4096) / 1024);
+	return 0;
+}
+
 static int run_child(const char *const *argv, const void *in, size_t inlen, struct buf *out,
-	struct buf *err, int timeout, int *exit_status)
+	struct buf *err, int timeout, int *exit_status, struct proc_limits *lim)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t sa;
@@ -43,7 +74,10 @@ static int run_child(const char *const *argv, const void *in, size_t inlen, stru
 	pid_t pid = -1;
 	int status = 0, ret = -1, rc;
 	double start = now_seconds(), deadline = timeout > 0 ? start + timeout : 0;
-	bool timed_out = false;
+	double next_sample = start;
+	size_t max_kb = lim ? lim->max_rss_kb : 0, peak_kb = 0;
+	struct rusage ru;
+	bool timed_out = false, over = false;
 
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 		(in && pipe2(inp, O_CLOEXEC) < 0)) {
@@ -93,9 +127,22 @@ static int run_child(const char *const *argv, const void *in, size_t inlen, stru
 			{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {inp[1], POLLOUT, 0}};
 		int wait_ms = -1;
 		char chunk[65536];
+		double now = now_seconds();
 
+		if (lim && now >= next_sample) {
+			size_t kb;
+
+			if (proc_rss_kb(pid, &kb) == 0 && kb > peak_kb)
+				peak_kb = kb;
+			next_sample = now + PROC_SAMPLE_MS / 1000.0;
+			if (max_kb && peak_kb > max_kb) {
+				over = true;
+				kill(pid, SIGKILL);
+				break;
+			}
+		}
 		if (deadline) {
-			double left = deadline - now_seconds();
+			double left = deadline - now;
 
 			if (left <= 0) {
 				timed_out = true;
@@ -103,6 +150,12 @@ static int run_child(const char *const *argv, const void *in, size_t inlen, stru
 				break;
 			}
 			wait_ms = (int)(left * 1000) + 1;
+		}
+		if (lim) {
+			int sample_ms = (int)((next_sample - now) * 1000) + 1;
+
+			if (wait_ms < 0 || sample_ms < wait_ms)
+				wait_ms = sample_ms;
 		}
 		rc = poll(pfd, 3, wait_ms);
 		if (rc < 0 && errno == EINTR)
@@ -137,10 +190,22 @@ static int run_child(const char *const *argv, const void *in, size_t inlen, stru
 			}
 		}
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	memset(&ru, 0, sizeof(ru));
+	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
 	pid = -1;
-	if (timed_out)
+	/* the exact peak: what a sample may have missed between two samples */
+	if ((size_t)ru.ru_maxrss > peak_kb)
+		peak_kb = (size_t)ru.ru_maxrss;
+	if (lim) {
+		lim->peak_rss_kb = peak_kb;
+		if (max_kb && peak_kb > max_kb)
+			over = true;
+	}
+	if (over)
+		ret = error_setc(CONSTEL_ELIMIT, "'%s' used %zu MB, more than its bound of %zu MB",
+			argv[0], (peak_kb + 1023) / 1024, max_kb / 1024);
+	else if (timed_out)
 		ret = error_setc(CONSTEL_ETIMEOUT, "'%s' did not finish within %d seconds", argv[0],
 			timeout);
 	else if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || exit_status))
@@ -154,7 +219,9 @@ static int run_child(const char *const *argv, const void *in, size_t inlen, stru
 	if (trace_enabled()) {
 		char *line = proc_describe(argv), outcome[64];
 
-		if (timed_out)
+		if (over)
+			snprintf(outcome, sizeof(outcome), "over its memory bound");
+		else if (timed_out)
 			snprintf(outcome, sizeof(outcome), "timed out");
 		else if (WIFEXITED(status))
 			snprintf(outcome, sizeof(outcome), "exit %d", WEXITSTATUS(status));
@@ -178,19 +245,26 @@ out:
 int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
 	struct buf *err, int timeout)
 {
-	return run_child(argv, in, inlen, out, err, timeout, NULL);
+	return run_child(argv, in, inlen, out, err, timeout, NULL, NULL);
 }
 
 int proc_run_status(const char *const *argv, const void *in, size_t inlen, struct buf *out,
 	struct buf *err, int timeout, int *exit_status)
 {
 	*exit_status = -1;
-	return run_child(argv, in, inlen, out, err, timeout, exit_status);
+	return run_child(argv, in, inlen, out, err, timeout, exit_status, NULL);
 }
 
 int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout)
 {
 	return proc_run_input(argv, NULL, 0, out, err, timeout);
+}
+
+int proc_run_limited(
+	const char *const *argv, struct buf *out, struct buf *err, struct proc_limits *lim)
+{
+	lim->peak_rss_kb = 0;
+	return run_child(argv, NULL, 0, out, err, lim->timeout, NULL, lim);
 }
 
 int proc_run(const char *const *argv, struct buf *out, struct buf *err)

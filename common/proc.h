@@ -11,6 +11,8 @@
 #ifndef CONSTEL_PROC_H
 #define CONSTEL_PROC_H
 
+#include <sys/types.h>
+
 #include "common/util.h"
 
 int proc_run(const char *const *argv, struct buf *out, struct buf *err);
@@ -38,6 +40,31 @@ void proc_push_nix(struct strvec *argv);
  */
 int proc_run_status(const char *const *argv, const void *in, size_t inlen, struct buf *out,
 	struct buf *err, int timeout, int *exit_status);
+
+/*
+ * What a child may use while it runs, for proc_run_limited(). The child's
+ * resident memory (/proc/PID/statm) is sampled every PROC_SAMPLE_MS while it
+ * runs, and read exactly (its peak, from wait4) when it has ended: a child
+ * that passed `max_rss_kb` at any time is killed as soon as a sample sees
+ * it, and either way the call fails with CONSTEL_ELIMIT, so the verdict
+ * does not depend on when the samples fell.
+ */
+#define PROC_SAMPLE_MS 20
+struct proc_limits {
+	int timeout;	    /* seconds; 0: none */
+	size_t max_rss_kb;  /* 0: no bound */
+	size_t peak_rss_kb; /* out: the largest resident memory of the child, in KiB */
+};
+
+/*
+ * Like proc_run_timeout, within `lim` (read and filled in). CONSTEL_ELIMIT
+ * with a message saying how much it used when it passed max_rss_kb.
+ */
+int proc_run_limited(
+	const char *const *argv, struct buf *out, struct buf *err, struct proc_limits *lim);
+
+/* The resident memory of process `pid` in KiB: 0, or -1 when it cannot be read (gone). */
+int proc_rss_kb(pid_t pid, size_t *kb);
 
 /* The argv as one line, for logs: `nix build --json ...` (caller frees). */
 char *proc_describe(const char *const *argv);

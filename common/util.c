@@ -523,21 +523,31 @@ char *buf_tail_one_line(const struct buf *b, int lines)
 	return s;
 }
 
-char *state_dir(void)
+/* $XDG_X/constel, else $HOME/FALLBACK/constel, else the password database's home. */
+static char *user_dir(const char *xdg_var, const char *fallback, const char *what, const char *hint)
 {
-	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	const char *xdg = getenv(xdg_var), *home = getenv("HOME");
 	struct passwd *pw;
 
 	if (xdg && xdg[0] == '/')
 		return xasprintf("%s/constel", xdg);
 	if (home && home[0] == '/')
-		return xasprintf("%s/.local/state/constel", home);
+		return xasprintf("%s/%s/constel", home, fallback);
 	pw = getpwuid(geteuid());
 	if (pw && pw->pw_dir && pw->pw_dir[0] == '/')
-		return xasprintf("%s/.local/state/constel", pw->pw_dir);
-	error_set("no home directory for the run logs: set HOME or XDG_STATE_HOME, or pass "
-		  "--log-dir");
+		return xasprintf("%s/%s/constel", pw->pw_dir, fallback);
+	error_set("no home directory for %s: set HOME or %s%s", what, xdg_var, hint);
 	return NULL;
+}
+
+char *state_dir(void)
+{
+	return user_dir("XDG_STATE_HOME", ".local/state", "the run logs", ", or pass --log-dir");
+}
+
+char *cache_dir(void)
+{
+	return user_dir("XDG_CACHE_HOME", ".cache", "the evaluation cache", "");
 }
 
 int dir_make_private(const char *path)

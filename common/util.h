@@ -17,8 +17,8 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Error codes. 0 is success; everything else is negative. */
 enum {
@@ -26,6 +26,7 @@ enum {
 	CONSTEL_ENOTFOUND = -3,	 /* the thing asked for does not exist */
 	CONSTEL_ETIMEOUT = -4,	 /* an operation ran out of time */
 	CONSTEL_EINTERRUPT = -5, /* stopped because the user asked to */
+	CONSTEL_ELIMIT = -6,	 /* a child passed a bound it was given (memory) */
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -56,14 +57,17 @@ const char *error_last(void);
 void error_clear(void);
 
 struct buf {
-	char *data;	/* always NUL-terminated when non-NULL */
+	char *data; /* always NUL-terminated when non-NULL */
 	size_t len;
 	size_t alloc;
 	size_t max;	/* hard limit on len; 0 means unbounded */
 	bool truncated; /* bytes were dropped because of max */
 };
 
-#define BUF_INIT(m) { NULL, 0, 0, (m), false }
+#define BUF_INIT(m)                                                                                \
+	{                                                                                          \
+		NULL, 0, 0, (m), false                                                             \
+	}
 
 void buf_init(struct buf *b, size_t max);
 /* Appends up to what `max` allows; sets truncated if anything is dropped. */
@@ -117,7 +121,10 @@ struct strvec {
 	size_t alloc;
 };
 
-#define STRVEC_INIT { NULL, 0, 0 }
+#define STRVEC_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 void strvec_init(struct strvec *sv);
 /* Takes a copy of s. */
@@ -153,6 +160,12 @@ double now_seconds(void);
  * (-1/NULL) with the error set.
  */
 char *state_dir(void);
+/*
+ * Where constel keeps what it can compute again (the evaluation cache):
+ * $XDG_CACHE_HOME/constel, else $HOME/.cache/constel, else under the
+ * password database's home; never /tmp. NULL (error set) without a home.
+ */
+char *cache_dir(void);
 int dir_make_private(const char *path);
 FILE *file_open_private(const char *path, bool append);
 

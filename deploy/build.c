@@ -1,15 +1,12 @@
 #include "deploy/build.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/proc.h"
+#include "deploy/eval.h"
 
 /* What Nix prints while building is kept for the log, up to this much. */
 #define NIX_OUTPUT_MAX (4u << 20)
@@ -140,282 +137,6 @@ void build_describe(const struct build_set *set, const struct inventory *inv, st
 			it->builder ? " " : "", it->builder ? it->builder : "",
 			emulated ? " (emulated through extra-platforms)" : "");
 	}
-}
-
-/*
- * The evaluation, as fixed text: it reads the items from items.json next to
- * itself, so that every flake reference, file and attribute name reaches
- * Nix as data (a string of JSON), never as Nix code to parse. One [ drvPath
- * outPath ] per item, in order.
- */
-static const char eval_nix[] =
-	"# written by constel: the systems of the hosts in ./items.json, in order\n"
-	"let\n"
-	"  items = builtins.fromJSON (builtins.readFile ./items.json);\n"
-	"  top = item:\n"
-	"    if item ? file then\n"
-	"      (let x = import item.file; in if builtins.isFunction x then x { } else x)\n"
-	"    else\n"
-	"      builtins.getFlake item.flake;\n"
-	"  system = item: builtins.foldl' (v: name: builtins.getAttr name v) (top item)\n"
-	"    item.attrPath;\n"
-	"in\n"
-	"map (item: let s = system item; in [ s.drvPath s.outPath ]) items\n";
-
-/*
- * The segments of an attribute path, as the inventory writes it: separated
- * by '.', each a name or a double-quoted string (nixosConfigurations."a.b"
- * is two segments, the second "a.b"). The inventory refuses anything else;
- * whatever reaches here is still only ever a name to look up.
- */
-static json_t *attr_path(const char *attr)
-{
-	json_t *path = json_array();
-	const char *p = attr;
-
-	while (*p) {
-		const char *seg = p, *end;
-
-		if (*p == '"') {
-			seg = p + 1;
-			end = strchr(seg, '"');
-			if (!end)
-				end = seg + strlen(seg);
-			p = *end ? end + 1 : end;
-		} else {
-			end = p + strcspn(p, ".");
-			p = end;
-		}
-		/* json_stringn() is NULL for what is not UTF-8: Nix could not read it */
-		if (json_array_append_new(path, json_stringn(seg, (size_t)(end - seg))) < 0) {
-			json_decref(path);
-			return NULL;
-		}
-		if (*p == '.')
-			p++;
-	}
-	return path;
-}
-
-/* One item of items.json: { "flake": REF } or { "file": PATH }, and "attrPath". */
-static json_t *item_json(const struct build_item *it)
-{
-	json_t *o, *path = attr_path(it->attr);
-	json_t *src = json_string(it->file ? it->file : it->ref);
-
-	if (!src || !path) {
-		json_decref(src);
-		json_decref(path);
-		return NULL;
-	}
-	o = json_object();
-	json_object_set_new(o, it->file ? "file" : "flake", src);
-	json_object_set_new(o, "attrPath", path);
-	return o;
-}
-
-/* Writes a new file only we can read; never through a link, never over a file. */
-static int write_private(const char *path, const char *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int ret = 0;
-
-	if (fd < 0)
-		return error_set("cannot create '%s': %s", path, strerror(errno));
-	while (len) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = error_set("cannot write '%s': %s", path,
-				n < 0 ? strerror(errno) : "no space");
-			break;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	if (close(fd) < 0 && !ret)
-		ret = error_set("cannot write '%s': %s", path, strerror(errno));
-	return ret;
-}
-
-/* A new private folder (0700) under $TMPDIR for one evaluation's files, or NULL. */
-static char *eval_dir(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	char *dir = xasprintf("%s/constel-eval.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-
-	if (!mkdtemp(dir)) {
-		error_set("cannot create a folder '%s': %s", dir, strerror(errno));
-		free(dir);
-		return NULL;
-	}
-	return dir;
-}
-
-/* Removes what eval_dir() made and the files written into it. */
-static void eval_dir_remove(char *dir)
-{
-	static const char *const files[] = {"eval.nix", "items.json"};
-
-	if (!dir)
-		return;
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		char *f = xasprintf("%s/%s", dir, files[i]);
-
-		unlink(f);
-		free(f);
-	}
-	rmdir(dir);
-	free(dir);
-}
-
-/*
- * Why Nix could not evaluate, in one line: the last line that starts with
- * "error: " (Nix 2.8 prints one; later versions print the trace first and
- * the cause last), and the position under it unless that is in constel's
- * own expression `expr_file`. Else the last lines Nix printed. Caller frees.
- */
-static char *eval_error(const struct buf *err, const char *expr_file)
-{
-	const char *text = err->data ? err->data : "", *cause = NULL, *p;
-	struct buf b = BUF_INIT(0);
-	char *msg;
-
-	for (p = text; *p; p = strchrnul(p, '\n'), p += *p == '\n') {
-		const char *l = p + strspn(p, " ");
-
-		if (!strncmp(l, "error: ", 7))
-			cause = l + 7;
-	}
-	if (!cause || !*cause || *cause == '\n')
-		return buf_tail_one_line(err, 3);
-	buf_add(&b, cause, (size_t)(strchrnul(cause, '\n') - cause));
-	p = strchrnul(cause, '\n');
-	for (int i = 0; i < 3 && *p; i++) {
-		const char *l = p + 1 + strspn(p + 1, " "), *e = strchrnul(l, '\n');
-
-		if (!strncmp(l, "at ", 3) && e - l > 4 && e[-1] == ':') {
-			if (!memmem(l, (size_t)(e - l), expr_file, strlen(expr_file)))
-				buf_printf(&b, " (at %.*s)", (int)(e - l - 4), l + 3);
-			break;
-		}
-		p = e;
-	}
-	msg = buf_detach(&b);
-	return msg;
-}
-
-/*
- * One `nix eval` of the items given; on success their derivations and
- * output paths are filled in. Else -1 with the reason in error_last(): what
- * Nix said, or why it could not be asked.
- */
-static int eval_batch(struct build_item **items, size_t n, struct buf *log)
-{
-	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
-	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
-	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *text = NULL, *line;
-	json_t *list = json_array(), *root = NULL;
-	json_error_t jerr;
-	int ret;
-
-	for (size_t i = 0; i < n; i++) {
-		json_t *o = item_json(items[i]);
-
-		if (!o) {
-			ret = error_set("'%s' is not an attribute path of valid UTF-8 text",
-				items[i]->installable);
-			goto out;
-		}
-		json_array_append_new(list, o);
-	}
-	text = json_dumps(list, JSON_COMPACT);
-	dir = eval_dir();
-	if (!dir) {
-		ret = -1;
-		goto out;
-	}
-	expr_file = xasprintf("%s/eval.nix", dir);
-	items_file = xasprintf("%s/items.json", dir);
-	if ((ret = write_private(items_file, text, strlen(text))) < 0 ||
-		(ret = write_private(expr_file, eval_nix, strlen(eval_nix))) < 0)
-		goto out;
-	argv[7] = expr_file;
-	line = proc_describe(argv);
-	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, text);
-	free(line);
-	ret = proc_run(argv, &out, &err);
-	buf_add(log, err.data ? err.data : "", err.len);
-	if (ret < 0) {
-		char *why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
-
-		ret = error_set("%s", why);
-		free(why);
-		goto out;
-	}
-	root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
-	if (!json_is_array(root) || json_array_size(root) != n) {
-		ret = error_set("unexpected output of 'nix eval'");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_t *pair = json_array_get(root, i);
-		const char *drv = json_string_value(json_array_get(pair, 0));
-		const char *path = json_string_value(json_array_get(pair, 1));
-
-		if (!drv || !path) {
-			ret = error_set(
-				"'nix eval' gave no store path for '%s'", items[i]->installable);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_t *pair = json_array_get(root, i);
-
-		free(items[i]->drv_path);
-		free(items[i]->out_path);
-		items[i]->drv_path = xstrdup(json_string_value(json_array_get(pair, 0)));
-		items[i]->out_path = xstrdup(json_string_value(json_array_get(pair, 1)));
-	}
-	ret = 0;
-out:
-	eval_dir_remove(dir);
-	free(expr_file);
-	free(items_file);
-	free(text);
-	json_decref(list);
-	json_decref(root);
-	buf_release(&out);
-	buf_release(&err);
-	return ret;
-}
-
-/*
- * One evaluation of every item given: their derivations and output paths,
- * in order. Nix evaluates a flake once however many hosts it holds. On an
- * evaluation error, the items are evaluated one by one so that a host that
- * does not evaluate fails alone.
- */
-static int eval_items(struct build_item **items, size_t n, struct buf *log)
-{
-	int ret = eval_batch(items, n, log);
-
-	if (ret < 0 && n > 1) {
-		ret = 0;
-		for (size_t i = 0; i < n; i++)
-			if (eval_items(&items[i], 1, log) < 0)
-				ret = -1;
-	} else if (ret < 0) {
-		/* Nix's words reach the terminal: made safe there */
-		char *why = text_sanitize(error_last());
-
-		free(items[0]->error);
-		items[0]->error = xasprintf("evaluation failed: %s", why);
-		free(why);
-	}
-	return ret;
 }
 
 /*
@@ -591,16 +312,13 @@ static bool same_group(
 
 size_t build_eval(struct build_set *set, struct buf *log)
 {
-	struct build_item **all = xcalloc(set->nitems + 1, sizeof(*all));
+	struct eval *e;
 	size_t failed = 0;
 
-	for (size_t i = 0; i < set->nitems; i++)
-		all[i] = &set->items[i];
-	if (set->nitems)
-		eval_items(all, set->nitems, log);
+	eval_start(&e, set);
+	eval_finish(e, log);
 	for (size_t i = 0; i < set->nitems; i++)
 		failed += set->items[i].error != NULL;
-	free(all);
 	return failed;
 }
 
@@ -637,7 +355,7 @@ int build_eval_drv(struct build_item *item, struct buf *log)
 {
 	if (item->drv_path)
 		return 0;
-	if (eval_items(&item, 1, log) < 0)
+	if (eval_item(NULL, item, log) < 0)
 		return error_set("%s", item->error ? item->error : "evaluation failed");
 	return 0;
 }

@@ -12,14 +12,12 @@
  *                  (build_eval_drv), the runner copies it and realises it
  *                  there over the host's session.
  *
- * build_eval() evaluates every selected host's derivation and output path
- * in ONE `nix eval` (a flake is evaluated once however many hosts it
- * holds); when that fails, hosts are evaluated one by one so that a host
- * that does not evaluate fails alone. The expression is constel's own
- * fixed text; the flake references, files and attribute paths reach Nix as
- * JSON data in a private temporary file (0600 in a 0700 folder under
- * $TMPDIR, removed after), so no inventory value is ever parsed as Nix
- * code, and the command line stays short whatever the number of hosts.
+ * build_eval() evaluates every selected host's derivation and output path,
+ * each host by an evaluator process of its own, several at once, within a
+ * memory bound, and from the evaluation cache when the sources are an
+ * unchanged commit: deploy/eval.h says how, and how a caller can act on
+ * each host as soon as it is evaluated. The options are set->eval, which
+ * the caller fills after build_plan() (zero: the defaults).
  * build_run() then realises the BUILD_LOCAL and BUILD_BUILDER hosts, one
  * `nix-store --realise --keep-going` per (architecture, builder) group, so
  * Nix builds a group's hosts in parallel and a host that does not build
@@ -51,6 +49,31 @@ struct build_item {
 	char *drv_path;	   /* the derivation, once known */
 	char *error;	   /* why the build failed, NULL when it did not */
 	double seconds;
+	double eval_seconds; /* the evaluation's wall time; 0 when cached */
+	size_t eval_peak_mb; /* the evaluator's peak resident memory */
+	bool cached;	     /* drv_path and out_path came from the evaluation cache */
+};
+
+/* --eval-max-memory's default: what nix-eval-jobs bounds a worker with. */
+#define BUILD_EVAL_MAX_MEMORY_MB 4096
+
+/* How build_eval() evaluates (deploy/eval.h). Zero is the defaults. */
+struct build_set_eval {
+	size_t jobs;	       /* evaluator processes at once; 0: the online CPUs */
+	size_t max_memory_mb;  /* each evaluator's bound; 0: BUILD_EVAL_MAX_MEMORY_MB */
+	bool no_cache;	       /* neither read nor write the evaluation cache */
+	const char *cache_dir; /* the cache's folder; NULL: cache_dir() (common/util.h) */
+	/*
+	 * The inventory's git repository and the commit the set's flakes are
+	 * at: its HEAD when the working tree is clean (flakes in the working
+	 * tree are then evaluated as that commit), or the commit the
+	 * references are pinned to. NULL: nothing is cached.
+	 */
+	const char *repo;
+	const char *commit;
+	/* Called as each item is evaluated (deploy/eval.h says where and how). */
+	void (*evaluated)(void *data, struct build_item *item);
+	void *data;
 };
 
 struct build_set {
@@ -58,6 +81,7 @@ struct build_set {
 	size_t nitems;
 	char *system;		 /* this machine's Nix system */
 	struct strvec platforms; /* system + extra-platforms */
+	struct build_set_eval eval;
 };
 
 /*
@@ -74,8 +98,9 @@ int build_plan(struct build_set *set, const struct inventory *inv, const bool *s
 void build_describe(const struct build_set *set, const struct inventory *inv, struct buf *out);
 
 /*
- * Evaluates every item (drv_path and out_path, or error) without building.
- * Returns the number of items that failed.
+ * Evaluates every item not evaluated yet (drv_path and out_path, or error)
+ * without building, appending what Nix said to `log`. Returns the number
+ * of items that failed.
  */
 size_t build_eval(struct build_set *set, struct buf *log);
 
@@ -88,7 +113,8 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
 
 /*
  * Evaluates the derivation of one item without building it (for
- * BUILD_TARGET), filling drv_path. 0 or -1 with the error.
+ * BUILD_TARGET), filling drv_path, unless build_eval() did. 0 or -1 with
+ * the error.
  */
 int build_eval_drv(struct build_item *item, struct buf *log);
 

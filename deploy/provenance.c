@@ -1,5 +1,6 @@
 #include "deploy/provenance.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
 #include <git2.h>
@@ -240,6 +241,83 @@ static void url_escape(struct buf *b, const char *s)
 		else
 			buf_printf(b, "%%%02X", c);
 	}
+}
+
+/* Undoes url_escape(); NULL when `s` is not a whole escaped value. Caller frees. */
+static char *url_unescape(const char *s, size_t n)
+{
+	struct buf b = BUF_INIT(0);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (s[i] != '%') {
+			if (s[i] == '&' || s[i] == '=' || s[i] == '?' || s[i] == '#')
+				goto bad;
+			buf_add(&b, &s[i], 1);
+			continue;
+		}
+		if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+			!isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1 ||
+			!v)
+			goto bad;
+		buf_add(&b, (char[]){(char)v}, 1);
+		i += 2;
+	}
+	return buf_detach(&b);
+bad:
+	buf_release(&b);
+	return NULL;
+}
+
+int provenance_flake_at(const char *repo_path, const char *ref, const char *sha, char **subdir_out)
+{
+	char *root = NULL, *abs = NULL;
+	git_repository *repo = NULL;
+	struct buf want = BUF_INIT(0);
+	const char *sub, *rest;
+	int ret = CONSTEL_ENOTFOUND;
+
+	*subdir_out = NULL;
+	if (!(root = realpath(repo_path, NULL)))
+		goto out;
+	if (ref[0] == '/') {
+		size_t n;
+
+		if (!(abs = realpath(ref, NULL)) || !(sub = path_under(abs, root)))
+			goto out;
+		/* the nearest repository above the flake is this one, not one inside it */
+		if (repo_open(&repo, abs) < 0)
+			goto out;
+		n = strlen(root);
+		if (strncmp(git_repository_workdir(repo), root, n) ||
+			strcmp(git_repository_workdir(repo) + n, "/"))
+			goto out;
+		*subdir_out = xstrdup(sub);
+		ret = 0;
+		goto out;
+	}
+	buf_adds(&want, "git+file://");
+	url_escape(&want, root);
+	buf_printf(&want, "?rev=%s", sha);
+	if (strncmp(ref, want.data, want.len))
+		goto out;
+	rest = ref + want.len;
+	if (!*rest) {
+		*subdir_out = xstrdup("");
+		ret = 0;
+	} else if (!strncmp(rest, "&dir=", 5) && rest[5]) {
+		*subdir_out = url_unescape(rest + 5, strlen(rest + 5));
+		ret = *subdir_out ? 0 : CONSTEL_ENOTFOUND;
+	}
+out:
+	if (ret == CONSTEL_ENOTFOUND)
+		error_setc(ret, "'%s' is not the repository '%s' at %.12s", ref, repo_path, sha);
+	git_repository_free(repo);
+	buf_release(&want);
+	free(root);
+	free(abs);
+	return ret;
 }
 
 int provenance_flake_ref(const char *repo_path, const char *inventory_dir, const char *flake,

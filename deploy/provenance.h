@@ -83,6 +83,17 @@ int provenance_flake_ref(const char *repo_path, const char *inventory_dir, const
 	const char *sha, char **ref_out);
 
 /*
+ * Whether the flake reference `ref`, as deploy/build.c gives it to Nix,
+ * reads the repository at `repo_path` at commit `sha`: either a local path
+ * inside its working tree (whose top is that repository's, not a nested
+ * one's; the caller knows the tree to be clean at `sha`), or the git+file
+ * reference provenance_flake_ref() makes for `sha`. 0 with the flake's
+ * folder relative to the repository in *subdir_out ("" at its top; the
+ * caller's); CONSTEL_ENOTFOUND when it reads anything else.
+ */
+int provenance_flake_at(const char *repo_path, const char *ref, const char *sha, char **subdir_out);
+
+/*
  * Writes the tree of commit `sha` into a new temporary folder (*dir_out,
  * the caller's; remove it with provenance_export_remove()).
  */

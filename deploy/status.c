@@ -139,7 +139,7 @@ static void status_host(struct status_ctx *s, struct status_row *row)
 
 	row->behind = -1;
 	row->generation = -1;
-	/* evaluated before the pool started, every host in one nix eval */
+	/* evaluated before the pool started (deploy/eval.h) */
 	if (item && item->out_path)
 		row->expected = xstrdup(item->out_path);
 	else if (item && item->error)
@@ -207,9 +207,12 @@ static void status_run(void *data, size_t i)
 static const struct pool_ops status_pool = {.next = status_next, .run = status_run};
 
 /* Plans the evaluation of what HEAD builds; false (with a warning) when it cannot. */
-static bool plan_eval(struct inventory *inv, const bool *selected, const struct provenance *p,
-	struct provenance_source *src, struct build_set *builds, struct strvec *warnings)
+static bool plan_eval(const struct status_opts *o, struct provenance_source *src,
+	struct build_set *builds, struct strvec *warnings)
 {
+	struct inventory *inv = o->inv;
+	const bool *selected = o->selected;
+	const struct provenance *p = o->prov;
 	char *saved = inv->dir;
 	int ret;
 
@@ -228,6 +231,10 @@ static bool plan_eval(struct inventory *inv, const bool *selected, const struct 
 		build_set_release(builds);
 		return false;
 	}
+	builds->eval = o->how;
+	/* the flakes are pinned to HEAD: what the working tree holds does not matter */
+	builds->eval.repo = src->flake_ref ? p->repo_path : NULL;
+	builds->eval.commit = src->flake_ref ? p->head : NULL;
 	return true;
 }
 
@@ -243,8 +250,7 @@ int status_collect(const struct status_opts *o, struct status_report *out)
 	memset(&s, 0, sizeof(s));
 	strvec_init(&out->warnings);
 	if (o->eval)
-		have_builds =
-			plan_eval(o->inv, o->selected, o->prov, &src, &builds, &out->warnings);
+		have_builds = plan_eval(o, &src, &builds, &out->warnings);
 	if (have_builds) {
 		struct buf log = BUF_INIT(1u << 20);
 

@@ -59,6 +59,7 @@ struct status_opts {
 	const bool *selected;
 	const struct provenance *prov; /* repo_path NULL when not in git */
 	bool eval;		       /* evaluate what HEAD builds (else --no-eval) */
+	struct build_set_eval how;     /* how (repo and commit are set here) */
 	const char *ssh_config;
 	long parallel;
 };

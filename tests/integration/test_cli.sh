@@ -17,13 +17,15 @@ note() { echo "== $*"; }
 expected() {
 	case $1 in
 	plan) echo "--on --with-deps --dot" ;;
-	build) echo "--on --with-deps --build-on --rev --log-dir" ;;
+	build) echo "--on --with-deps --build-on --eval-jobs --eval-max-memory --no-eval-cache" \
+		"--rev --log-dir" ;;
 	deploy) echo "--on --with-deps --goal --parallel --confirm-timeout --no-magic-rollback" \
-		"--no-auto-rollback --rollback-fleet --dry-run --build-on --activation-timeout" \
+		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
+		"--eval-max-memory --no-eval-cache --activation-timeout" \
 		"--health-timeout --rev --allow-dirty --log-dir" ;;
 	rollback) echo "--on --to --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
-	status) echo "--on --parallel --no-eval" ;;
+	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix" ;;
 	log | help | completion) echo "" ;;
 	*) fail "no expected options for '$1'" ;;
@@ -185,7 +187,7 @@ got=$(fish_complete "constel -i $EX status ")
 got=$(fish_complete "constel -i $EX deploy --on raptor,@n")
 [ "$got" = "raptor,@network" ] || fail "fish: --on list: '$got'"
 got=$(fish_complete "constel build --")
-[ "$got" = "$(sorted --on --with-deps --build-on --rev --log-dir "$GLOBALS")" ] ||
+[ "$got" = "$(sorted "$(expected build)" "$GLOBALS")" ] ||
 	fail "fish: build's options: '$got'"
 
 note "exit status 2 prints one JSON document"

@@ -344,6 +344,57 @@ static void test_provenance_flake_ref_names_commit_and_subfolder(void **state)
 	free(a);
 }
 
+/*
+ * What the evaluation cache may key by a commit: a path in the working tree
+ * (of this repository, not of one nested in it), or the git+file reference
+ * pinned to exactly that commit; anything else reads something a commit
+ * does not fix.
+ */
+static void test_provenance_flake_at_accepts_only_this_commit(void **state)
+{
+	struct fixture *fx = *state;
+	char *a = commit_flake(fx, "1"), *b = commit_flake(fx, "2");
+	char *ref = NULL, *sub = NULL, *path, *nested;
+	git_repository *inner = NULL;
+
+	assert_int_equal(provenance_flake_at(fx->dir, fx->dir, b, &sub), 0);
+	assert_string_equal(sub, "");
+	free(sub);
+	path = xasprintf("%s/lib", fx->dir);
+	assert_int_equal(provenance_flake_at(fx->dir, path, b, &sub), 0);
+	assert_string_equal(sub, "lib");
+	free(sub);
+	assert_int_equal(provenance_flake_ref(fx->dir, fx->dir, "./lib", a, &ref), 0);
+	assert_int_equal(provenance_flake_at(fx->dir, ref, a, &sub), 0);
+	assert_string_equal(sub, "lib");
+	free(sub);
+	/* pinned to another commit */
+	assert_int_equal(provenance_flake_at(fx->dir, ref, b, &sub), CONSTEL_ENOTFOUND);
+	assert_null(sub);
+	free(ref);
+	ref = xasprintf("path:%s", fx->dir);
+	assert_int_equal(provenance_flake_at(fx->dir, ref, b, &sub), CONSTEL_ENOTFOUND);
+	free(ref);
+	ref = xasprintf("git+file://%s", fx->dir);
+	assert_int_equal(provenance_flake_at(fx->dir, ref, b, &sub), CONSTEL_ENOTFOUND);
+	free(ref);
+	ref = xasprintf("git+file://%s?rev=%s&dir=lib&ref=x", fx->dir, b);
+	assert_int_equal(provenance_flake_at(fx->dir, ref, b, &sub), CONSTEL_ENOTFOUND);
+	free(ref);
+	assert_int_equal(provenance_flake_at(fx->dir, "/tmp", b, &sub), CONSTEL_ENOTFOUND);
+	assert_int_equal(provenance_flake_at(fx->dir, "github:o/r", b, &sub), CONSTEL_ENOTFOUND);
+	/* a repository inside the working tree is not this repository's commit */
+	nested = xasprintf("%s/vendor", fx->dir);
+	assert_int_equal(git_repository_init(&inner, nested, 0), 0);
+	git_repository_free(inner);
+	assert_int_equal(provenance_flake_at(fx->dir, nested, b, &sub), CONSTEL_ENOTFOUND);
+	assert_null(sub);
+	free(nested);
+	free(path);
+	free(a);
+	free(b);
+}
+
 static void test_provenance_export_holds_commit_not_working_tree(void **state)
 {
 	struct fixture *fx = *state;
@@ -690,6 +741,7 @@ int main(void)
 		T(test_provenance_resolves_branch_tag_and_short_sha),
 		T(test_provenance_counts_commits_behind_head),
 		T(test_provenance_flake_ref_names_commit_and_subfolder),
+		T(test_provenance_flake_at_accepts_only_this_commit),
 		T(test_provenance_export_holds_commit_not_working_tree),
 		T(test_provenance_source_for_file_inventory_in_subfolder),
 		T(test_provenance_source_for_flake_inventory),

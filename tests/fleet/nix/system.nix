@@ -3,7 +3,8 @@
 # (under qemu-user) on aarch64-linux.  See tests/fleet/README.md.
 #
 #   import ./system.nix { name = "alpha"; host = fleet.hosts.alpha; }
-#   host = { arch; generation; knob; services = { name = port; }; payload = null | { size_mb; paths; }; }
+#   host = { arch; generation; knob; services = { name = port; }; payload = null | { size_mb; paths; };
+#            eval_cost = null | { seconds; mb; }; }
 { name, host, salt ? "" }:
 let
   arch = host.arch;
@@ -46,9 +47,36 @@ let
       builtins.genList
         (i: mk "payload" "payload-${name}-${toString i}" { inherit bytes; })
         n;
+
+  # The cost of evaluating a NixOS system (README.md, "Evaluation cost"):
+  # `mb` megabytes of small values kept reachable from the system (as the
+  # module fixpoint is) until the evaluator exits, and CPU spent on
+  # short-lived values (the garbage collector's work grows with what is
+  # kept, as it does for NixOS), `seconds` in all on the machine the
+  # constants were measured on. Nothing of it reaches a derivation: the
+  # store paths are the same with or without a cost.
+  cost = host.eval_cost or null;
+  valuesPerMB = 13500;
+  chunksPerSecond = 6500;
+  secondsPerMB = 0.0003;
+  kept = builtins.genList (i: i) (cost.mb * valuesPerMB);
+  chunks = let s = cost.seconds - cost.mb * secondsPerMB; in
+    if s <= 0 then 0 else builtins.floor (s * chunksPerSecond);
+  burn = builtins.foldl'
+    (a: j: a + builtins.foldl' (b: i: b + i) 0 (builtins.genList (i: i + j) 1000))
+    0 (builtins.genList (j: j) chunks);
+
+  toplevel = mk "toplevel" "nixos-system-${name}-gen${gen}" {
+    inherit sw etc activation payload knob ports;
+    hostName = name;
+    generation = gen;
+  };
+  # One line on the evaluator's stderr per evaluation of the system: tests
+  # count evaluations with it.
+  traced = builtins.trace "fleet: evaluating ${name} gen${gen}" toplevel;
+  costed = if cost == null then traced
+    else builtins.seq burn (builtins.seq (builtins.length kept) traced) // { fleetEvalCost = kept; };
 in
-mk "toplevel" "nixos-system-${name}-gen${gen}" {
-  inherit sw etc activation payload knob ports;
-  hostName = name;
-  generation = gen;
-}
+if knob == "evalfail" then
+  builtins.seq costed (throw "evalfail knob: ${name} does not evaluate")
+else costed

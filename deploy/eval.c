@@ -1,0 +1,680 @@
+/*
+ * deploy/eval.c: evaluating hosts, each alone, several at once, within a
+ * memory bound, and not twice. See deploy/eval.h.
+ */
+#include "deploy/eval.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/pool.h"
+#include "common/proc.h"
+#include "deploy/evalcache.h"
+#include "deploy/provenance.h"
+
+/* What one evaluator prints is kept for the log, up to this much. */
+#define NIX_OUTPUT_MAX (4u << 20)
+/* nix-store --check-validity is given at most this many paths at once. */
+#define VALIDITY_BATCH 256
+
+/*
+ * The evaluation, as fixed text: it reads the items from items.json next to
+ * itself, so that every flake reference, file and attribute name reaches
+ * Nix as data (a string of JSON), never as Nix code to parse. One
+ * [ drvPath outPath locked ] per item, in order; `locked` (asked for items
+ * that say where their flake.lock is) tells that the flake has no inputs,
+ * or that its lock file locks every one: its evaluation then depends on its
+ * commit alone, and may be cached.
+ */
+static const char eval_nix[] =
+	"# written by constel: the systems of the hosts in ./items.json, in order\n"
+	"let\n"
+	"  items = builtins.fromJSON (builtins.readFile ./items.json);\n"
+	"  top = item:\n"
+	"    if item ? file then\n"
+	"      (let x = import item.file; in if builtins.isFunction x then x { } else x)\n"
+	"    else\n"
+	"      builtins.getFlake item.flake;\n"
+	"  locked = flake: lockFile:\n"
+	"    let\n"
+	"      names = builtins.attrNames (flake.inputs or { });\n"
+	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"
+	"      lock = builtins.fromJSON (builtins.readFile path);\n"
+	"      root = if lock ? nodes && lock ? root\n"
+	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"
+	"    in\n"
+	"    names == [ ] || (builtins.pathExists path\n"
+	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
+	"  one = item:\n"
+	"    let\n"
+	"      t = top item;\n"
+	"      s = builtins.foldl' (v: name: builtins.getAttr name v) t item.attrPath;\n"
+	"    in\n"
+	"    [ s.drvPath s.outPath (item ? lock && locked t item.lock) ];\n"
+	"in\n"
+	"map one items\n";
+
+json_t *eval__attr_path(const char *attr)
+{
+	json_t *path = json_array();
+	const char *p = attr;
+
+	/*
+	 * Segments separated by '.', each a name or a double-quoted string
+	 * (nixosConfigurations."a.b" is two segments, the second "a.b"). The
+	 * inventory refuses anything else; whatever reaches here is still
+	 * only ever a name to look up.
+	 */
+	while (*p) {
+		const char *seg = p, *end;
+
+		if (*p == '"') {
+			seg = p + 1;
+			end = strchr(seg, '"');
+			if (!end)
+				end = seg + strlen(seg);
+			p = *end ? end + 1 : end;
+		} else {
+			end = p + strcspn(p, ".");
+			p = end;
+		}
+		/* json_stringn() is NULL for what is not UTF-8: Nix could not read it */
+		if (json_array_append_new(path, json_stringn(seg, (size_t)(end - seg))) < 0) {
+			json_decref(path);
+			return NULL;
+		}
+		if (*p == '.')
+			p++;
+	}
+	return path;
+}
+
+/* One item of items.json: { "flake": REF } or { "file": PATH }, "attrPath", maybe "lock". */
+static json_t *item_json(const struct build_item *it, const char *lock)
+{
+	json_t *o, *path = eval__attr_path(it->attr);
+	json_t *src = json_string(it->file ? it->file : it->ref);
+
+	if (!src || !path) {
+		json_decref(src);
+		json_decref(path);
+		return NULL;
+	}
+	o = json_object();
+	json_object_set_new(o, it->file ? "file" : "flake", src);
+	json_object_set_new(o, "attrPath", path);
+	if (lock)
+		json_object_set_new(o, "lock", json_string(lock));
+	return o;
+}
+
+/* Writes a new file only we can read; never through a link, never over a file. */
+static int write_private(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int ret = 0;
+
+	if (fd < 0)
+		return error_set("cannot create '%s': %s", path, strerror(errno));
+	while (len) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = error_set("cannot write '%s': %s", path,
+				n < 0 ? strerror(errno) : "no space");
+			break;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	if (close(fd) < 0 && !ret)
+		ret = error_set("cannot write '%s': %s", path, strerror(errno));
+	return ret;
+}
+
+/* A new private folder (0700) under $TMPDIR for one evaluation's files, or NULL. */
+static char *eval_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *dir = xasprintf("%s/constel-eval.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+
+	if (!mkdtemp(dir)) {
+		error_set("cannot create a folder '%s': %s", dir, strerror(errno));
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+/* Removes what eval_dir() made and the files written into it. */
+static void eval_dir_remove(char *dir)
+{
+	static const char *const files[] = {"eval.nix", "items.json"};
+
+	if (!dir)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char *f = xasprintf("%s/%s", dir, files[i]);
+
+		unlink(f);
+		free(f);
+	}
+	rmdir(dir);
+	free(dir);
+}
+
+/*
+ * Why Nix could not evaluate, in one line: the last line that starts with
+ * "error: " (Nix 2.8 prints one; later versions print the trace first and
+ * the cause last), and the position under it unless that is in constel's
+ * own expression `expr_file`. Else the last lines Nix printed. Caller frees.
+ */
+static char *eval_error(const struct buf *err, const char *expr_file)
+{
+	const char *text = err->data ? err->data : "", *cause = NULL, *p;
+	struct buf b = BUF_INIT(0);
+
+	for (p = text; *p; p = strchrnul(p, '\n'), p += *p == '\n') {
+		const char *l = p + strspn(p, " ");
+
+		if (!strncmp(l, "error: ", 7))
+			cause = l + 7;
+	}
+	if (!cause || !*cause || *cause == '\n')
+		return buf_tail_one_line(err, 3);
+	buf_add(&b, cause, (size_t)(strchrnul(cause, '\n') - cause));
+	p = strchrnul(cause, '\n');
+	for (int i = 0; i < 3 && *p; i++) {
+		const char *l = p + 1 + strspn(p + 1, " "), *e = strchrnul(l, '\n');
+
+		if (!strncmp(l, "at ", 3) && e - l > 4 && e[-1] == ':') {
+			if (!memmem(l, (size_t)(e - l), expr_file, strlen(expr_file)))
+				buf_printf(&b, " (at %.*s)", (int)(e - l - 4), l + 3);
+			break;
+		}
+		p = e;
+	}
+	return buf_detach(&b);
+}
+
+/* Fails the item: "evaluation failed: WHY", made safe for a terminal. */
+static void item_fail(struct build_item *it, const char *why)
+{
+	char *safe = text_sanitize(why);
+
+	free(it->error);
+	it->error = xasprintf("evaluation failed: %s", safe);
+	free(safe);
+}
+
+static size_t max_memory_mb(const struct build_set_eval *opts)
+{
+	return opts && opts->max_memory_mb ? opts->max_memory_mb : BUILD_EVAL_MAX_MEMORY_MB;
+}
+
+/*
+ * One `nix eval` of one item, alone, within the memory bound. On success
+ * its derivation and output path are filled in and *locked says whether
+ * the flake locks all its inputs (only asked when `lock` names its lock
+ * file); else its error. What ran and what Nix said go to `log`. 0 or -1.
+ */
+static int eval_one(const struct build_set_eval *opts, struct build_item *it, const char *lock,
+	bool *locked, struct buf *log)
+{
+	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
+	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
+	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *text = NULL, *line;
+	struct proc_limits lim = {0};
+	json_t *list = NULL, *root = NULL, *o, *res;
+	json_error_t jerr;
+	const char *drv, *path;
+	double start;
+	int ret = -1;
+
+	*locked = false;
+	if (!(o = item_json(it, lock))) {
+		item_fail(it, "the attribute path is not valid UTF-8 text");
+		goto out;
+	}
+	list = json_array();
+	json_array_append_new(list, o);
+	text = json_dumps(list, JSON_COMPACT);
+	if (!(dir = eval_dir())) {
+		item_fail(it, error_last());
+		goto out;
+	}
+	expr_file = xasprintf("%s/eval.nix", dir);
+	items_file = xasprintf("%s/items.json", dir);
+	if (write_private(items_file, text, strlen(text)) < 0 ||
+		write_private(expr_file, eval_nix, strlen(eval_nix)) < 0) {
+		item_fail(it, error_last());
+		goto out;
+	}
+	argv[7] = expr_file;
+	line = proc_describe(argv);
+	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, text);
+	free(line);
+	lim.max_rss_kb = max_memory_mb(opts) * 1024;
+	start = now_seconds();
+	ret = proc_run_limited(argv, &out, &err, &lim);
+	it->eval_seconds = now_seconds() - start;
+	it->eval_peak_mb = (lim.peak_rss_kb + 1023) / 1024;
+	buf_add(log, err.data ? err.data : "", err.len);
+	if (ret == CONSTEL_ELIMIT) {
+		char *why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				      "(--eval-max-memory), evaluating this host alone",
+			it->eval_peak_mb, max_memory_mb(opts));
+
+		item_fail(it, why);
+		free(why);
+		goto out;
+	}
+	if (ret < 0) {
+		char *why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
+
+		item_fail(it, why);
+		free(why);
+		goto out;
+	}
+	root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
+	res = json_array_get(root, 0);
+	drv = json_string_value(json_array_get(res, 0));
+	path = json_string_value(json_array_get(res, 1));
+	if (json_array_size(root) != 1 || !drv || !path) {
+		item_fail(it, "unexpected output of 'nix eval'");
+		ret = -1;
+		goto out;
+	}
+	free(it->drv_path);
+	free(it->out_path);
+	it->drv_path = xstrdup(drv);
+	it->out_path = xstrdup(path);
+	*locked = json_is_true(json_array_get(res, 2));
+	ret = 0;
+out:
+	if (it->error)
+		buf_printf(log, "# %s: %s\n", it->installable, it->error);
+	else
+		buf_printf(log, "# %s: evaluated in %.2fs, evaluator peak %zu MB\n",
+			it->installable, it->eval_seconds, it->eval_peak_mb);
+	eval_dir_remove(dir);
+	free(expr_file);
+	free(items_file);
+	free(text);
+	json_decref(list);
+	json_decref(root);
+	buf_release(&out);
+	buf_release(&err);
+	return it->error ? -1 : 0;
+}
+
+int eval_item(const struct build_set_eval *opts, struct build_item *item, struct buf *log)
+{
+	bool locked;
+
+	return eval_one(opts, item, NULL, &locked, log);
+}
+
+/* ---- the pool ---- */
+
+struct eval_job {
+	char *key;  /* the cache key, or NULL when the item is not cached */
+	char *lock; /* its flake.lock, relative to the flake's source */
+	struct buf log;
+};
+
+struct eval {
+	struct build_set *set;
+	struct build_set_eval opts;
+	struct evalcache cache;
+	bool have_cache;
+	struct eval_job *jobs; /* one per item of the set */
+	size_t *queue;	       /* the items the workers evaluate, in order */
+	size_t nqueue;
+	struct pool pool;
+	/* under pool.lock */
+	size_t next;
+	size_t done, total;
+	size_t recorded; /* entries written to the cache */
+};
+
+/* Reports an item done: the streaming hook, then the count. */
+static void item_done(struct eval *e, struct build_item *it)
+{
+	if (e->opts.evaluated)
+		e->opts.evaluated(e->opts.data, it);
+}
+
+static bool pool_next(void *data, size_t *task)
+{
+	struct eval *e = data;
+
+	if (e->next >= e->nqueue)
+		return false;
+	*task = e->next++;
+	return true;
+}
+
+static void pool_task(void *data, size_t task)
+{
+	struct eval *e = data;
+	size_t i = e->queue[task];
+	struct build_item *it = &e->set->items[i];
+	struct eval_job *job = &e->jobs[i];
+	bool locked;
+
+	if (eval_one(&e->opts, it, job->lock, &locked, &job->log) == 0 && job->key) {
+		if (!locked) {
+			buf_printf(&job->log,
+				"# %s: not cached: its flake does not lock every input\n",
+				it->installable);
+		} else if (evalcache_put(&e->cache, job->key, it->drv_path, it->out_path) < 0) {
+			buf_printf(
+				&job->log, "# %s: not cached: %s\n", it->installable, error_last());
+		} else {
+			pthread_mutex_lock(&e->pool.lock);
+			e->recorded++;
+			pthread_mutex_unlock(&e->pool.lock);
+		}
+	}
+	item_done(e, it);
+}
+
+static void pool_finished(void *data, size_t task)
+{
+	struct eval *e = data;
+
+	(void)task;
+	e->done++;
+}
+
+static const struct pool_ops eval_pool = {
+	.next = pool_next,
+	.run = pool_task,
+	.finished = pool_finished,
+};
+
+/* `nix --version`'s version ("2.8.0"), or NULL with the error set. */
+static char *nix_version(void)
+{
+	const char *argv[] = {"nix", "--version", NULL};
+	struct buf out = BUF_INIT(4096);
+	char *v = NULL, *sp, *nl;
+
+	if (proc_run(argv, &out, NULL) == 0 && out.data) {
+		nl = strchr(out.data, '\n');
+		if (nl)
+			*nl = '\0';
+		sp = strrchr(out.data, ' ');
+		v = xstrdup(sp ? sp + 1 : out.data);
+	} else {
+		error_set("cannot ask nix its version: %s", error_last());
+	}
+	buf_release(&out);
+	return v;
+}
+
+/*
+ * A flake given as a folder of the working tree, which the caller says is
+ * clean at opts.commit, is evaluated as that commit exactly
+ * (`git+file://REPO?rev=SHA[&dir=SUB]`, provenance_flake_ref()): Nix takes
+ * a bare path for a `path:` flake, untracked files and all, and what a
+ * record says was deployed, and what the cache keys by, is the commit.
+ * With the cache or without, the same is evaluated.
+ */
+static void pin_to_commit(struct eval *e, const bool *todo)
+{
+	struct build_set *set = e->set;
+
+	if (!e->opts.repo || !e->opts.commit)
+		return;
+	for (size_t i = 0; i < set->nitems; i++) {
+		struct build_item *it = &set->items[i];
+		char *sub = NULL, *ref = NULL;
+
+		if (!todo[i] || it->file || !it->ref || it->ref[0] != '/')
+			continue;
+		if (provenance_flake_at(e->opts.repo, it->ref, e->opts.commit, &sub) == 0 &&
+			provenance_flake_ref(e->opts.repo, it->ref, ".", e->opts.commit, &ref) ==
+				0) {
+			free(it->ref);
+			free(it->installable);
+			it->ref = ref;
+			it->installable = xasprintf("%s#%s", ref, it->attr);
+		}
+		free(sub);
+	}
+}
+
+/*
+ * The cache keys of the items that may be cached; false when none may.
+ * Every item's reason not to be is in its log.
+ */
+static bool plan_cache(struct eval *e, const bool *todo)
+{
+	struct build_set *set = e->set;
+	char *version = NULL;
+	bool any = false;
+
+	if (e->opts.no_cache || !e->opts.repo || !e->opts.commit)
+		return false;
+	for (size_t i = 0; i < set->nitems; i++) {
+		struct build_item *it = &set->items[i];
+		char *sub;
+
+		if (!todo[i])
+			continue;
+		if (it->file) {
+			buf_printf(&e->jobs[i].log,
+				"# %s: not cached: a plain Nix file may read anything\n",
+				it->installable);
+			continue;
+		}
+		if (provenance_flake_at(e->opts.repo, it->ref, e->opts.commit, &sub) < 0) {
+			buf_printf(&e->jobs[i].log, "# %s: not cached: %s\n", it->installable,
+				error_last());
+			continue;
+		}
+		e->jobs[i].lock = *sub ? xasprintf("%s/flake.lock", sub) : xstrdup("flake.lock");
+		free(sub);
+		any = true;
+	}
+	if (!any)
+		return false;
+	if (evalcache_open(&e->cache, e->opts.cache_dir) < 0 || !(version = nix_version())) {
+		for (size_t i = 0; i < set->nitems; i++)
+			if (e->jobs[i].lock)
+				buf_printf(&e->jobs[i].log, "# %s: not cached: %s\n",
+					set->items[i].installable, error_last());
+		evalcache_release(&e->cache);
+		return false;
+	}
+	e->have_cache = true;
+	for (size_t i = 0; i < set->nitems; i++) {
+		struct build_item *it = &set->items[i];
+		json_t *attr;
+
+		if (!e->jobs[i].lock || !(attr = eval__attr_path(it->attr)))
+			continue;
+		e->jobs[i].key = evalcache_key(e->opts.commit, it->ref, attr, set->system, version);
+		json_decref(attr);
+	}
+	free(version);
+	return true;
+}
+
+/*
+ * Which of `paths` the store no longer holds: their indices set in
+ * `invalid`. When nix-store cannot tell, every one is taken as gone.
+ */
+static void check_validity(char **paths, size_t n, bool *invalid)
+{
+	for (size_t start = 0; start < n; start += VALIDITY_BATCH) {
+		size_t end = start + VALIDITY_BATCH < n ? start + VALIDITY_BATCH : n;
+		struct strvec argv = STRVEC_INIT;
+		struct buf out = BUF_INIT(NIX_OUTPUT_MAX);
+
+		strvec_push(&argv, "nix-store");
+		strvec_push(&argv, "--check-validity");
+		strvec_push(&argv, "--print-invalid");
+		for (size_t i = start; i < end; i++)
+			strvec_push(&argv, paths[i]);
+		if (proc_run((const char *const *)argv.v, &out, NULL) < 0) {
+			for (size_t i = start; i < end; i++)
+				invalid[i] = true;
+		} else {
+			for (char *p = out.data; p && *p;) {
+				char *nl = strchrnul(p, '\n');
+
+				for (size_t i = start; i < end; i++)
+					if ((size_t)(nl - p) == strlen(paths[i]) &&
+						!strncmp(p, paths[i], (size_t)(nl - p)))
+						invalid[i] = true;
+				p = *nl ? nl + 1 : nl;
+			}
+		}
+		buf_release(&out);
+		strvec_release(&argv);
+	}
+}
+
+/* Items whose result is in the cache and whose derivation is in the store are done. */
+static void serve_cached(struct eval *e, bool *todo)
+{
+	struct build_set *set = e->set;
+	char **drvs = xcalloc(set->nitems + 1, sizeof(*drvs));
+	char **outs = xcalloc(set->nitems + 1, sizeof(*outs));
+	size_t *which = xcalloc(set->nitems + 1, sizeof(*which));
+	bool *invalid;
+	size_t n = 0;
+
+	for (size_t i = 0; i < set->nitems; i++) {
+		if (!todo[i] || !e->jobs[i].key)
+			continue;
+		if (evalcache_get(&e->cache, e->jobs[i].key, &drvs[n], &outs[n]) < 0)
+			continue;
+		which[n++] = i;
+	}
+	invalid = xcalloc(n + 1, sizeof(*invalid));
+	if (n)
+		check_validity(drvs, n, invalid);
+	for (size_t k = 0; k < n; k++) {
+		struct build_item *it = &set->items[which[k]];
+		struct buf *log = &e->jobs[which[k]].log;
+
+		if (invalid[k]) {
+			buf_printf(log,
+				"# %s: the cached %s is no longer in the store: evaluating "
+				"again\n",
+				it->installable, drvs[k]);
+			free(drvs[k]);
+			free(outs[k]);
+			continue;
+		}
+		free(it->drv_path);
+		free(it->out_path);
+		it->drv_path = drvs[k];
+		it->out_path = outs[k];
+		it->cached = true;
+		buf_printf(log, "# %s: from the evaluation cache: %s\n", it->installable,
+			it->drv_path);
+		todo[which[k]] = false;
+		e->done++;
+		item_done(e, it);
+	}
+	free(invalid);
+	free(which);
+	free(drvs);
+	free(outs);
+}
+
+static size_t online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (size_t)n : 1;
+}
+
+void eval_start(struct eval **out, struct build_set *set)
+{
+	struct eval *e = xcalloc(1, sizeof(*e));
+	bool *todo = xcalloc(set->nitems + 1, sizeof(*todo));
+	size_t workers;
+
+	e->set = set;
+	e->opts = set->eval;
+	if (!e->opts.jobs)
+		e->opts.jobs = online_cpus();
+	e->jobs = xcalloc(set->nitems + 1, sizeof(*e->jobs));
+	e->queue = xcalloc(set->nitems + 1, sizeof(*e->queue));
+	for (size_t i = 0; i < set->nitems; i++) {
+		buf_init(&e->jobs[i].log, NIX_OUTPUT_MAX);
+		todo[i] = !set->items[i].drv_path && !set->items[i].error;
+		e->total += todo[i];
+	}
+	pool_init(&e->pool, &eval_pool, e);
+	pin_to_commit(e, todo);
+	if (plan_cache(e, todo))
+		serve_cached(e, todo);
+	for (size_t i = 0; i < set->nitems; i++)
+		if (todo[i])
+			e->queue[e->nqueue++] = i;
+	workers = e->opts.jobs < e->nqueue ? e->opts.jobs : e->nqueue;
+	if (workers)
+		pool_start(&e->pool, workers);
+	free(todo);
+	*out = e;
+}
+
+bool eval_wait(struct eval *e, int timeout_ms, size_t *done, size_t *total)
+{
+	struct timespec until;
+	bool going;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->pool.lock);
+	if (e->done < e->total && timeout_ms > 0)
+		pthread_cond_timedwait(&e->pool.wake, &e->pool.lock, &until);
+	*done = e->done;
+	*total = e->total;
+	going = e->done < e->total;
+	pthread_mutex_unlock(&e->pool.lock);
+	return going;
+}
+
+void eval_finish(struct eval *e, struct buf *log)
+{
+	pool_join(&e->pool);
+	pool_release(&e->pool);
+	for (size_t i = 0; i < e->set->nitems; i++) {
+		struct eval_job *job = &e->jobs[i];
+
+		buf_add(log, job->log.data ? job->log.data : "", job->log.len);
+		buf_release(&job->log);
+		free(job->key);
+		free(job->lock);
+	}
+	if (e->have_cache) {
+		if (e->recorded)
+			evalcache_prune(&e->cache, EVALCACHE_MAX_AGE_DAYS);
+		evalcache_release(&e->cache);
+	}
+	free(e->jobs);
+	free(e->queue);
+	free(e);
+}
