@@ -141,6 +141,10 @@ int parse_long(const char *s, long min, long max, long *out);
 /* Levenshtein distance, for "did you mean" hints. */
 size_t edit_distance(const char *a, const char *b);
 
+/* The CLOCK_REALTIME instant `ms` from now, for pthread_cond_timedwait. */
+struct timespec;
+void timespec_in_ms(struct timespec *ts, int ms);
+
 /* Monotonic clock in seconds. */
 double now_seconds(void);
 

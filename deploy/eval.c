@@ -640,13 +640,7 @@ bool eval_wait(struct eval *e, int timeout_ms, size_t *done, size_t *total)
 	struct timespec until;
 	bool going;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	timespec_in_ms(&until, timeout_ms);
 	pthread_mutex_lock(&e->pool.lock);
 	if (e->done < e->total && timeout_ms > 0)
 		pthread_cond_timedwait(&e->pool.wake, &e->pool.lock, &until);

@@ -1360,13 +1360,7 @@ bool runner_wait(struct runner *r, int timeout_ms, struct runner_event **events,
 	struct timespec ts;
 	bool running;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	timespec_in_ms(&ts, timeout_ms);
 	pthread_mutex_lock(&r->lock);
 	if (!r->nevents && r->active)
 		pthread_cond_timedwait(&r->events_cond, &r->lock, &ts);
