@@ -78,6 +78,11 @@ static const struct opt rollback_opts[] = {
 		.max = 1L << 30,
 		.id = RUN_TO,
 		.help = "switch to generation N (default: the one before the current)"},
+	{.name = "repair",
+		.kind = OPT_FLAG,
+		.id = RUN_REPAIR,
+		.help = "only put back what an interrupted run left (its pending record), "
+			"nothing else"},
 	RUN_OPTION_GOAL,
 	RUN_OPTION_PARALLEL,
 	RUN_OPTION_CONFIRM_TIMEOUT,

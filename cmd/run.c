@@ -61,6 +61,9 @@ void run_args_init(struct run_args *a, const struct opts *o)
 		case RUN_TO:
 			a->rollback_to = v->num;
 			break;
+		case RUN_REPAIR:
+			a->repair = true;
+			break;
 		case RUN_LOG_DIR:
 			a->log_dir = v->arg;
 			break;
@@ -107,6 +110,7 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const s
 	o->auto_rollback = !a->no_auto;
 	o->rollback_fleet = a->rollback_fleet;
 	o->rollback_to = a->rollback_to;
+	o->repair = a->repair;
 	o->ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
 	o->log_dir = log_dir;
 }

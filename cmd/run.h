@@ -22,6 +22,7 @@ struct run_args {
 	bool dry_run;
 	const char *build_on;
 	long rollback_to;
+	bool repair; /* rollback --repair: only what an interrupted run left */
 	const char *log_dir;
 	const char *rev;
 	bool allow_dirty;
@@ -42,6 +43,7 @@ enum {
 	RUN_DRY_RUN,
 	RUN_BUILD_ON,
 	RUN_TO,
+	RUN_REPAIR,
 	RUN_LOG_DIR,
 	RUN_REV,
 	RUN_ALLOW_DIRTY,

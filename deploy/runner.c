@@ -384,7 +384,12 @@ static void apply_state(
 	c->res->generation = gen;
 	if (a->mode == HOST_ACTIVATE_PATH)
 		c->res->prev_generation = prev; /* after a repair, what the run found */
-	if (result && !strcmp(result, "ok")) {
+	if (result && !strcmp(result, "repaired")) {
+		c->res->status = HOST_DEPLOYED;
+		c->res->did = "repaired";
+		free(c->res->path);
+		c->res->path = running && host_is_store_path(running) ? xstrdup(running) : NULL;
+	} else if (result && !strcmp(result, "ok")) {
 		c->res->status = HOST_DEPLOYED;
 		c->res->changed = !rollback_op && strcmp(a->goal, "dry-activate");
 	} else if (result && !strcmp(result, "rolled-back")) {
@@ -905,6 +910,8 @@ static const char *record_result(const struct hostctx *c, const char *query)
 		return NULL;
 	switch (c->res->status) {
 	case HOST_DEPLOYED:
+		if (c->res->did)
+			return c->res->did; /* repaired */
 		return o->op == RUNNER_ROLLBACK ? "rollback" : "deployed";
 	case HOST_ROLLED_BACK:
 		return "rolled-back";
@@ -965,7 +972,14 @@ static void run_host(struct hostctx *c)
 	log_answer(c, "host reports", query);
 	if (query_host(c, query, &interrupted) < 0)
 		goto out;
-	if (o->op == RUNNER_ROLLBACK) {
+	if (o->op == RUNNER_ROLLBACK && o->repair) {
+		if (!interrupted) {
+			step(c, "done", "nothing to repair: no run was interrupted on this host");
+			c->res->status = HOST_UNCHANGED;
+			goto out;
+		}
+		a.mode = HOST_ACTIVATE_REPAIR;
+	} else if (o->op == RUNNER_ROLLBACK) {
 		long target;
 
 		if (hexec(c, &c->io, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, true) !=
@@ -1018,7 +1032,7 @@ static void run_host(struct hostctx *c)
 	a.confirm_timeout = o->confirm_timeout;
 	a.activation_timeout = o->activation_timeout;
 	a.auto_rollback = o->auto_rollback;
-	a.delete_failed = o->op == RUNNER_DEPLOY;
+	a.delete_failed = o->op == RUNNER_DEPLOY || o->repair; /* the interrupted generation goes */
 	if (activate(c, &a, o->op == RUNNER_ROLLBACK) < 0)
 		goto record;
 	if (health_gate(c) < 0)

@@ -61,6 +61,7 @@ struct runner_opts {
 	bool auto_rollback;
 	bool rollback_fleet;
 	long rollback_to;	  /* RUNNER_ROLLBACK: generation, 0 for the previous one */
+	bool repair;		  /* RUNNER_ROLLBACK: only repair an interrupted run */
 	const char *ssh_config;
 	const char *log_dir;	  /* where the per-host logs go */
 	struct record_info record; /* what is written on each deployed host */

@@ -23,7 +23,7 @@ expected() {
 		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
 		"--eval-max-memory --no-eval-cache --activation-timeout" \
 		"--health-timeout --rev --allow-dirty --log-dir" ;;
-	rollback) echo "--on --to --goal --parallel --confirm-timeout --no-magic-rollback" \
+	rollback) echo "--on --to --repair --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix" ;;

@@ -16,6 +16,9 @@ for h in alpha beta gamma; do
 	# one session for the work, one new session that proves the new system lets us in
 	jq_py "$R.1" "hosts['$h']['sessions'] == 2" || fail "$h sessions: $(cat "$R.1")"
 done
+# seconds are rounded to milliseconds in the JSON text itself
+grep '"seconds"' "$R.1" | grep -Evq '"seconds": [0-9]+(\.[0-9]{1,3})?,?$' &&
+	fail "seconds not in milliseconds: $(grep '"seconds"' "$R.1")"
 # progress says what a waiting host waits for, and how many paths really go
 grep -Eq ' gamma +waits for (alpha, beta|beta, alpha)$' "$R.1.err" || fail "no wait line: $(cat "$R.1.err")"
 grep -Eq ' alpha +sending all [1-9][0-9]* paths' "$R.1.err" || fail "no count of sent paths"

@@ -274,6 +274,7 @@ fi
 # ---- 4
 if want 4; then
 	note "4: /run/constel wiped (a reboot) while the watchdog waits for the confirmation"
+	P4was=$(current wipe)
 	fleet_commit --only wipe wipe=cutnet
 	P4=$(fleet_path wipe)
 	Ct 150 --json deploy wipe --confirm-timeout 60 --activation-timeout 5 --log-dir "$LOGS" \
@@ -300,14 +301,23 @@ if want 4; then
 	jq_py "$R.4" '"interrupted" in hosts["wipe"]["error"] and "generation 2" in hosts["wipe"]["error"]' ||
 		fail "wipe: the report does not say what is on the host: $(cat "$R.4")"
 	! grep -q "not changed\|another run" "$R.4" || fail "wipe: a false report: $(cat "$R.4")"
+	# rollback --repair puts back only what the interrupted run found, and says so
+	C --json rollback --repair wipe --log-dir "$LOGS" >"$R.4r" 2>"$R.4r.err"
+	[ $? = 0 ] || fail "rollback --repair exited non-zero: $(tail -5 "$R.4r.err")"
+	jq_py "$R.4r" 'hosts["wipe"]["status"] == "deployed"' || fail "repair: $(cat "$R.4r")"
+	[ ! -e "$(fleet_host_dir wipe)/varlib/constel/pending" ] || fail "the pending record survived the repair"
+	fleet_exec wipe cat /var/lib/constel/deployment.json | grep -q '"result":"repaired"' ||
+		fail "the repair is not recorded as one"
+	! gen_paths wipe | grep -qx "$P4" || fail "the repair left the interrupted generation: $(gen_paths wipe)"
+	C rollback --repair wipe --log-dir "$LOGS" 2>"$R.4r.err" || fail "a second repair failed"
+	grep -q "nothing to repair" "$R.4r.err" || fail "a second repair did something: $(cat "$R.4r.err")"
+	whole wipe "$P4was"
+	# (case 2 shows the next deploy repairing by itself); and deploys work again
 	fleet_commit --only wipe
 	P4b=$(fleet_path wipe)
 	cj "$R.4b" wipe
-	[ "$rc" = 0 ] || fail "the deploy after the wipe exited $rc"
-	grep -q "was interrupted on this host (its profile is at generation 2, $P4 runs)" "$R.4b.err" ||
-		fail "the next deploy does not say what is on the host"
+	[ "$rc" = 0 ] || fail "the deploy after the repair exited $rc"
 	whole wipe "$P4b"
-	! gen_paths wipe | grep -qx "$P4" || fail "the interrupted generation is still there: $(gen_paths wipe)"
 fi
 
 # ---- 5
