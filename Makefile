@@ -116,7 +116,7 @@ FUZZ_SECONDS ?= 20
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -D_GNU_SOURCE -DCONSTEL_VERSION='"$(VERSION)"' -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 		$(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(LIBS)
 
 fuzz: $(FUZZ_BIN)
