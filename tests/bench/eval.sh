@@ -121,12 +121,14 @@ for r in $(seq 1 "$RUNS"); do
 	cbuild again "$c" 0 $H16
 	grep -q "16 from the cache" "$WORK/again.err" ||
 		{ echo "bench: the second build was evaluated again" >&2; cat "$WORK/again.err" >&2; exit 1; }
-	printf 'round %d:' "$r"
-	for t in s8 c8 s16 c16 cbad again; do
-		printf ' %s %.2fs/%dMB' "$t" "$(tail -n 1 "$WORK/$t.t" | cut -d' ' -f1)" \
-			"$(($(tail -n 1 "$WORK/$t.t" | cut -d' ' -f2) / 1024))"
-	done
-	echo
+	{
+		printf '  round %d:' "$r"
+		for t in s8 c8 s16 c16 cbad again; do
+			printf ' %s %.2fs/%dMB' "$t" "$(tail -n 1 "$WORK/$t.t" | cut -d' ' -f1)" \
+				"$(($(tail -n 1 "$WORK/$t.t" | cut -d' ' -f2) / 1024))"
+		done
+		echo
+	} | tee -a "$WORK/rounds"
 done
 
 # median COLUMN NAME: of the runs of NAME
@@ -175,4 +177,6 @@ startup=$(echo "($sep - $one) / 15 * 1000" | bc -l)
 	echo "  runs started on a busy machine (no idle second within 3 minutes): $BUSY"
 	echo "targets: 16-host wall ratio <= 0.5; with the broken host <= 0.6; constel peak <= 1.0 GB"
 	echo "and the same for 16 hosts as for 8; the second build <= 0.2 of the first"
+	echo "every round (s: shared, c: constel; wall/peak):"
+	cat "$WORK/rounds"
 } | tee "$TOP/tests/bench/results/eval.txt"
