@@ -140,9 +140,41 @@ char *run_log_dir(const char *requested)
 
 static volatile sig_atomic_t interrupts;
 
-static void on_sigint(int sig)
+/*
+ * One request to stop can arrive as two signals from one sender: timeout(1)
+ * signals its child and then its own process group, and a supervisor may
+ * signal the main process and then the whole group. A repeat of the first
+ * signal by the same process within 250 ms is that request again, not a
+ * second one (a person or a script that means two is slower than that). A
+ * terminal's ^C comes from the kernel (no sender), so two are always two.
+ */
+static bool same_request(int sig, const siginfo_t *si)
 {
-	(void)sig;
+	/* The handler blocks both signals, so these are never raced. */
+	static int first_sig;
+	static pid_t first_sender;
+	static struct timespec first_at;
+	struct timespec now;
+	long ms;
+
+	if (si->si_code != SI_USER || si->si_pid <= 0)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (interrupts == 0) {
+		first_sig = sig;
+		first_sender = si->si_pid;
+		first_at = now;
+		return false;
+	}
+	ms = (now.tv_sec - first_at.tv_sec) * 1000 + (now.tv_nsec - first_at.tv_nsec) / 1000000;
+	return sig == first_sig && si->si_pid == first_sender && ms < 250;
+}
+
+static void on_sigint(int sig, siginfo_t *si, void *ctx)
+{
+	(void)ctx;
+	if (same_request(sig, si))
+		return;
 	if (++interrupts >= 2) {
 		static const char msg[] = "\nconstel: interrupted twice: quitting now; hosts "
 					  "being activated finish under their watchdogs\n";
@@ -158,8 +190,11 @@ void run_install_sigint(void)
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
+	sa.sa_sigaction = on_sigint;
+	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 }
