@@ -192,7 +192,7 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 	struct run_args a;
 	struct prepared p;
 	struct runner_opts o;
-	struct runner r;
+	struct runner *r;
 	struct provenance_notes notes;
 	bool have_notes = false;
 	int ret;
@@ -222,13 +222,13 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 		o.on_result = provenance_on_result;
 		o.data = &notes;
 	}
-	runner_init(&r, p.inv, p.graph, p.selected, &p.builds, &o);
+	r = runner_new(p.inv, p.graph, p.selected, &p.builds, &o);
 	run_install_sigint();
-	if (runner_start(&r) < 0)
+	if (runner_start(r) < 0)
 		ret = cmd_error("%s", error_last());
 	else
-		ret = run_drive(&r, g, "deploy");
-	runner_release(&r);
+		ret = run_drive(r, p.inv, p.selected, p.log_dir, g, "deploy");
+	runner_free(r);
 	if (have_notes && notes.error)
 		fprintf(stderr, "constel: could not record the deployment in %s: %s\n",
 			PROVENANCE_NOTES_REF, notes.error);

@@ -9,7 +9,7 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 {
 	struct run_args a;
 	struct runner_opts o;
-	struct runner r;
+	struct runner *r;
 	struct inventory *inv = NULL;
 	struct graph *graph = NULL;
 	bool *selected = NULL;
@@ -41,13 +41,13 @@ static int rollback(const struct cmd *self, const struct opts *opts, const struc
 		o.on_result = provenance_on_result;
 		o.data = &notes;
 	}
-	runner_init(&r, inv, graph, selected, NULL, &o);
+	r = runner_new(inv, graph, selected, NULL, &o);
 	run_install_sigint();
-	if (runner_start(&r) < 0)
+	if (runner_start(r) < 0)
 		ret = cmd_error("%s", error_last());
 	else
-		ret = run_drive(&r, g, "rollback");
-	runner_release(&r);
+		ret = run_drive(r, inv, selected, log_dir, g, "rollback");
+	runner_free(r);
 	if (have_notes && notes.error)
 		fprintf(stderr, "constel: could not record the rollback in %s: %s\n",
 			PROVENANCE_NOTES_REF, notes.error);

@@ -204,8 +204,10 @@ void run_install_sigint(void)
 struct view {
 	bool live; /* a terminal: redraw one line per host */
 	size_t drawn;
+	const struct inventory *inv;
 	size_t *hosts; /* the selected hosts, in inventory order */
 	size_t nhosts;
+	struct runner_host_view *now; /* one per inventory host */
 	int width;
 };
 
@@ -236,43 +238,29 @@ static void view_clear(struct view *v)
 	v->drawn = 0;
 }
 
-/*
- * Under the runner's lock. A host's result fields are final once the ready
- * queue says it ended (set under the same lock); before that, only what
- * workers publish under the lock (phase, bytes, start) is read.
- */
 static void view_draw(struct view *v, struct runner *r)
 {
 	size_t counts[HOST_NSTATUS] = {0};
-	double now = now_seconds();
 
 	if (!v->live)
 		return;
-	pthread_mutex_lock(&r->lock);
+	runner_snapshot(r, v->now);
 	for (size_t i = 0; i < v->nhosts; i++) {
-		const struct host_result *res = &r->results[v->hosts[i]];
-		enum graph_state st = graph_sched_state(r->sched, v->hosts[i]);
-		bool ended = st == GRAPH_DONE || st == GRAPH_FAILED || st == GRAPH_SKIPPED;
+		const struct runner_host_view *h = &v->now[v->hosts[i]];
 		char bytes[32] = "";
-		const char *state = ended	       ? host_status_name(res->status)
-				    : res->started > 0 ? "running"
-						       : "waiting";
-		struct buf waits = BUF_INIT(0);
+		const char *state = h->state == RUNNER_ENDED	 ? host_status_name(h->status)
+				    : h->state == RUNNER_RUNNING ? "running"
+								 : "waiting";
 
-		counts[ended ? res->status : HOST_PENDING]++;
-		if (res->bytes)
-			human_bytes(res->bytes, bytes, sizeof(bytes));
-		if (!ended && res->started <= 0)
-			runner_waiting_for(r, v->hosts[i], &waits);
+		counts[h->status]++;
+		if (h->bytes)
+			human_bytes(h->bytes, bytes, sizeof(bytes));
 		fprintf(stderr, "\033[2K  %-*s  %-11s %-9s %10s  %5.0fs%s%s\n", v->width,
-			r->inv->hosts[v->hosts[i]].name, state, res->phase ? res->phase : "", bytes,
-			ended		   ? res->seconds
-			: res->started > 0 ? now - res->started
-					   : 0.0,
-			waits.len ? "  for " : "", waits.len ? waits.data : "");
-		buf_release(&waits);
+			v->inv->hosts[v->hosts[i]].name, state, h->phase ? h->phase : "", bytes,
+			h->seconds, h->waiting_for ? "  for " : "",
+			h->waiting_for ? h->waiting_for : "");
 	}
-	pthread_mutex_unlock(&r->lock);
+	runner_views_release(v->now, v->inv->nhosts);
 	fprintf(stderr,
 		"\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
 		"skipped %zu, in progress or waiting %zu\n",
@@ -283,7 +271,7 @@ static void view_draw(struct view *v, struct runner *r)
 	fflush(stderr);
 }
 
-static void print_events(struct view *v, struct runner *r, struct runner_event *ev, size_t n)
+static void print_events(struct view *v, struct runner_event *ev, size_t n)
 {
 	char when[16];
 
@@ -293,7 +281,7 @@ static void print_events(struct view *v, struct runner *r, struct runner_event *
 			fprintf(stderr, "%s constel: %s\n", when, ev[i].text);
 		else
 			fprintf(stderr, "%s %-*s %s\n", when, v->width,
-				r->inv->hosts[ev[i].host].name, ev[i].text);
+				v->inv->hosts[ev[i].host].name, ev[i].text);
 		free(ev[i].text);
 	}
 	free(ev);
@@ -321,22 +309,21 @@ static void print_summary(struct view *v, struct runner *r, const char *what)
 {
 	fprintf(stderr, "\n%s summary:\n", what);
 	for (size_t i = 0; i < v->nhosts; i++) {
-		const struct host_result *res = &r->results[v->hosts[i]];
+		const struct host_result *res = runner_result(r, v->hosts[i]);
 		char gen[32] = "";
 
 		if (res->generation > 0)
 			snprintf(gen, sizeof(gen), "gen %ld", res->generation);
 		fprintf(stderr, "  %-*s  %-11s %-8s %6.1fs  %s\n", v->width,
-			r->inv->hosts[v->hosts[i]].name, host_status_name(res->status), gen,
+			v->inv->hosts[v->hosts[i]].name, host_status_name(res->status), gen,
 			res->seconds,
 			res->error  ? res->error
 			: res->path ? res->path
 				    : "");
 	}
 	for (size_t i = 0; i < v->nhosts; i++) {
-		const struct host_result *res = &r->results[v->hosts[i]];
-		const struct inv_host *h = &r->inv->hosts[v->hosts[i]];
-		const char *goal = r->opts.goal ? r->opts.goal : h->goal;
+		const struct host_result *res = runner_result(r, v->hosts[i]);
+		const char *goal = runner_goal(r, v->hosts[i]);
 		/* dry-activate's whole point is what it says it would do */
 		bool dry = res->status == HOST_DEPLOYED && goal && !strcmp(goal, "dry-activate");
 
@@ -345,7 +332,7 @@ static void print_summary(struct view *v, struct runner *r, const char *what)
 			!res->log_path)
 			continue;
 		fprintf(stderr, "\n--- %s: last 20 lines of %s ---\n",
-			r->inv->hosts[v->hosts[i]].name, res->log_path);
+			v->inv->hosts[v->hosts[i]].name, res->log_path);
 		print_tail(res->log_path, 20);
 	}
 }
@@ -355,10 +342,10 @@ static void print_json(struct runner *r, struct view *v)
 	json_t *root = json_object(), *hosts = json_array();
 
 	for (size_t i = 0; i < v->nhosts; i++) {
-		const struct host_result *res = &r->results[v->hosts[i]];
+		const struct host_result *res = runner_result(r, v->hosts[i]);
 		json_t *o = json_object();
 
-		json_object_set_new(o, "name", json_string(r->inv->hosts[v->hosts[i]].name));
+		json_object_set_new(o, "name", json_string(v->inv->hosts[v->hosts[i]].name));
 		json_object_set_new(o, "status", json_string(host_status_name(res->status)));
 		json_object_set_new(o, "phase", json_string(res->phase ? res->phase : ""));
 		json_object_set_new(o, "path", cmd_json_text(res->path));
@@ -383,26 +370,29 @@ static void print_json(struct runner *r, struct view *v)
 	json_decref(root);
 }
 
-int run_drive(struct runner *r, const struct global_opts *g, const char *what)
+int run_drive(struct runner *r, const struct inventory *inv, const bool *selected,
+	const char *log_dir, const struct global_opts *g, const char *what)
 {
 	struct view v = {0};
 	const char *no_color = getenv("NO_COLOR");
 	bool running = true;
 	int ret;
 
-	v.hosts = xcalloc(r->inv->nhosts + 1, sizeof(*v.hosts));
+	v.inv = inv;
+	v.hosts = xcalloc(inv->nhosts + 1, sizeof(*v.hosts));
+	v.now = xcalloc(inv->nhosts + 1, sizeof(*v.now));
 	v.width = 4;
-	for (size_t i = 0; i < r->inv->nhosts; i++) {
-		if (!r->selected[i])
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		if (!selected[i])
 			continue;
 		v.hosts[v.nhosts++] = i;
-		if ((int)strlen(r->inv->hosts[i].name) > v.width)
-			v.width = (int)strlen(r->inv->hosts[i].name);
+		if ((int)strlen(inv->hosts[i].name) > v.width)
+			v.width = (int)strlen(inv->hosts[i].name);
 	}
 	v.live = isatty(2) && !g->json && !(no_color && *no_color) && getenv("TERM") &&
 		 strcmp(getenv("TERM"), "dumb");
-	if (r->opts.log_dir)
-		fprintf(stderr, "constel: logs in %s\n", r->opts.log_dir);
+	if (log_dir)
+		fprintf(stderr, "constel: logs in %s\n", log_dir);
 	for (;;) {
 		struct runner_event *ev;
 		size_t n;
@@ -411,7 +401,7 @@ int run_drive(struct runner *r, const struct global_opts *g, const char *what)
 			runner_stop(r);
 		running = runner_wait(r, 250, &ev, &n);
 		view_clear(&v);
-		print_events(&v, r, ev, n);
+		print_events(&v, ev, n);
 		if (!running)
 			break;
 		view_draw(&v, r);
@@ -423,5 +413,6 @@ int run_drive(struct runner *r, const struct global_opts *g, const char *what)
 	ret = runner_ok(r) ? CMD_OK : CMD_FAILED;
 	fprintf(stderr, "%s %s\n", what, ret == CMD_OK ? "succeeded" : "failed");
 	free(v.hosts);
+	free(v.now);
 	return ret;
 }

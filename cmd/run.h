@@ -124,7 +124,8 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const s
  * lines otherwise) to stderr, then the summary, and the JSON report on
  * stdout with --json. Returns the exit status.
  */
-int run_drive(struct runner *r, const struct global_opts *g, const char *what);
+int run_drive(struct runner *r, const struct inventory *inv, const bool *selected,
+	const char *log_dir, const struct global_opts *g, const char *what);
 
 /* Sets up SIGINT so that the first stops the run and the second exits. */
 void run_install_sigint(void);

@@ -182,3 +182,73 @@ const char *host_answer_output(const char *text)
 	}
 	return NULL;
 }
+
+/* ---- answers of the state and generations ---- */
+
+bool host_state_is(const char *state, const char *phase)
+{
+	char *p = state ? host_get(state, "phase") : NULL;
+	bool yes = p && !strcmp(p, phase);
+
+	free(p);
+	return yes;
+}
+
+bool host_state_of_run(const char *state, const char *runid)
+{
+	char *r = state ? host_get(state, "run") : NULL;
+	bool yes = r && !strcmp(r, runid);
+
+	free(r);
+	return yes;
+}
+
+long host_gens_previous(const char *gens, long current)
+{
+	long best = 0;
+
+	for (const char *line = gens; line && *line;) {
+		long g;
+
+		if (sscanf(line, "gen=%ld", &g) == 1 && g < current && g > best)
+			best = g;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return best;
+}
+
+bool host_gens_has(const char *gens, long gen)
+{
+	for (const char *line = gens; line && *line;) {
+		long g;
+
+		if (sscanf(line, "gen=%ld", &g) == 1 && g == gen)
+			return true;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return false;
+}
+
+char *host_gens_path(const char *gens, long gen)
+{
+	char *key = xasprintf("gen=%ld path=", gen), *path = NULL;
+
+	for (const char *line = gens; line && *line && !path;) {
+		size_t len = strcspn(line, "\n");
+
+		if (!strncmp(line, key, strlen(key))) {
+			path = xstrndup(line + strlen(key), len - strlen(key));
+			if (!host_is_store_path(path)) {
+				free(path);
+				path = NULL;
+			}
+		}
+		line = line[len] ? line + len + 1 : NULL;
+	}
+	free(key);
+	return path;
+}

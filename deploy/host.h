@@ -104,4 +104,17 @@ bool host_is_store_path(const char *s);
 /* The activation output part of an answer (borrowed), or NULL. */
 const char *host_answer_output(const char *text);
 
+/* Whether a state answer is at `phase`; whether it belongs to run `runid` (not an earlier one). */
+bool host_state_is(const char *state, const char *phase);
+bool host_state_of_run(const char *state, const char *runid);
+
+/*
+ * Of host_cmd_generations()'s answer: the newest generation before
+ * `current` (0: none), whether `gen` is one, and the system of `gen` when
+ * it looks like a store path (caller frees; NULL otherwise).
+ */
+long host_gens_previous(const char *gens, long current);
+bool host_gens_has(const char *gens, long gen);
+char *host_gens_path(const char *gens, long gen);
+
 #endif

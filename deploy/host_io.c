@@ -13,6 +13,8 @@
 #include "common/proc.h"
 #include "deploy/host.h"
 
+#define CLOSURE_LIST_MAX (16u << 20)
+
 /* ---- over SSH ---- */
 
 static int ssh_connect_(struct host_io *io)
@@ -53,12 +55,43 @@ static int ssh_probe_(struct host_io *io, int port, int timeout_ms)
 	return ssh_conn_probe(io->conn, port, timeout_ms);
 }
 
-static int ssh_copy_(struct host_io *io, const char *const *paths, size_t n,
-	struct ssh_copy_stats *st, ssh_copy_progress_fn progress, void *data)
+/* The closure of a store path, in dependency order (the local store knows it). */
+static int closure_of(const char *path, struct strvec *paths)
 {
+	const char *argv[] = {"nix-store", "--query", "--requisites", path, NULL};
+	struct buf out = BUF_INIT(CLOSURE_LIST_MAX), err = BUF_INIT(65536);
+	int ret = proc_run(argv, &out, &err);
+
+	if (ret < 0)
+		ret = error_set(
+			"cannot list the closure of '%s': %s", path, buf_tail_lines(&err, 1));
+	for (char *line = out.data; ret == 0 && line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		if (*line)
+			strvec_push(paths, line);
+		line = nl ? nl + 1 : NULL;
+	}
+	buf_release(&out);
+	buf_release(&err);
+	return ret;
+}
+
+static int ssh_copy_(struct host_io *io, const char *path, struct ssh_copy_stats *st,
+	ssh_copy_progress_fn progress, void *data)
+{
+	struct strvec paths = STRVEC_INIT;
+	int ret;
+
 	if (!io->conn)
 		return error_set("'%s': not connected", io->host->name);
-	return ssh_copy_closure(io->conn, paths, n, st, progress, data);
+	if ((ret = closure_of(path, &paths)) == 0)
+		ret = ssh_copy_closure(
+			io->conn, (const char *const *)paths.v, paths.nr, st, progress, data);
+	strvec_release(&paths);
+	return ret;
 }
 
 static void ssh_disconnect_(struct host_io *io)
@@ -132,15 +165,13 @@ static int local_probe(struct host_io *io, int port, int timeout_ms)
 	return 0;
 }
 
-static int local_copy(struct host_io *io, const char *const *paths, size_t n,
-	struct ssh_copy_stats *st, ssh_copy_progress_fn progress, void *data)
+static int local_copy(struct host_io *io, const char *path, struct ssh_copy_stats *st,
+	ssh_copy_progress_fn progress, void *data)
 {
 	(void)io;
-	(void)paths;
-	if (st) {
-		memset(st, 0, sizeof(*st));
-		st->paths_total = n; /* the local store has them: it built them */
-	}
+	(void)path;
+	if (st)
+		memset(st, 0, sizeof(*st)); /* the local store has it: it built it */
 	if (progress && st)
 		progress(data, st);
 	return 0;
@@ -165,19 +196,17 @@ static const struct host_io_ops local_ops = {
 void host_io_init(struct host_io *io, const struct inv_host *h, const struct host_io_config *cfg)
 {
 	memset(io, 0, sizeof(*io));
-	io->ops = h->local ? &local_ops : &ssh_ops;
+	io->ops = cfg->ops ? cfg->ops : h->local ? &local_ops : &ssh_ops;
 	io->host = h;
 	io->cfg = *cfg;
 }
 
 int host_io_open(struct host_io *io)
 {
-	return io->ops->connect(io);
-}
+	int ret = io->ops->connect(io);
 
-int host_io_reopen(struct host_io *io)
-{
-	return io->ops->connect(io);
+	io->open = ret == 0;
+	return ret;
 }
 
 int host_io_exec(
@@ -191,18 +220,19 @@ int host_io_probe(struct host_io *io, int port, int timeout_ms)
 	return io->ops->probe(io, port, timeout_ms);
 }
 
-int host_io_copy(struct host_io *io, const char *const *paths, size_t n, struct ssh_copy_stats *st,
+int host_io_copy(struct host_io *io, const char *path, struct ssh_copy_stats *st,
 	ssh_copy_progress_fn progress, void *data)
 {
-	return io->ops->copy(io, paths, n, st, progress, data);
+	return io->ops->copy(io, path, st, progress, data);
 }
 
 void host_io_close(struct host_io *io)
 {
 	io->ops->disconnect(io);
+	io->open = false;
 }
 
 bool host_io_connected(const struct host_io *io)
 {
-	return io->ops == &local_ops || io->conn;
+	return io->open;
 }

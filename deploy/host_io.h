@@ -7,9 +7,9 @@
  * callers never ask which kind they have (curl's `struct Curl_ssl` shape).
  *
  * A struct host_io is used by one thread at a time. host_io_open() only
- * connects; host_io_reopen() makes a NEW session (the proof, after an
- * activation, that the new system still lets constel in); for a local host
- * both are no-ops that succeed.
+ * connects (ssh: a NEW session each time, which after an activation is the
+ * proof that the new system still lets constel in); for a local host it is
+ * a no-op that succeeds.
  */
 #ifndef CONSTEL_HOST_IO_H
 #define CONSTEL_HOST_IO_H
@@ -26,6 +26,7 @@ struct host_io_config {
 	const char *ssh_config; /* NULL: ~/.ssh/config */
 	long connect_timeout;
 	int op_timeout; /* seconds without a sign of life */
+	const struct host_io_ops *ops; /* NULL: by the host (ssh, or local); tests pass a fake */
 };
 
 /* How one command runs. */
@@ -43,9 +44,9 @@ struct host_io_ops {
 		struct ssh_exec_result *res);
 	/* 0 when localhost:port accepts, CONSTEL_ENOTFOUND refused, CONSTEL_ETIMEOUT */
 	int (*probe)(struct host_io *io, int port, int timeout_ms);
-	/* makes the host hold the closure `paths` (a local host already does) */
-	int (*copy)(struct host_io *io, const char *const *paths, size_t n,
-		struct ssh_copy_stats *st, ssh_copy_progress_fn progress, void *data);
+	/* makes the host hold the closure of store path `path` (a local host already does) */
+	int (*copy)(struct host_io *io, const char *path, struct ssh_copy_stats *st,
+		ssh_copy_progress_fn progress, void *data);
 	void (*disconnect)(struct host_io *io);
 };
 
@@ -55,22 +56,21 @@ struct host_io {
 	struct host_io_config cfg;
 	struct ssh_conn *conn; /* ssh: the current session */
 	unsigned sessions;     /* sessions opened so far */
+	bool open;	       /* opened, not closed since */
 };
 
 /* Chooses the backend of `h` (borrowed, like cfg's strings); connects nothing yet. */
 void host_io_init(struct host_io *io, const struct inv_host *h, const struct host_io_config *cfg);
 /* Connects (ssh: a session). 0 or < 0 with the error set. */
 int host_io_open(struct host_io *io);
-/* Replaces the session with a NEW one (ssh); the old one is closed once it worked. */
-int host_io_reopen(struct host_io *io);
 int host_io_exec(struct host_io *io, const char *cmd, const struct host_exec *o,
 	struct ssh_exec_result *res);
 int host_io_probe(struct host_io *io, int port, int timeout_ms);
-int host_io_copy(struct host_io *io, const char *const *paths, size_t n, struct ssh_copy_stats *st,
+int host_io_copy(struct host_io *io, const char *path, struct ssh_copy_stats *st,
 	ssh_copy_progress_fn progress, void *data);
 /* Closes the session, if any; io can be opened again. */
 void host_io_close(struct host_io *io);
-/* Whether io reaches the host (ssh: a session is open; local: always). */
+/* Whether io was opened and not closed since. */
 bool host_io_connected(const struct host_io *io);
 
 #endif

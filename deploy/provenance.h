@@ -37,6 +37,7 @@
 #ifndef CONSTEL_PROVENANCE_H
 #define CONSTEL_PROVENANCE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 

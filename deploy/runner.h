@@ -12,17 +12,25 @@
  * Workers never print. Each host's output goes to its own log file under
  * the run's directory and, as short event lines, to a queue the caller's
  * thread drains with runner_wait(): that one thread prints, so output of
- * parallel hosts never interleaves mid-line.
+ * parallel hosts never interleaves mid-line. While the run goes on, the
+ * caller sees the hosts only through runner_snapshot(); a host's result
+ * (runner_result()) is final once runner_finish() returned, and the
+ * on_result callback gets each one as soon as it is.
  *
- * Lifecycle: runner_init() with the options, runner_start(), then
- * runner_wait() until it returns false, then runner_finish() (fleet
- * rollback, if asked), read the results, runner_release().
+ * With rollback_fleet, once every host has ended and one failed, the same
+ * pool restores every host this run changed, one at a time, consumers
+ * first; each restored host's result replaces its earlier one (and goes
+ * through on_result again).
+ *
+ * Lifecycle: runner_new() with the options, runner_start(), then
+ * runner_wait() until it returns false, then runner_finish(), read the
+ * results, runner_free(). The code: deploy/runner.c schedules (the pool's
+ * next, run and finished), deploy/steps.c carries one host through its
+ * steps, deploy/activate.c follows one activation on the host.
  */
 #ifndef CONSTEL_RUNNER_H
 #define CONSTEL_RUNNER_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +39,8 @@
 #include "deploy/record.h"
 #include "graph/graph.h"
 #include "inventory/inventory.h"
+
+struct host_io_ops;
 
 enum runner_op {
 	RUNNER_DEPLOY,	 /* activate the built system */
@@ -64,6 +74,8 @@ struct runner_opts {
 	bool repair;		  /* RUNNER_ROLLBACK: only repair an interrupted run */
 	const char *ssh_config;
 	const char *log_dir;	  /* where the per-host logs go */
+	/* how hosts are reached; NULL: each its own (deploy/host_io.h). Tests pass a fake. */
+	const struct host_io_ops *io_ops;
 	struct record_info record; /* what is written on each deployed host */
 	/*
 	 * Called by a worker, without any lock held, when a host's result is
@@ -92,43 +104,29 @@ struct host_result {
 };
 
 struct runner_event {
-	size_t host;
-	double at; /* seconds since the run started */
+	size_t host; /* SIZE_MAX: the run itself */
+	double at;   /* seconds since the run started */
 	char *text;
 };
 
-struct runner {
-	const struct inventory *inv;
-	const struct graph *graph;
-	const bool *selected;
-	struct build_set *builds; /* NULL for rollback */
-	struct runner_opts opts;
-	struct host_result *results; /* one per inventory host */
-	char *runid;
-	double t0;
-
-	pthread_mutex_t lock;
-	pthread_cond_t wake;   /* workers: a host may be ready */
-	pthread_cond_t events_cond;
-	struct graph_sched *sched;
-	pthread_t *threads;
-	size_t nthreads;
-	size_t active;	      /* workers still running */
-	size_t *local_hosts;  /* ready hosts that run locally, held back till last */
-	size_t nlocal;
-	bool stopping;	      /* SIGINT: start no new host */
-	atomic_bool cancel;   /* SIGINT: abandon commands that only wait or ask */
-	struct runner_event *events;
-	size_t nevents, alloc_events;
+/* What the progress view shows of one host while the run goes on. */
+enum runner_host_state { RUNNER_WAITING, RUNNER_RUNNING, RUNNER_ENDED };
+struct runner_host_view {
+	enum runner_host_state state;
+	enum host_status status; /* RUNNER_ENDED only */
+	const char *phase;	 /* static string */
+	uint64_t bytes;
+	double seconds;	  /* so far, or in all once ended */
+	char *waiting_for; /* RUNNER_WAITING: "a, b", the providers it waits for; or NULL */
 };
 
-/*
- * The selected providers `host` still waits for, as "a, b" appended to out
- * (nothing when it waits for none). Under r->lock, after runner_start().
- */
-void runner_waiting_for(const struct runner *r, size_t host, struct buf *out);
+struct runner;
 
-void runner_init(struct runner *r, const struct inventory *inv, const struct graph *g,
+/*
+ * `inv`, `g`, `selected` and `builds` (NULL for rollback) are borrowed
+ * until runner_free().
+ */
+struct runner *runner_new(const struct inventory *inv, const struct graph *g,
 	const bool *selected, struct build_set *builds, const struct runner_opts *opts);
 /* Marks hosts whose build failed as failed (their dependents skipped), starts the workers. */
 int runner_start(struct runner *r);
@@ -137,13 +135,20 @@ int runner_start(struct runner *r);
  * each text and the array) and returns whether the run is still going.
  */
 bool runner_wait(struct runner *r, int timeout_ms, struct runner_event **events, size_t *n);
+/* One consistent view of every inventory host into out[inv->nhosts]; free with runner_views_release. */
+void runner_snapshot(struct runner *r, struct runner_host_view *out);
+void runner_views_release(struct runner_host_view *v, size_t n);
 /* Asks the run to start no further host (SIGINT). Thread-safe, signal-unsafe. */
 void runner_stop(struct runner *r);
-/* Joins the workers; with rollback_fleet and a failure, restores changed hosts. */
+/* Waits for the end; hosts never started become skipped. */
 void runner_finish(struct runner *r);
+/* After runner_finish(): host `h`'s result. */
+const struct host_result *runner_result(const struct runner *r, size_t h);
+/* The goal host `h` is activated with. */
+const char *runner_goal(const struct runner *r, size_t h);
 /* True when every selected host is deployed or unchanged. */
 bool runner_ok(const struct runner *r);
-void runner_release(struct runner *r);
+void runner_free(struct runner *r);
 
 const char *host_status_name(enum host_status s);
 

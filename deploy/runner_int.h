@@ -1,0 +1,123 @@
+/*
+ * deploy/runner_int.h: what the runner's scheduling (runner.c) and its
+ * per-host steps (steps.c, activate.c) share. Not for cmd/.
+ *
+ * Locking: the pool's lock guards the published results, the schedule and
+ * the event queue. A worker works on its host's own `work` result, which
+ * nobody else touches; the pool's finished() publishes it under the lock.
+ * While a host runs, only its phase, bytes and start are published
+ * (runner_publish_*), for the progress view.
+ */
+#ifndef CONSTEL_RUNNER_INT_H
+#define CONSTEL_RUNNER_INT_H
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "common/pool.h"
+#include "deploy/host.h"
+#include "deploy/host_io.h"
+#include "deploy/runner.h"
+
+/* Remote answers are small; anything bigger is cut (and says so). */
+#define ANSWER_MAX     (256u << 10)
+#define SSH_OP_TIMEOUT 20
+/* Wall-clock limit of the short remote commands (seconds). */
+#define QUERY_TIMEOUT 30
+
+enum runner_phase {
+	PHASE_HOSTS,	/* hosts are handed out as they become ready */
+	PHASE_ROLLBACK, /* --rollback-fleet: changed hosts restored, one at a time */
+	PHASE_DONE,
+};
+
+struct runner {
+	const struct inventory *inv;
+	const struct graph *graph;
+	const bool *selected;
+	struct build_set *builds; /* NULL for rollback */
+	struct runner_opts opts;
+	char *runid;
+	double t0;
+	struct pool pool;
+
+	/* under the pool's lock */
+	struct host_result *results; /* published, one per inventory host */
+	struct graph_sched *sched;
+	enum runner_phase phase;
+	size_t *held;		     /* ready local hosts, held back till last */
+	size_t nheld;
+	size_t *rb_order;	     /* PHASE_ROLLBACK: hosts to restore, consumers first */
+	size_t rb_n, rb_next;
+	bool rb_running;
+	bool stopping;		     /* SIGINT: start no new host */
+	struct runner_event *events;
+	size_t nevents, alloc_events;
+
+	struct host_result *work;    /* each host's, owned by the worker running it */
+	atomic_bool cancel;	     /* SIGINT: abandon commands that only wait or ask */
+};
+
+/* Takes the lock: host h is at `phase` (static), and `text` (taken) is an event. */
+void runner_publish_step(struct runner *r, size_t h, const char *phase, char *text);
+/* Takes the lock: the copy's progress. */
+void runner_publish_copy(struct runner *r, size_t h, uint64_t bytes, size_t paths);
+
+/* ---- steps.c: one host, on one worker ---- */
+
+struct hostctx {
+	struct runner *r;
+	size_t h;
+	const struct inv_host *host;
+	struct host_result *res; /* r->work[h] */
+	FILE *log;
+	struct host_io io;	 /* the host: over SSH, or the machine constel runs on */
+	const char *goal;
+	char *runid;
+	bool copy_told;		 /* the copy's first progress said how many paths go */
+};
+
+/* Opens the host's log; `suffix` makes the run id of this host's work unique. */
+void hostctx_begin(struct hostctx *c, struct runner *r, size_t h, const char *suffix);
+void hostctx_end(struct hostctx *c);
+/* The deploy or rollback of one host, to its end (c->res says how). */
+void steps_run_host(struct hostctx *c);
+/* --rollback-fleet: the host back as it was before the run. */
+void steps_fleet_restore(struct hostctx *c);
+
+__attribute__((format(printf, 2, 3))) void hlog(struct hostctx *c, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) void step(
+	struct hostctx *c, const char *phase, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int fail(
+	struct hostctx *c, enum host_status status, const char *fmt, ...);
+void log_output(struct hostctx *c, const struct buf *b, const char *what);
+void log_answer(struct hostctx *c, const char *what, const char *answer);
+void log_answer_output(struct hostctx *c, const char *answer);
+/* A value of a host's answer made safe to print (caller frees; NULL stays NULL). */
+char *answer_text(const char *answer, const char *key);
+/* A NEW session to the host in *io (a local host needs none: always there). */
+int open_session(struct hostctx *c, struct host_io *io);
+/* Closes *to's session and takes over `from`'s (the newer proof of access). */
+void take_session(struct host_io *to, struct host_io *from);
+/*
+ * Runs a command on the host; *answer gets its stdout. Returns the exit
+ * status (>= 0), or a negative code when the host could not be asked: lost
+ * connection, `timeout` seconds passed (0: none), an answer past
+ * ANSWER_MAX, or (when `cancellable`) the run was interrupted.
+ */
+int hexec(struct hostctx *c, struct host_io *io, const char *cmd, const char *input,
+	char **answer, long timeout, bool cancellable);
+/* The answer of a refused start (exit 75: locked; 70: a write failed). */
+void start_refused(struct hostctx *c, int rc, const char *answer);
+
+/* ---- activate.c ---- */
+
+/*
+ * Starts the host's watchdog and follows it to its end: activation, then
+ * the confirmation over a NEW session. 0 when the host is deployed.
+ */
+int activate(struct hostctx *c, const struct host_activation *a, bool rollback_op);
+/* After a failed check: the host back as it was before the run; always -1. */
+int restore_host(struct hostctx *c, const char *why);
+
+#endif
