@@ -1,65 +1,13 @@
 /* constel exec: runs a command on the selected hosts in parallel, output per host. */
 #include <assert.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "common/pool.h"
-#include "deploy/host_io.h"
-
-/* Each host's output is kept whole, up to this much per stream. */
-#define EXEC_OUTPUT_MAX (4u << 20)
-
-struct exec_job {
-	const struct inventory *inv;
-	const struct global_opts *g;
-	const char *cmd;
-	size_t *hosts;
-	size_t nhosts;
-	size_t next; /* the next host to take, under the pool's lock */
-	struct exec_host *out;
-};
-
-struct exec_host {
-	struct ssh_exec_result res;
-	char *error; /* could not run at all */
-	double seconds;
-};
-
-static bool exec_next(void *data, size_t *task)
-{
-	struct exec_job *j = data;
-
-	if (j->next >= j->nhosts)
-		return false;
-	*task = j->next++;
-	return true;
-}
-
-static void exec_run(void *data, size_t i)
-{
-	struct exec_job *j = data;
-	struct host_io_config cfg = {
-		.ssh_config = j->g->ssh_config ? j->g->ssh_config : j->inv->defaults.ssh_config,
-		.connect_timeout = j->inv->defaults.connect_timeout,
-	};
-	struct exec_host *o = &j->out[i];
-	struct host_io io;
-	double start = now_seconds();
-
-	host_io_init(&io, &j->inv->hosts[j->hosts[i]], &cfg);
-	if (host_io_open(&io) < 0 || host_io_exec(&io, j->cmd, NULL, &o->res) < 0)
-		o->error = xstrdup(error_last());
-	host_io_close(&io);
-	o->seconds = now_seconds() - start;
-}
-
-static const struct pool_ops exec_pool = {.next = exec_next, .run = exec_run};
+#include "deploy/exec.h"
 
 static void print_prefixed(const char *name, const struct buf *b, FILE *f)
 {
@@ -76,14 +24,14 @@ static void print_prefixed(const char *name, const struct buf *b, FILE *f)
 	}
 }
 
-static void print_block(const char *name, const struct exec_host *o)
+static void print_block(const char *name, const struct exec_output *o)
 {
-	const struct buf *streams[2] = {&o->res.out, &o->res.err};
+	const struct buf *streams[2] = {&o->out, &o->err};
 
 	if (o->error)
 		printf("=== %s: unreachable: %s\n", name, o->error);
 	else
-		printf("=== %s: exit %d (%.1fs)\n", name, o->res.exit_status, o->seconds);
+		printf("=== %s: exit %d (%.1fs)\n", name, o->exit_status, o->seconds);
 	for (int s = 0; s < 2; s++) {
 		const struct buf *b = streams[s];
 
@@ -104,16 +52,61 @@ static void print_block(const char *name, const struct exec_host *o)
 
 enum { EXEC_PREFIX = CMD_OPT_OWN };
 
+static void print_text(const struct inventory *inv, const size_t *hosts, size_t n,
+	const struct exec_output *out, bool prefix)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *name = inv->hosts[hosts[i]].name;
+		const struct exec_output *o = &out[i];
+
+		if (!prefix) {
+			print_block(name, o);
+			continue;
+		}
+		if (o->error)
+			printf("%s: unreachable: %s\n", name, o->error);
+		print_prefixed(name, &o->out, stdout);
+		print_prefixed(name, &o->err, stdout);
+	}
+}
+
+static void print_json(const struct inventory *inv, const size_t *hosts, size_t n,
+	const struct exec_output *out, size_t failed)
+{
+	json_t *root = json_object(), *arr = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct exec_output *o = &out[i];
+		json_t *h = json_object();
+
+		json_object_set_new(h, "name", json_string(inv->hosts[hosts[i]].name));
+		json_object_set_new(h, "reachable", json_boolean(!o->error));
+		json_object_set_new(h, "exit", o->error ? json_null() : json_integer(o->exit_status));
+		json_object_set_new(h, "stdout",
+			cmd_json_textn(o->out.data ? o->out.data : "", o->out.len));
+		json_object_set_new(h, "stderr",
+			cmd_json_textn(o->err.data ? o->err.data : "", o->err.len));
+		json_object_set_new(h, "error", cmd_json_text(o->error));
+		json_object_set_new(h, "seconds", cmd_json_seconds(o->seconds));
+		json_array_append_new(arr, h);
+	}
+	json_object_set_new(root, "result", json_string(failed ? "failed" : "ok"));
+	json_object_set_new(root, "hosts", arr);
+	json_dumpf(root, stdout, CMD_JSON_FLAGS);
+	fputc('\n', stdout);
+	json_decref(root);
+}
+
 static int exec_cmd(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
-	struct exec_job j = {0};
 	struct inventory *inv = NULL;
 	struct graph *graph = NULL;
 	struct strvec patterns = STRVEC_INIT;
 	struct buf cmd = BUF_INIT(0);
+	struct exec_output *out = NULL;
 	bool *selected = NULL, prefix = false;
 	long parallel = -1;
-	size_t nthreads = 0, failed = 0;
+	size_t *hosts = NULL, n = 0, failed;
 	int ret;
 
 	if (opts->ndash >= opts->nargs) {
@@ -140,80 +133,28 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 	/* the words after -- are one command line, as ssh joins them */
 	for (size_t i = opts->ndash; i < opts->nargs; i++)
 		buf_printf(&cmd, "%s%s", i > opts->ndash ? " " : "", opts->args[i]);
-
 	if ((ret = cmd_load_selection(g, &patterns, false, &inv, &graph, &selected)) != CMD_OK)
 		goto out;
-	j.inv = inv;
-	j.g = g;
-	j.cmd = cmd.data;
-	j.hosts = xcalloc(inv->nhosts + 1, sizeof(*j.hosts));
+	hosts = xcalloc(inv->nhosts + 1, sizeof(*hosts));
 	for (size_t i = 0; i < inv->nhosts; i++)
 		if (selected[i])
-			j.hosts[j.nhosts++] = i;
-	j.out = xcalloc(j.nhosts + 1, sizeof(*j.out));
-	for (size_t i = 0; i < j.nhosts; i++)
-		ssh_exec_result_init(&j.out[i].res, EXEC_OUTPUT_MAX, EXEC_OUTPUT_MAX);
-	nthreads = (size_t)(parallel > 0 ? parallel : inv->defaults.parallel);
-	if (nthreads > j.nhosts)
-		nthreads = j.nhosts;
-	pool_run(&exec_pool, &j, nthreads);
-
+			hosts[n++] = i;
+	out = xcalloc(n + 1, sizeof(*out));
+	failed = exec_hosts(inv, hosts, n, cmd.data, g->ssh_config,
+		(size_t)(parallel > 0 ? parallel : inv->defaults.parallel), out);
 	/* one printer, after the fact: each host's output whole, never interleaved */
-	for (size_t i = 0; i < j.nhosts; i++) {
-		const char *name = inv->hosts[j.hosts[i]].name;
-		struct exec_host *o = &j.out[i];
-
-		if (o->error || o->res.exit_status != 0)
-			failed++;
-		if (g->json)
-			continue;
-		if (prefix) {
-			if (o->error)
-				printf("%s: unreachable: %s\n", name, o->error);
-			print_prefixed(name, &o->res.out, stdout);
-			print_prefixed(name, &o->res.err, stdout);
-		} else {
-			print_block(name, o);
-		}
-	}
-	if (g->json) {
-		json_t *root = json_object(), *hosts = json_array();
-
-		for (size_t i = 0; i < j.nhosts; i++) {
-			struct exec_host *o = &j.out[i];
-			json_t *h = json_object();
-
-			json_object_set_new(h, "name", json_string(inv->hosts[j.hosts[i]].name));
-			json_object_set_new(h, "reachable", json_boolean(!o->error));
-			json_object_set_new(h, "exit",
-				o->error ? json_null() : json_integer(o->res.exit_status));
-			json_object_set_new(h, "stdout",
-				cmd_json_textn(
-					o->res.out.data ? o->res.out.data : "", o->res.out.len));
-			json_object_set_new(h, "stderr",
-				cmd_json_textn(
-					o->res.err.data ? o->res.err.data : "", o->res.err.len));
-			json_object_set_new(h, "error", cmd_json_text(o->error));
-			json_object_set_new(h, "seconds", cmd_json_seconds(o->seconds));
-			json_array_append_new(hosts, h);
-		}
-		json_object_set_new(root, "result", json_string(failed ? "failed" : "ok"));
-		json_object_set_new(root, "hosts", hosts);
-		json_dumpf(root, stdout, CMD_JSON_FLAGS);
-		fputc('\n', stdout);
-		json_decref(root);
-	}
-	fprintf(stderr, "exec: %zu host%s, %zu ok, %zu failed or unreachable\n", j.nhosts,
-		j.nhosts == 1 ? "" : "s", j.nhosts - failed, failed);
+	if (g->json)
+		print_json(inv, hosts, n, out, failed);
+	else
+		print_text(inv, hosts, n, out, prefix);
+	fprintf(stderr, "exec: %zu host%s, %zu ok, %zu failed or unreachable\n", n,
+		n == 1 ? "" : "s", n - failed, failed);
 	ret = failed ? CMD_FAILED : CMD_OK;
+	for (size_t i = 0; i < n; i++)
+		exec_output_release(&out[i]);
 out:
-	if (j.out)
-		for (size_t i = 0; i < j.nhosts; i++) {
-			ssh_exec_result_release(&j.out[i].res);
-			free(j.out[i].error);
-		}
-	free(j.out);
-	free(j.hosts);
+	free(out);
+	free(hosts);
 	free(selected);
 	graph_free(graph);
 	inventory_free(inv);

@@ -94,6 +94,35 @@ static void print_json(const struct status_report *s, const struct inventory *in
 
 enum { STATUS_NO_EVAL = CMD_OPT_OWN };
 
+/* What is wrong with a host beyond its drift, on stderr; CMD_FAILED unless every host is in sync. */
+static int print_warnings(const struct status_report *rep, const struct inventory *inv)
+{
+	int ret = CMD_OK;
+
+	for (size_t i = 0; i < rep->warnings.nr; i++)
+		fprintf(stderr, "constel: %s\n", rep->warnings.v[i]);
+	for (size_t i = 0; i < rep->nrows; i++) {
+		const struct status_row *r = &rep->rows[i];
+		const char *name = inv->hosts[r->host].name;
+
+		if (r->error)
+			fprintf(stderr, "constel: %s: unreachable: %s\n", name, r->error);
+		if (r->eval_error)
+			fprintf(stderr, "constel: %s: cannot evaluate its system: %s\n", name,
+				r->eval_error);
+		if (r->locked)
+			fprintf(stderr, "constel: %s: a deploy is running on it now\n", name);
+		if (r->interrupted)
+			fprintf(stderr,
+				"constel: %s: run %s was interrupted half-way; the next deploy "
+				"restores what it found\n",
+				name, r->interrupted);
+		if (r->drift != STATUS_IN_SYNC)
+			ret = CMD_FAILED;
+	}
+	return ret;
+}
+
 static int status(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
 {
 	struct strvec patterns = STRVEC_INIT;
@@ -142,28 +171,7 @@ static int status(const struct cmd *self, const struct opts *opts, const struct 
 	so.ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
 	so.parallel = parallel ? parallel : inv->defaults.parallel;
 	status_collect(&so, &rep);
-	for (size_t i = 0; i < rep.warnings.nr; i++)
-		fprintf(stderr, "constel: %s\n", rep.warnings.v[i]);
-	ret = CMD_OK;
-	for (size_t i = 0; i < rep.nrows; i++) {
-		const struct status_row *r = &rep.rows[i];
-		const char *name = inv->hosts[r->host].name;
-
-		if (r->error)
-			fprintf(stderr, "constel: %s: unreachable: %s\n", name, r->error);
-		if (r->eval_error)
-			fprintf(stderr, "constel: %s: cannot evaluate its system: %s\n", name,
-				r->eval_error);
-		if (r->locked)
-			fprintf(stderr, "constel: %s: a deploy is running on it now\n", name);
-		if (r->interrupted)
-			fprintf(stderr,
-				"constel: %s: run %s was interrupted half-way; the next deploy "
-				"restores what it found\n",
-				name, r->interrupted);
-		if (r->drift != STATUS_IN_SYNC)
-			ret = CMD_FAILED;
-	}
+	ret = print_warnings(&rep, inv);
 	if (g->json)
 		print_json(&rep, inv);
 	else

@@ -1,0 +1,76 @@
+#include "deploy/exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pool.h"
+#include "deploy/host_io.h"
+
+struct exec_job {
+	const struct inventory *inv;
+	const size_t *hosts;
+	size_t n;
+	const char *cmd;
+	const char *ssh_config;
+	size_t next; /* the next host to take, under the pool's lock */
+	struct exec_output *out;
+};
+
+static bool exec_next(void *data, size_t *task)
+{
+	struct exec_job *j = data;
+
+	if (j->next >= j->n)
+		return false;
+	*task = j->next++;
+	return true;
+}
+
+static void exec_run(void *data, size_t i)
+{
+	struct exec_job *j = data;
+	struct host_io_config cfg = {
+		.ssh_config = j->ssh_config ? j->ssh_config : j->inv->defaults.ssh_config,
+		.connect_timeout = j->inv->defaults.connect_timeout,
+	};
+	struct exec_output *o = &j->out[i];
+	struct ssh_exec_result res;
+	struct host_io io;
+	double start = now_seconds();
+
+	ssh_exec_result_init(&res, EXEC_OUTPUT_MAX, EXEC_OUTPUT_MAX);
+	host_io_init(&io, &j->inv->hosts[j->hosts[i]], &cfg);
+	if (host_io_open(&io) < 0 || host_io_exec(&io, j->cmd, NULL, &res) < 0)
+		o->error = xstrdup(error_last());
+	host_io_close(&io);
+	o->exit_status = res.exit_status;
+	o->out = res.out;
+	o->err = res.err;
+	memset(&res.out, 0, sizeof(res.out));
+	memset(&res.err, 0, sizeof(res.err));
+	ssh_exec_result_release(&res);
+	o->seconds = now_seconds() - start;
+}
+
+static const struct pool_ops exec_pool = {.next = exec_next, .run = exec_run};
+
+size_t exec_hosts(const struct inventory *inv, const size_t *hosts, size_t n, const char *cmd,
+	const char *ssh_config, size_t parallel, struct exec_output *out)
+{
+	struct exec_job j = {inv, hosts, n, cmd, ssh_config, 0, out};
+	size_t failed = 0;
+
+	memset(out, 0, n * sizeof(*out));
+	pool_run(&exec_pool, &j, parallel < n ? parallel : n);
+	for (size_t i = 0; i < n; i++)
+		failed += out[i].error || out[i].exit_status != 0;
+	return failed;
+}
+
+void exec_output_release(struct exec_output *o)
+{
+	buf_release(&o->out);
+	buf_release(&o->err);
+	free(o->error);
+	memset(o, 0, sizeof(*o));
+}
