@@ -16,6 +16,21 @@ void pool_init(struct pool *p, const struct pool_ops *ops, void *data)
 	p->data = data;
 }
 
+void pool_set_tasks(struct pool *p, size_t n)
+{
+	p->ntasks = n;
+}
+
+static bool next_task(struct pool *p, size_t *task)
+{
+	if (p->ops->next)
+		return p->ops->next(p->data, task);
+	if (p->given >= p->ntasks)
+		return false;
+	*task = p->given++;
+	return true;
+}
+
 static void *worker(void *arg)
 {
 	struct pool *p = arg;
@@ -29,7 +44,7 @@ static void *worker(void *arg)
 
 		if (p->stopping)
 			break;
-		if (p->ops->next(p->data, &task)) {
+		if (next_task(p, &task)) {
 			pthread_mutex_unlock(&p->lock);
 			p->ops->run(p->data, task);
 			pthread_mutex_lock(&p->lock);
@@ -100,10 +115,16 @@ void pool_release(struct pool *p)
 
 void pool_run(const struct pool_ops *ops, void *data, size_t n)
 {
+	pool_run_tasks(ops, data, 0, n);
+}
+
+void pool_run_tasks(const struct pool_ops *ops, void *data, size_t ntasks, size_t n)
+{
 	struct pool p;
 
 	pool_init(&p, ops, data);
-	pool_start(&p, n);
+	pool_set_tasks(&p, ntasks);
+	pool_start(&p, ops->next || n < ntasks ? n : ntasks);
 	pool_join(&p);
 	pool_release(&p);
 }

@@ -22,7 +22,8 @@
 #include <stddef.h>
 
 struct pool_ops {
-	bool (*next)(void *data, size_t *task);	   /* under the lock */
+	/* under the lock; NULL: the tasks are 0 .. pool_set_tasks()'s n - 1, in order */
+	bool (*next)(void *data, size_t *task);
 	void (*run)(void *data, size_t task);	   /* without it */
 	void (*finished)(void *data, size_t task); /* under the lock; may be NULL */
 	bool (*done)(void *data);		   /* under the lock; may be NULL */
@@ -36,10 +37,13 @@ struct pool {
 	pthread_t *threads;
 	size_t nthreads;
 	size_t active; /* workers not yet returned */
+	size_t ntasks, given; /* without ops->next */
 	bool stopping;
 };
 
 void pool_init(struct pool *p, const struct pool_ops *ops, void *data);
+/* Without ops->next: there are `n` tasks, 0 to n - 1. Before pool_start(). */
+void pool_set_tasks(struct pool *p, size_t n);
 /* Starts `n` workers (at least one). */
 void pool_start(struct pool *p, size_t n);
 /* Under the lock: tasks may have become ready. */
@@ -54,5 +58,7 @@ void pool_release(struct pool *p);
 
 /* pool_init, pool_start, pool_join, pool_release: every task, then return. */
 void pool_run(const struct pool_ops *ops, void *data, size_t n);
+/* The same for tasks 0 .. ntasks - 1 (ops->next NULL), at most `n` at once (and ntasks). */
+void pool_run_tasks(const struct pool_ops *ops, void *data, size_t ntasks, size_t n);
 
 #endif

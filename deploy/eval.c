@@ -342,7 +342,6 @@ struct eval {
 	size_t nqueue;
 	struct pool pool;
 	/* under pool.lock */
-	size_t next;
 	size_t done, total;
 	size_t recorded; /* entries written to the cache */
 };
@@ -352,16 +351,6 @@ static void item_done(struct eval *e, struct build_item *it)
 {
 	if (e->opts.evaluated)
 		e->opts.evaluated(e->opts.data, it);
-}
-
-static bool pool_next(void *data, size_t *task)
-{
-	struct eval *e = data;
-
-	if (e->next >= e->nqueue)
-		return false;
-	*task = e->next++;
-	return true;
 }
 
 static void pool_task(void *data, size_t task)
@@ -398,7 +387,6 @@ static void pool_finished(void *data, size_t task)
 }
 
 static const struct pool_ops eval_pool = {
-	.next = pool_next,
 	.run = pool_task,
 	.finished = pool_finished,
 };
@@ -629,6 +617,7 @@ void eval_start(struct eval **out, struct build_set *set)
 		if (todo[i])
 			e->queue[e->nqueue++] = i;
 	workers = e->opts.jobs < e->nqueue ? e->opts.jobs : e->nqueue;
+	pool_set_tasks(&e->pool, e->nqueue);
 	if (workers)
 		pool_start(&e->pool, workers);
 	free(todo);

@@ -12,19 +12,8 @@ struct exec_job {
 	size_t n;
 	const char *cmd;
 	const char *ssh_config;
-	size_t next; /* the next host to take, under the pool's lock */
 	struct exec_output *out;
 };
-
-static bool exec_next(void *data, size_t *task)
-{
-	struct exec_job *j = data;
-
-	if (j->next >= j->n)
-		return false;
-	*task = j->next++;
-	return true;
-}
 
 static void exec_run(void *data, size_t i)
 {
@@ -52,16 +41,16 @@ static void exec_run(void *data, size_t i)
 	o->seconds = now_seconds() - start;
 }
 
-static const struct pool_ops exec_pool = {.next = exec_next, .run = exec_run};
+static const struct pool_ops exec_pool = {.run = exec_run};
 
 size_t exec_hosts(const struct inventory *inv, const size_t *hosts, size_t n, const char *cmd,
 	const char *ssh_config, size_t parallel, struct exec_output *out)
 {
-	struct exec_job j = {inv, hosts, n, cmd, ssh_config, 0, out};
+	struct exec_job j = {inv, hosts, n, cmd, ssh_config, out};
 	size_t failed = 0;
 
 	memset(out, 0, n * sizeof(*out));
-	pool_run(&exec_pool, &j, parallel < n ? parallel : n);
+	pool_run_tasks(&exec_pool, &j, n, parallel);
 	for (size_t i = 0; i < n; i++)
 		failed += out[i].error || out[i].exit_status != 0;
 	return failed;

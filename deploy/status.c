@@ -26,7 +26,6 @@ struct status_ctx {
 	const char *ssh_config;
 	struct status_row *rows;
 	size_t nrows;
-	size_t next; /* under the pool's lock */
 };
 
 const char *status_drift_name(enum status_drift d)
@@ -187,16 +186,6 @@ static void status_host(struct status_ctx *s, struct status_row *row)
 	row->drift = status_drift_of(row, p->head);
 }
 
-static bool status_next(void *data, size_t *task)
-{
-	struct status_ctx *s = data;
-
-	if (s->next >= s->nrows)
-		return false;
-	*task = s->next++;
-	return true;
-}
-
 static void status_run(void *data, size_t i)
 {
 	struct status_ctx *s = data;
@@ -204,7 +193,7 @@ static void status_run(void *data, size_t i)
 	status_host(s, &s->rows[i]);
 }
 
-static const struct pool_ops status_pool = {.next = status_next, .run = status_run};
+static const struct pool_ops status_pool = {.run = status_run};
 
 /* Plans the evaluation of what HEAD builds; false (with a warning) when it cannot. */
 static bool plan_eval(const struct status_opts *o, struct provenance_source *src,
@@ -265,10 +254,7 @@ int status_collect(const struct status_opts *o, struct status_report *out)
 	for (size_t i = 0; i < o->inv->nhosts; i++)
 		if (o->selected[i])
 			s.rows[s.nrows++].host = i;
-	pool_run(&status_pool, &s,
-		(size_t)(o->parallel > 0 ? o->parallel : 1) < s.nrows
-			? (size_t)(o->parallel > 0 ? o->parallel : 1)
-			: s.nrows);
+	pool_run_tasks(&status_pool, &s, s.nrows, (size_t)(o->parallel > 0 ? o->parallel : 1));
 	out->rows = s.rows;
 	out->nrows = s.nrows;
 	if (have_builds)

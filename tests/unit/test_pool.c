@@ -1,4 +1,5 @@
 /* common/pool.c and common/proc.c: the one pool, and children that start clean. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -110,6 +113,42 @@ static void test_pool_stop_hands_out_nothing_more(void **state)
 	assert_int_equal(j.ran, 0);
 }
 
+struct counted {
+	pthread_mutex_t lock;
+	int seen[16];
+	size_t running, max_running;
+};
+
+static void counted_run(void *data, size_t task)
+{
+	struct counted *c = data;
+
+	pthread_mutex_lock(&c->lock);
+	c->seen[task]++;
+	if (++c->running > c->max_running)
+		c->max_running = c->running;
+	pthread_mutex_unlock(&c->lock);
+	usleep(2000);
+	pthread_mutex_lock(&c->lock);
+	c->running--;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void test_pool_counts_tasks_without_next(void **state)
+{
+	static const struct pool_ops ops = {.run = counted_run};
+	struct counted c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+	(void)state;
+	pool_run_tasks(&ops, &c, 10, 3);
+	for (size_t i = 0; i < 16; i++)
+		assert_int_equal(c.seen[i], i < 10 ? 1 : 0);
+	assert_true(c.max_running <= 3);
+	memset(c.seen, 0, sizeof(c.seen));
+	pool_run_tasks(&ops, &c, 0, 3); /* nothing to do: returns */
+	assert_int_equal(c.seen[0], 0);
+}
+
 static void test_child_starts_with_no_blocked_or_ignored_signal(void **state)
 {
 	const char *argv[] = {"grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status", NULL};
@@ -140,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_pool_runs_every_task_once),
 		cmocka_unit_test(test_pool_waits_for_tasks_that_become_ready),
 		cmocka_unit_test(test_pool_stop_hands_out_nothing_more),
+		cmocka_unit_test(test_pool_counts_tasks_without_next),
 		cmocka_unit_test(test_child_starts_with_no_blocked_or_ignored_signal),
 	};
 
