@@ -127,46 +127,59 @@ static void evaluate(struct prepared *p, struct buf *log)
 			total, total == 1 ? "" : "s", now_seconds() - start, cached, failed);
 }
 
-/* Loads, selects and builds. Returns CMD_OK or the exit status to return. */
+/* Loads, selects and plans the builds. Returns CMD_OK or the exit status to return. */
 static int prepare(
 	const struct global_opts *g, struct run_args *a, struct prepared *p, bool refuse_dirty)
 {
 	char *inv_dir;
-	struct buf where = BUF_INIT(0), log = BUF_INIT(64u << 20);
-	char *log_path = NULL;
-	size_t failed;
+	struct buf where = BUF_INIT(0);
 	int ret;
 
 	memset(p, 0, sizeof(*p));
 	ret = cmd_load_selection(g, &a->patterns, a->with_deps, &p->inv, &p->graph, &p->selected);
 	if (ret != CMD_OK)
-		goto out;
+		return ret;
 	if ((ret = prepare_provenance(a, p, refuse_dirty)) != CMD_OK)
-		goto out;
+		return ret;
 	/* with --rev, `file:` paths resolve inside the exported commit */
 	inv_dir = p->inv->dir;
 	if (p->src.inventory_dir)
 		p->inv->dir = p->src.inventory_dir;
 	ret = build_plan(&p->builds, p->inv, p->selected, a->build_on, p->src.flake_ref);
 	p->inv->dir = inv_dir;
-	if (ret < 0) {
-		ret = cmd_error("%s", error_last());
-		goto out;
-	}
+	if (ret < 0)
+		return cmd_error("%s", error_last());
 	p->have_builds = true;
 	eval_options(&p->builds.eval, a, p);
-	if (!(p->log_dir = run_log_dir(a->log_dir))) {
-		ret = cmd_error("%s", error_last());
-		goto out;
-	}
+	if (!(p->log_dir = run_log_dir(a->log_dir)))
+		return cmd_error("%s", error_last());
 	build_describe(&p->builds, p->inv, &where);
 	fprintf(stderr, "%s", where.data ? where.data : "");
+	buf_release(&where);
+	return CMD_OK;
+}
+
+/* The run's build.log: what the evaluations and the builds said. */
+static char *write_build_log(const struct prepared *p, const struct buf *log)
+{
+	char *path = xasprintf("%s/build.log", p->log_dir);
+
+	write_file(path, log);
+	return path;
+}
+
+/* Evaluates and builds every host before anything else (build, deploy --dry-run). */
+static void build_all(struct prepared *p)
+{
+	struct buf log = BUF_INIT(64u << 20);
+	char *log_path;
+	size_t failed;
+
 	evaluate(p, &log);
 	fprintf(stderr, "building %zu host%s...\n", p->builds.nitems,
 		p->builds.nitems == 1 ? "" : "s");
 	failed = build_run(&p->builds, p->inv, &log);
-	log_path = xasprintf("%s/build.log", p->log_dir);
-	write_file(log_path, &log);
+	log_path = write_build_log(p, &log);
 	for (size_t i = 0; i < p->builds.nitems; i++) {
 		const struct build_item *it = &p->builds.items[i];
 		const char *name = p->inv->hosts[it->host].name;
@@ -179,12 +192,8 @@ static int prepare(
 	if (failed)
 		fprintf(stderr, "constel: %zu host%s did not build; nix's output is in %s\n",
 			failed, failed == 1 ? "" : "s", log_path);
-	ret = CMD_OK;
-out:
-	buf_release(&where);
 	buf_release(&log);
 	free(log_path);
-	return ret;
 }
 
 static int deploy(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
@@ -194,6 +203,7 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 	struct runner_opts o;
 	struct runner *r;
 	struct provenance_notes notes;
+	struct buf log = BUF_INIT(64u << 20);
 	bool have_notes = false;
 	int ret;
 
@@ -203,6 +213,7 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 	if (ret != CMD_OK)
 		goto out;
 	if (a.dry_run) {
+		build_all(&p);
 		size_t failed = 0;
 
 		for (size_t i = 0; i < p.builds.nitems; i++)
@@ -222,6 +233,9 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 		o.on_result = provenance_on_result;
 		o.data = &notes;
 	}
+	/* evaluated and built as it goes: a host starts once its system is built */
+	o.stream = true;
+	o.build_log = &log;
 	r = runner_new(p.inv, p.graph, p.selected, &p.builds, &o);
 	run_install_sigint();
 	if (runner_start(r) < 0)
@@ -229,12 +243,14 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 	else
 		ret = run_drive(r, p.inv, p.selected, p.log_dir, g, "deploy");
 	runner_free(r);
+	free(write_build_log(&p, &log));
 	if (have_notes && notes.error)
 		fprintf(stderr, "constel: could not record the deployment in %s: %s\n",
 			PROVENANCE_NOTES_REF, notes.error);
 out:
 	if (have_notes)
 		provenance_notes_release(&notes);
+	buf_release(&log);
 	prepared_release(&p);
 	run_args_release(&a);
 	return ret;
@@ -257,6 +273,7 @@ static int build(const struct cmd *self, const struct opts *opts, const struct g
 	ret = prepare(g, &a, &p, false);
 	if (ret != CMD_OK)
 		goto out;
+	build_all(&p);
 	root = json_object();
 	hosts = json_array();
 	for (size_t i = 0; i < p.builds.nitems; i++) {

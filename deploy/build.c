@@ -9,7 +9,6 @@
 #include "deploy/eval.h"
 
 /* What Nix prints while building is kept for the log, up to this much. */
-#define NIX_OUTPUT_MAX (4u << 20)
 
 /* A path-like flake reference is made absolute against the inventory's folder. */
 static char *resolve_ref(const struct inventory *inv, const char *ref)
@@ -240,12 +239,7 @@ static char *item_failure(const struct build_item *it, const struct buf *err)
 	return xasprintf("%s was not built (see the build log)", it->drv_path);
 }
 
-/*
- * Realises the derivations of a group with one `nix-store --realise
- * --keep-going`, so Nix builds them in parallel and a failing one does not
- * stop the others; then asks which outputs exist to tell who failed.
- */
-static void realise_group(
+void build_realise(
 	const struct inventory *inv, struct build_item **items, size_t n, struct buf *log)
 {
 	struct strvec argv = STRVEC_INIT;
@@ -297,7 +291,7 @@ static void realise_group(
 	buf_release(&err);
 }
 
-static bool same_group(
+bool build_same_group(
 	const struct build_item *a, const struct build_item *b, const struct inventory *inv)
 {
 	if (a->where != b->where)
@@ -336,12 +330,12 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
 			continue;
 		for (size_t j = i; j < set->nitems; j++) {
 			if (!done[j] && !set->items[j].error &&
-				same_group(&set->items[i], &set->items[j], inv)) {
+				build_same_group(&set->items[i], &set->items[j], inv)) {
 				group[n++] = &set->items[j];
 				done[j] = true;
 			}
 		}
-		realise_group(inv, group, n, log);
+		build_realise(inv, group, n, log);
 	}
 	for (size_t i = 0; i < set->nitems; i++)
 		if (set->items[i].error)

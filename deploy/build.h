@@ -37,6 +37,9 @@
 
 enum build_where { BUILD_LOCAL, BUILD_BUILDER, BUILD_TARGET };
 
+/* What is kept of Nix's output per evaluation or build command. */
+#define NIX_OUTPUT_MAX (4u << 20)
+
 struct build_item {
 	size_t host; /* index into the inventory */
 	enum build_where where;
@@ -117,6 +120,19 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
  * the error.
  */
 int build_eval_drv(struct build_item *item, struct buf *log);
+
+/* Whether two items build together: the same place, architecture and builder. */
+bool build_same_group(
+	const struct build_item *a, const struct build_item *b, const struct inventory *inv);
+
+/*
+ * Realises evaluated items of one group with one `nix-store --realise
+ * --keep-going`, so Nix builds them in parallel and a failing one does not
+ * stop the others; then asks which outputs exist to tell who failed (their
+ * error is set). Nix's output is appended to `log`.
+ */
+void build_realise(
+	const struct inventory *inv, struct build_item **items, size_t n, struct buf *log);
 
 /* The item of a host, or NULL when the host is not in the set. */
 struct build_item *build_set_item(struct build_set *set, size_t host);

@@ -20,7 +20,6 @@
 #include "deploy/provenance.h"
 
 /* What one evaluator prints is kept for the log, up to this much. */
-#define NIX_OUTPUT_MAX (4u << 20)
 /* nix-store --check-validity is given at most this many paths at once. */
 #define VALIDITY_BATCH 256
 
@@ -638,6 +637,11 @@ bool eval_wait(struct eval *e, int timeout_ms, size_t *done, size_t *total)
 	going = e->done < e->total;
 	pthread_mutex_unlock(&e->pool.lock);
 	return going;
+}
+
+void eval_stop(struct eval *e)
+{
+	pool_stop(&e->pool);
 }
 
 void eval_finish(struct eval *e, struct buf *log)

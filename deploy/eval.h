@@ -77,6 +77,9 @@ void eval_start(struct eval **out, struct build_set *set);
  */
 bool eval_wait(struct eval *e, int timeout_ms, size_t *done, size_t *total);
 
+/* Starts no further evaluation (those running finish); the rest stay unevaluated. */
+void eval_stop(struct eval *e);
+
 /* Waits for every item, appends the evaluations' log to `log`, frees `e`. */
 void eval_finish(struct eval *e, struct buf *log);
 

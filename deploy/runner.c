@@ -35,7 +35,7 @@ static bool ok_status(enum host_status s)
 
 /* ---- events and what workers publish (under the lock) ---- */
 
-static void push_event(struct runner *r, size_t h, char *text)
+void runner_event(struct runner *r, size_t h, char *text)
 {
 	struct runner_event *e;
 
@@ -51,7 +51,7 @@ void runner_publish_step(struct runner *r, size_t h, const char *phase, char *te
 {
 	pthread_mutex_lock(&r->pool.lock);
 	r->results[h].phase = phase;
-	push_event(r, h, text);
+	runner_event(r, h, text);
 	pthread_mutex_unlock(&r->pool.lock);
 }
 
@@ -72,8 +72,7 @@ static void result_release(struct host_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-/* A host ended: its dependents become ready, or are skipped when it failed. */
-static void host_ended(struct runner *r, size_t h)
+void runner_host_ended(struct runner *r, size_t h)
 {
 	struct host_result *res = &r->results[h];
 	size_t nskip = graph_nhosts(r->graph), n;
@@ -81,11 +80,11 @@ static void host_ended(struct runner *r, size_t h)
 
 	if (ok_status(res->status)) {
 		graph_sched_done(r->sched, h);
-		push_event(r, h,
+		runner_event(r, h,
 			xasprintf("%s in %.1fs", host_status_name(res->status), res->seconds));
 		return;
 	}
-	push_event(r, h,
+	runner_event(r, h,
 		xasprintf("%s: %s", host_status_name(res->status), res->error ? res->error : "?"));
 	skipped = xcalloc(nskip + 1, sizeof(*skipped));
 	n = graph_sched_failed(r->sched, h, skipped, nskip);
@@ -97,9 +96,14 @@ static void host_ended(struct runner *r, size_t h)
 		free(s->error);
 		s->error = xasprintf("skipped because '%s' %s", r->inv->hosts[h].name,
 			res->status == HOST_ROLLED_BACK ? "was rolled back" : "failed");
-		push_event(r, skipped[i], xstrdup(s->error));
+		runner_event(r, skipped[i], xstrdup(s->error));
 	}
 	free(skipped);
+}
+
+bool runner_host_is_over(const struct runner *r, size_t h)
+{
+	return ended(graph_sched_state(r->sched, h));
 }
 
 static bool any_failed(const struct runner *r)
@@ -157,7 +161,7 @@ static void plan_fleet_rollback(struct runner *r)
 		set[i] = r->selected[i] && r->results[i].changed;
 		any |= set[i];
 	}
-	push_event(r, SIZE_MAX,
+	runner_event(r, SIZE_MAX,
 		xstrdup(any ? "a host failed: rolling back every host this run changed, consumers "
 			      "first"
 			    : "a host failed: no host was changed, nothing to roll back"));
@@ -181,6 +185,19 @@ static void restore_starts(struct runner *r, size_t h)
 	r->rb_running = true;
 }
 
+/* A parked host whose system is now built, taken off the list. */
+static bool unpark(struct runner *r, size_t *h)
+{
+	for (size_t i = 0; i < r->nparked; i++) {
+		if (!stream_ready(r, r->parked[i]))
+			continue;
+		*h = r->parked[i];
+		r->parked[i] = r->parked[--r->nparked];
+		return true;
+	}
+	return false;
+}
+
 /* Tasks: a host h to run is task h; a host to restore is task nhosts + h. */
 static bool next_task(void *data, size_t *task)
 {
@@ -192,11 +209,19 @@ static bool next_task(void *data, size_t *task)
 	while (r->phase == PHASE_HOSTS) {
 		if (held_may_start(r)) {
 			h = r->held[--r->nheld];
+		} else if (unpark(r, &h)) {
+			if (hold_back(r, h)) {
+				r->held[r->nheld++] = h;
+				continue;
+			}
 		} else if (graph_sched_next(r->sched, &h, 1) == 0) {
 			if (!graph_sched_finished(r->sched))
 				return false;
 			plan_fleet_rollback(r);
 			break;
+		} else if (!stream_ready(r, h)) {
+			r->parked[r->nparked++] = h; /* its system is not built yet */
+			continue;
 		} else if (hold_back(r, h)) {
 			r->held[r->nheld++] = h;
 			continue;
@@ -251,10 +276,10 @@ static void task_finished(void *data, size_t task)
 	r->results[h] = r->work[h];
 	memset(&r->work[h], 0, sizeof(r->work[h]));
 	if (task < n) {
-		host_ended(r, h);
+		runner_host_ended(r, h);
 	} else {
 		r->rb_running = false;
-		push_event(r, h,
+		runner_event(r, h,
 			xasprintf("%s: %s", host_status_name(r->results[h].status),
 				r->results[h].error ? r->results[h].error : "?"));
 	}
@@ -334,7 +359,7 @@ int runner_start(struct runner *r)
 			r->results[i].status = HOST_FAILED;
 			r->results[i].phase = "build";
 			r->results[i].error = xstrdup(item->error);
-			host_ended(r, i);
+			runner_host_ended(r, i);
 		}
 	}
 	/* say once what each host waits for; the live view shows it as it shrinks */
@@ -344,10 +369,12 @@ int runner_start(struct runner *r)
 		if (r->selected[i] && r->results[i].status == HOST_PENDING)
 			waiting_for(r, i, &b);
 		if (b.len)
-			push_event(r, i, xasprintf("waits for %s", b.data));
+			runner_event(r, i, xasprintf("waits for %s", b.data));
 		buf_release(&b);
 	}
 	pthread_mutex_unlock(&r->pool.lock);
+	if (r->opts.stream && r->builds)
+		stream_start(r);
 	workers = r->opts.parallel > 0 ? (size_t)r->opts.parallel : 1;
 	pool_start(&r->pool, workers < nsel ? workers : nsel);
 	return 0;
@@ -410,19 +437,22 @@ void runner_stop(struct runner *r)
 {
 	pthread_mutex_lock(&r->pool.lock);
 	if (!r->stopping)
-		push_event(r, SIZE_MAX,
+		runner_event(r, SIZE_MAX,
 			xstrdup("interrupted: starting no further host; running activations "
 				"finish (Ctrl-C again to quit now; hosts' watchdogs still "
 				"finish)"));
 	r->stopping = true;
 	atomic_store(&r->cancel, true);
+	pthread_cond_broadcast(&r->pool.wake);
 	pthread_mutex_unlock(&r->pool.lock);
+	stream_stop(r);
 	pool_stop(&r->pool);
 }
 
 void runner_finish(struct runner *r)
 {
 	pool_join(&r->pool);
+	stream_finish(r);
 	for (size_t i = 0; i < r->inv->nhosts; i++) {
 		struct host_result *res = &r->results[i];
 
@@ -463,6 +493,9 @@ void runner_free(struct runner *r)
 	free(r->results);
 	free(r->work);
 	free(r->held);
+	free(r->stream);
+	free(r->parked);
+	free(r->builders);
 	free(r->rb_order);
 	free(r->runid);
 	graph_sched_free(r->sched);

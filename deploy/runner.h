@@ -74,6 +74,13 @@ struct runner_opts {
 	bool repair;		  /* RUNNER_ROLLBACK: only repair an interrupted run */
 	const char *ssh_config;
 	const char *log_dir;	  /* where the per-host logs go */
+	/*
+	 * deploy: evaluate and build during the run (deploy/stream.c): a host
+	 * starts once its system is built and its providers are done, while
+	 * others still evaluate. Without it, `builds` must be built already.
+	 */
+	bool stream;
+	struct buf *build_log; /* stream: what the evaluation and the builds said */
 	/* how hosts are reached; NULL: each its own (deploy/host_io.h). Tests pass a fake. */
 	const struct host_io_ops *io_ops;
 	struct record_info record; /* what is written on each deployed host */

@@ -25,6 +25,21 @@
 /* Wall-clock limit of the short remote commands (seconds). */
 #define QUERY_TIMEOUT 30
 
+/* Where a host's system is, when the run evaluates and builds as it goes (deploy/stream.c). */
+enum stream_state {
+	STREAM_EVALUATING, /* not evaluated yet */
+	STREAM_QUEUED,	   /* evaluated, waiting for its group's builder */
+	STREAM_BUILDING,
+	STREAM_READY,	   /* built (or to be built on the host): it may start */
+	STREAM_FAILED,	   /* its evaluation or build failed: the host failed */
+};
+
+struct stream_builder {
+	struct runner *r;
+	size_t group; /* the index of its group's first item */
+	pthread_t thread;
+};
+
 enum runner_phase {
 	PHASE_HOSTS,	/* hosts are handed out as they become ready */
 	PHASE_ROLLBACK, /* --rollback-fleet: changed hosts restored, one at a time */
@@ -54,6 +69,15 @@ struct runner {
 	struct runner_event *events;
 	size_t nevents, alloc_events;
 
+	/* streaming (opts.stream): evaluation and builds go on while hosts deploy */
+	struct eval *eval;
+	enum stream_state *stream;   /* per inventory host, under the lock */
+	size_t *parked;		     /* ready hosts whose system is not built yet */
+	size_t nparked;
+	struct stream_builder *builders; /* one per build group */
+	size_t nbuilders;
+	bool stream_over;	     /* the hosts are done: builders stop */
+
 	struct host_result *work;    /* each host's, owned by the worker running it */
 	atomic_bool cancel;	     /* SIGINT: abandon commands that only wait or ask */
 };
@@ -62,6 +86,24 @@ struct runner {
 void runner_publish_step(struct runner *r, size_t h, const char *phase, char *text);
 /* Takes the lock: the copy's progress. */
 void runner_publish_copy(struct runner *r, size_t h, uint64_t bytes, size_t paths);
+
+/* Under the lock: host h ended (results[h] final): its dependents are readied or skipped. */
+void runner_host_ended(struct runner *r, size_t h);
+/* Under the lock: an event (text taken). */
+void runner_event(struct runner *r, size_t h, char *text);
+/* Under the lock: whether host h's state is final in the schedule. */
+bool runner_host_is_over(const struct runner *r, size_t h);
+
+/* ---- stream.c: evaluation and builds during the run ---- */
+
+/* Before the workers: starts the evaluation (providers first) and a builder per group. */
+void stream_start(struct runner *r);
+/* Under the lock: whether host h's system is ready to deploy. */
+bool stream_ready(const struct runner *r, size_t h);
+/* Under the lock: the run is stopping; no further evaluation or build starts. */
+void stream_stop(struct runner *r);
+/* After the workers: waits for the builders and the evaluation; the logs go to opts.build_log. */
+void stream_finish(struct runner *r);
 
 /* ---- steps.c: one host, on one worker ---- */
 
