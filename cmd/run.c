@@ -240,7 +240,7 @@ static void view_clear(struct view *v)
 
 static void view_draw(struct view *v, struct runner *r)
 {
-	size_t counts[HOST_NSTATUS] = {0};
+	size_t counts[HOST_NSTATUS] = {0}, evaluated, to_evaluate;
 
 	if (!v->live)
 		return;
@@ -261,13 +261,15 @@ static void view_draw(struct view *v, struct runner *r)
 			h->waiting_for ? h->waiting_for : "");
 	}
 	runner_views_release(v->now, v->inv->nhosts);
+	if (runner_eval_progress(r, &evaluated, &to_evaluate))
+		fprintf(stderr, "\033[2K  evaluated %zu/%zu\n", evaluated, to_evaluate);
 	fprintf(stderr,
 		"\033[2K  done %zu, unchanged %zu, failed %zu, rolled back %zu, "
 		"skipped %zu, in progress or waiting %zu\n",
 		counts[HOST_DEPLOYED], counts[HOST_UNCHANGED],
 		counts[HOST_FAILED] + counts[HOST_RESTORE_FAILED], counts[HOST_ROLLED_BACK],
 		counts[HOST_SKIPPED], counts[HOST_PENDING]);
-	v->drawn = v->nhosts + 1;
+	v->drawn = v->nhosts + 1 + (to_evaluate > 0);
 	fflush(stderr);
 }
 

@@ -35,15 +35,12 @@
  * then. It runs on the thread that evaluated the item (an evaluation
  * worker, or eval_start()'s caller for cached items), with no lock of this
  * module held; the item's fields are final when it is called, and nothing
- * here touches the item again. A runner streams by calling eval_start()
- * instead of build_run() before its workers start, with a callback that,
- * under the runner's own lock, fails the host (so its dependents are
- * skipped) or queues it for its (architecture, builder) group and wakes a
- * build thread; that thread realises whatever its group has queued in one
- * `nix-store --realise --keep-going` while later hosts still evaluate, and
- * marks each built host startable once its providers are done. The
+ * here touches the item again. deploy/stream.c streams this way: its
+ * callback, under the runner's lock, fails the host (its dependents are
+ * skipped) or queues it for its build group's builder thread. The
  * evaluation runs in the order of set->items: put providers first to start
- * them first. eval_wait()'s counts are the "evaluating 12/40" of progress.
+ * them first (stream.c does). eval_wait()'s counts are the "evaluating
+ * 12/40" of progress.
  *
  * Lifecycle: eval_start(), then eval_wait() as long as it returns true
  * (for progress; optional), then eval_finish(), which waits for the end.

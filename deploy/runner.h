@@ -145,6 +145,8 @@ bool runner_wait(struct runner *r, int timeout_ms, struct runner_event **events,
 /* One consistent view of every inventory host into out[inv->nhosts]; free with runner_views_release. */
 void runner_snapshot(struct runner *r, struct runner_host_view *out);
 void runner_views_release(struct runner_host_view *v, size_t n);
+/* stream: how many hosts are evaluated, of how many; false when nothing is evaluated now. */
+bool runner_eval_progress(struct runner *r, size_t *done, size_t *total);
 /* Asks the run to start no further host (SIGINT). Thread-safe, signal-unsafe. */
 void runner_stop(struct runner *r);
 /* Waits for the end; hosts never started become skipped. */

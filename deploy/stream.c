@@ -212,6 +212,15 @@ bool stream_ready(const struct runner *r, size_t h)
 	return !r->stream || r->stream[h] == STREAM_READY;
 }
 
+bool runner_eval_progress(struct runner *r, size_t *done, size_t *total)
+{
+	*done = *total = 0;
+	if (!r->eval)
+		return false;
+	eval_wait(r->eval, 0, done, total);
+	return *total > 0;
+}
+
 void stream_stop(struct runner *r)
 {
 	if (r->eval)
