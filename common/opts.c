@@ -5,6 +5,8 @@
 
 #include "common/opts.h"
 
+#include "common/names.h"
+
 /* --help: text wrapped before this column; a longer left column goes on its own line */
 #define HELP_WIDTH    80
 #define HELP_LEFT_MAX 30
@@ -66,25 +68,19 @@ static int unknown(struct opts *o, const struct opt *const *tables, const char *
 	const char *command)
 {
 	struct buf b = BUF_INIT(0);
-	const struct opt *best = NULL;
-	size_t best_d = 3;
+	struct name_hint hint;
 	char *name = xstrndup(spelled, len);
 	int ret;
 
-	/* "did you mean": a long name at most two edits away */
-	for (size_t t = 0; len > 3 && tables[t]; t++)
-		for (const struct opt *opt = tables[t]; opt->name; opt++) {
-			size_t d = edit_distance(name + 2, opt->name);
-
-			if (d < best_d) {
-				best_d = d;
-				best = opt;
-			}
-		}
+	/* "did you mean": the hint rule of host and key names (common/names.h) */
+	name_hint_init(&hint, name[1] == '-' ? name + 2 : "");
+	for (size_t t = 0; name[1] == '-' && tables[t]; t++)
+		for (const struct opt *opt = tables[t]; opt->name; opt++)
+			name_hint_offer(&hint, opt->name);
 	buf_printf(&b, "unknown option '%s'", name);
 	add_for(&b, command);
-	if (best && name[1] == '-')
-		buf_printf(&b, "; did you mean '--%s'?", best->name);
+	if (name_hint_best(&hint))
+		buf_printf(&b, "; did you mean '--%s'?", name_hint_best(&hint));
 	ret = error_setc(CONSTEL_ENOTFOUND, "%s", b.data);
 	buf_release(&b);
 	free(name);

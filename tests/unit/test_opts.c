@@ -122,6 +122,22 @@ static void test_opts_suggests_a_close_name(void **state)
 	opts_release(&o);
 }
 
+static void test_opts_suggests_nothing_far(void **state)
+{
+	char line[] = "deploy --zz", line2[] = "deploy --dry-runs", *argv[8];
+	struct opts o;
+
+	(void)state;
+	/* the names' rule (common/names.h): within a quarter of the length */
+	assert_int_equal(parse(&o, deploy_tables, line, argv), CONSTEL_ENOTFOUND);
+	assert_string_equal(error_last(), "unknown option '--zz' for 'deploy'");
+	opts_release(&o);
+	assert_int_equal(parse(&o, deploy_tables, line2, argv), CONSTEL_ENOTFOUND);
+	assert_string_equal(error_last(),
+		"unknown option '--dry-runs' for 'deploy'; did you mean '--dry-run'?");
+	opts_release(&o);
+}
+
 static void test_opts_long_names_are_not_abbreviated(void **state)
 {
 	char line[] = "deploy --dry", *argv[8];
@@ -327,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_opts_unknown_short_option_is_refused),
 		cmocka_unit_test(test_opts_option_of_another_table_is_refused),
 		cmocka_unit_test(test_opts_suggests_a_close_name),
+		cmocka_unit_test(test_opts_suggests_nothing_far),
 		cmocka_unit_test(test_opts_long_names_are_not_abbreviated),
 		cmocka_unit_test(test_opts_value_after_equals_or_in_the_next_word),
 		cmocka_unit_test(test_opts_an_empty_value_after_equals_is_a_value),
