@@ -85,25 +85,6 @@ int proc_cmd_run(struct proc_cmd *cmd);
 int proc_run(const char *const *argv, struct buf *out, struct buf *err);
 
 /*
- * The older entry points, each one proc_cmd_run() (to be converted):
- * proc_run_timeout() with a deadline, proc_run_input() feeding `in` too,
- * proc_run_status() with `any_status` (its exit status in *exit_status),
- * proc_run_limited() within `lim` (read, and its peak filled in).
- */
-struct proc_limits {
-	int timeout;	    /* seconds; 0: none */
-	size_t max_rss_kb;  /* 0: no bound */
-	size_t peak_rss_kb; /* out: the largest resident memory of the child, in KiB */
-};
-int proc_run_timeout(const char *const *argv, struct buf *out, struct buf *err, int timeout);
-int proc_run_input(const char *const *argv, const void *in, size_t inlen, struct buf *out,
-	struct buf *err, int timeout);
-int proc_run_status(const char *const *argv, const void *in, size_t inlen, struct buf *out,
-	struct buf *err, int timeout, int *exit_status);
-int proc_run_limited(
-	const char *const *argv, struct buf *out, struct buf *err, struct proc_limits *lim);
-
-/*
  * The start of every `nix` command constel runs: the program and the
  * experimental features constel relies on, so that no nix.conf has to be
  * edited (what colmena and deploy-rs pass too). PROC_NIX is for argv

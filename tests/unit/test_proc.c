@@ -17,6 +17,12 @@
 
 #include "common/proc.h"
 
+/* awk holding a 64 MiB string, then sleeping `secs` (a child of its own: no shell between) */
+static const char *const hog_argv[] = {"awk",
+	"BEGIN { s = \"xxxxxxxxxxxxxxxx\"; for (i = 0; i < 22; i++) s = s s; "
+	"system(\"sleep \" ARGV[1]) }",
+	NULL, NULL};
+
 /* Whether the output of `env` in `b` holds the line `line`. */
 static bool has_line(const struct buf *b, const char *line)
 {
@@ -230,6 +236,55 @@ static void test_proc_output_is_bounded_and_drained(void **state)
 	buf_release(&err);
 }
 
+static void test_proc_rss_reads_what_a_process_touched(void **state)
+{
+	size_t before, after, n = 48u << 20;
+	char *p;
+
+	(void)state;
+	assert_int_equal(proc_rss_kb(getpid(), &before), 0);
+	p = malloc(n);
+	assert_non_null(p);
+	memset(p, 1, n);
+	assert_int_equal(proc_rss_kb(getpid(), &after), 0);
+	assert_true(after >= before + 40 * 1024);
+	free(p);
+	assert_int_equal(proc_rss_kb(999999999, &after), -1);
+}
+
+static void test_proc_memory_bound_kills_a_child_past_it(void **state)
+{
+	const char *argv[4];
+	struct proc_cmd cmd = {.argv = argv, .max_rss_kb = 24 * 1024};
+	double start = now_seconds();
+
+	(void)state;
+	memcpy(argv, hog_argv, sizeof(argv));
+	argv[2] = "5";
+	assert_int_equal(proc_cmd_run(&cmd), CONSTEL_ELIMIT);
+	/* killed when seen, not when it ended by itself */
+	assert_true(now_seconds() - start < 4);
+	assert_true(cmd.peak_rss_kb > 24 * 1024);
+	assert_non_null(strstr(error_last(), "more than its bound of 24 MB"));
+}
+
+static void test_proc_memory_peak_is_reported_within_bound(void **state)
+{
+	const char *argv[4];
+	struct proc_cmd cmd = {.argv = argv, .max_rss_kb = 512 * 1024};
+
+	(void)state;
+	memcpy(argv, hog_argv, sizeof(argv));
+	argv[2] = "0.1";
+	assert_int_equal(proc_cmd_run(&cmd), 0);
+	assert_true(cmd.peak_rss_kb >= 64 * 1024);
+	assert_true(cmd.peak_rss_kb < 512 * 1024);
+	/* no bound: never killed, the peak still told */
+	cmd.max_rss_kb = 0;
+	assert_int_equal(proc_cmd_run(&cmd), 0);
+	assert_true(cmd.peak_rss_kb >= 64 * 1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +295,9 @@ int main(void)
 		cmocka_unit_test(test_proc_exit_status_is_reported_or_an_error),
 		cmocka_unit_test(test_proc_input_is_fed_else_stdin_is_dev_null),
 		cmocka_unit_test(test_proc_output_is_bounded_and_drained),
+		cmocka_unit_test(test_proc_rss_reads_what_a_process_touched),
+		cmocka_unit_test(test_proc_memory_bound_kills_a_child_past_it),
+		cmocka_unit_test(test_proc_memory_peak_is_reported_within_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
