@@ -133,6 +133,15 @@ int proc_cmd_run(struct proc_cmd *cmd)
 		ret = error_set("cannot create a pipe for '%s': %s", argv[0], strerror(errno));
 		goto out;
 	}
+	/*
+	 * Our end of the input never blocks: a child busy writing output we
+	 * have not read yet reads no input, and a blocking write would wait
+	 * for it past the deadline (the child's end stays blocking).
+	 */
+	if (cmd->in && fcntl(inp[1], F_SETFL, O_NONBLOCK) < 0) {
+		ret = error_set("cannot set up the input of '%s': %s", argv[0], strerror(errno));
+		goto out;
+	}
 	envp = child_env(cmd);
 	posix_spawn_file_actions_init(&fa);
 	if (cmd->in)
