@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,7 +117,7 @@ int proc_cmd_run(struct proc_cmd *cmd)
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
 	size_t insent = 0;
 	pid_t pid = -1;
-	int status = 0, ret = -1, rc;
+	int status = 0, ret = -1, rc, pidfd = -1;
 	double start = now_seconds();
 	double deadline = cmd->timeout > 0 ? start + cmd->timeout : 0;
 	double next_sample = start;
@@ -187,13 +188,29 @@ int proc_cmd_run(struct proc_cmd *cmd)
 			ret = error_set("cannot run '%s': %s", argv[0], strerror(rc));
 		goto out;
 	}
-	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd pfd[3] = {
-			{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {inp[1], POLLOUT, 0}};
+	for (int open_fds = 2;;) {
+		struct pollfd pfd[4] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0},
+			{inp[1], POLLOUT, 0}, {-1, POLLIN, 0}};
 		int wait_ms = -1;
 		char chunk[65536];
-		double now = now_seconds();
+		double now;
 
+		if (!open_fds) {
+			/*
+			 * It closed its output, and may run on: under a
+			 * deadline or a bound it is watched to its end (its
+			 * pidfd wakes the poll when it exits), else waited for.
+			 */
+			siginfo_t si = {0};
+
+			if ((!deadline && !max_kb) ||
+				(pidfd < 0 && (pidfd = pidfd_open(pid, 0)) < 0) ||
+				waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+				si.si_pid)
+				break;
+			pfd[3].fd = pidfd;
+		}
+		now = now_seconds();
 		if (max_kb && now >= next_sample) {
 			size_t kb;
 
@@ -222,7 +239,7 @@ int proc_cmd_run(struct proc_cmd *cmd)
 			if (wait_ms < 0 || sample_ms < wait_ms)
 				wait_ms = sample_ms;
 		}
-		rc = poll(pfd, 3, wait_ms);
+		rc = poll(pfd, 4, wait_ms);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (inp[1] >= 0 && (pfd[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
@@ -305,6 +322,8 @@ out:
 		if (inp[i] >= 0)
 			close(inp[i]);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	free(envp);
 	return ret;
 }

@@ -143,6 +143,7 @@ static void test_proc_child_starts_with_no_blocked_or_ignored_signal(void **stat
 static void test_proc_deadline_kills_the_child(void **state)
 {
 	const char *argv[] = {"sleep", "10", NULL};
+	const char *closes[] = {"sh", "-c", "exec >&- 2>&-; sleep 10", NULL};
 	struct proc_cmd cmd = {.argv = argv, .timeout = 1};
 	double start = now_seconds();
 
@@ -151,6 +152,18 @@ static void test_proc_deadline_kills_the_child(void **state)
 	assert_true(now_seconds() - start < 3);
 	assert_int_equal(cmd.exit_status, -1);
 	assert_string_equal(error_last(), "'sleep' did not finish within 1 seconds");
+	/* closing its output does not take a child out of its deadline */
+	cmd.argv = closes;
+	start = now_seconds();
+	assert_int_equal(proc_cmd_run(&cmd), CONSTEL_ETIMEOUT);
+	assert_true(now_seconds() - start < 3);
+	/* and one that closed it is still seen to end in time */
+	closes[2] = "exec >&- 2>&-; sleep 0.2; exit 4";
+	cmd.any_status = true;
+	start = now_seconds();
+	assert_int_equal(proc_cmd_run(&cmd), 0);
+	assert_int_equal(cmd.exit_status, 4);
+	assert_true(now_seconds() - start < 0.9);
 }
 
 static void test_proc_exit_status_is_reported_or_an_error(void **state)
