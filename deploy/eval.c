@@ -232,7 +232,7 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
 	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
 	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *text = NULL, *line;
-	struct proc_limits lim = {0};
+	struct proc_cmd cmd = {.argv = argv, .out = &out, .err = &err};
 	json_t *list = NULL, *root = NULL, *o, *res;
 	json_error_t jerr;
 	const char *drv, *path;
@@ -262,11 +262,11 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	line = proc_describe(argv);
 	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, text);
 	free(line);
-	lim.max_rss_kb = max_memory_mb(opts) * 1024;
+	cmd.max_rss_kb = max_memory_mb(opts) * 1024;
 	start = now_seconds();
-	ret = proc_run_limited(argv, &out, &err, &lim);
+	ret = proc_cmd_run(&cmd);
 	it->eval_seconds = now_seconds() - start;
-	it->eval_peak_mb = (lim.peak_rss_kb + 1023) / 1024;
+	it->eval_peak_mb = (cmd.peak_rss_kb + 1023) / 1024;
 	buf_add(log, err.data ? err.data : "", err.len);
 	if (ret == CONSTEL_ELIMIT) {
 		char *why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "

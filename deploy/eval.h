@@ -12,7 +12,7 @@
  *   - a host that does not evaluate fails alone, with Nix's own message,
  *     and costs the others nothing;
  *   - an evaluator's resident memory is watched while it runs
- *     (common/proc.h proc_run_limited); one that passes `max_memory_mb` is
+ *     (common/proc.h, `max_rss_kb`); one that passes `max_memory_mb` is
  *     killed and its host fails with that reason. Each host has an
  *     evaluator of its own, so nothing of one host's evaluation is held
  *     while another's runs: the peak is `jobs` evaluators, whatever the

@@ -121,11 +121,18 @@ static int local_exec(
 	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
 {
 	const char *argv[] = {"sh", "-c", cmd, NULL};
-	const char *in = o ? o->input : NULL;
+	const char *in = o && o->input ? o->input : "";
+	struct proc_cmd child = {.argv = argv,
+		.in = in,
+		.inlen = strlen(in),
+		.out = &res->out,
+		.err = &res->err,
+		.timeout = o ? (int)o->timeout : 0,
+		.any_status = true};
 	int ret;
 
-	ret = proc_run_status(argv, in ? in : "", in ? strlen(in) : 0, &res->out, &res->err,
-		o ? (int)o->timeout : 0, &res->exit_status);
+	ret = proc_cmd_run(&child);
+	res->exit_status = child.exit_status;
 	if (ret == 0 && res->out.truncated)
 		ret = error_set(
 			"'%s': answer too long (over %zu bytes)", io->host->name, res->out.max);

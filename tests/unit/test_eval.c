@@ -1,7 +1,8 @@
 /*
- * Unit tests of the evaluation's parts: the memory monitor of a child
- * (common/proc.h), the evaluation cache (deploy/evalcache.h), and a bound
- * that fails the host that passes it and no other (deploy/eval.h).
+ * Unit tests of the evaluation's parts: the evaluation cache
+ * (deploy/evalcache.h), and a bound that fails the host that passes it and
+ * no other (deploy/eval.h). The memory bound of a child itself is tested
+ * with the rest of common/proc.h in test_proc.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,65 +18,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "common/proc.h"
 #include "deploy/build.h"
 #include "deploy/eval.h"
 #include "deploy/evalcache.h"
-
-/* awk holding a 64 MiB string, then sleeping `secs` (a child of its own: no shell between) */
-static const char *const hog_argv[] = {"awk",
-	"BEGIN { s = \"xxxxxxxxxxxxxxxx\"; for (i = 0; i < 22; i++) s = s s; "
-	"system(\"sleep \" ARGV[1]) }",
-	NULL, NULL};
-
-static void test_proc_rss_reads_what_a_process_touched(void **state)
-{
-	size_t before, after, n = 48u << 20;
-	char *p;
-
-	(void)state;
-	assert_int_equal(proc_rss_kb(getpid(), &before), 0);
-	p = malloc(n);
-	assert_non_null(p);
-	memset(p, 1, n);
-	assert_int_equal(proc_rss_kb(getpid(), &after), 0);
-	assert_true(after >= before + 40 * 1024);
-	free(p);
-	assert_int_equal(proc_rss_kb(999999999, &after), -1);
-}
-
-static void test_proc_limited_kills_a_child_past_its_bound(void **state)
-{
-	const char *argv[4];
-	struct proc_limits lim = {.max_rss_kb = 24 * 1024};
-	double start = now_seconds();
-
-	(void)state;
-	memcpy(argv, hog_argv, sizeof(argv));
-	argv[2] = "5";
-	assert_int_equal(proc_run_limited(argv, NULL, NULL, &lim), CONSTEL_ELIMIT);
-	/* killed when seen, not when it ended by itself */
-	assert_true(now_seconds() - start < 4);
-	assert_true(lim.peak_rss_kb > 24 * 1024);
-	assert_non_null(strstr(error_last(), "more than its bound of 24 MB"));
-}
-
-static void test_proc_limited_reports_the_peak_within_bound(void **state)
-{
-	const char *argv[4];
-	struct proc_limits lim = {.max_rss_kb = 512 * 1024};
-
-	(void)state;
-	memcpy(argv, hog_argv, sizeof(argv));
-	argv[2] = "0.1";
-	assert_int_equal(proc_run_limited(argv, NULL, NULL, &lim), 0);
-	assert_true(lim.peak_rss_kb >= 64 * 1024);
-	assert_true(lim.peak_rss_kb < 512 * 1024);
-	/* no bound: never killed, the peak still told */
-	lim.max_rss_kb = 0;
-	assert_int_equal(proc_run_limited(argv, NULL, NULL, &lim), 0);
-	assert_true(lim.peak_rss_kb >= 64 * 1024);
-}
 
 static void test_util_cache_dir_never_tmp(void **state)
 {
@@ -355,9 +300,6 @@ static void test_eval_bound_fails_the_host_that_passes_it_alone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_proc_rss_reads_what_a_process_touched),
-		cmocka_unit_test(test_proc_limited_kills_a_child_past_its_bound),
-		cmocka_unit_test(test_proc_limited_reports_the_peak_within_bound),
 		cmocka_unit_test(test_util_cache_dir_never_tmp),
 		cmocka_unit_test(test_evalcache_key_is_canonical_and_whole),
 		cmocka_unit_test(test_evalcache_keeps_results_privately_per_key),

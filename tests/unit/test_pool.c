@@ -1,4 +1,4 @@
-/* common/pool.c and common/proc.c: the one pool, and children that start clean. */
+/* common/pool.c: the one pool. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include "common/pool.h"
-#include "common/proc.h"
 
 struct job {
 	size_t n, next, ran, finished, max_running, running;
@@ -149,30 +148,6 @@ static void test_pool_counts_tasks_without_next(void **state)
 	assert_int_equal(c.seen[0], 0);
 }
 
-static void test_child_starts_with_no_blocked_or_ignored_signal(void **state)
-{
-	const char *argv[] = {"grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status", NULL};
-	struct buf out = BUF_INIT(4096);
-	sigset_t all, old;
-
-	(void)state;
-	/* as a worker thread of constel is: everything blocked, SIGPIPE ignored */
-	signal(SIGPIPE, SIG_IGN);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	assert_int_equal(proc_run(argv, &out, NULL), 0);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	{
-		unsigned long long blk = ~0ULL, ign = ~0ULL;
-
-		assert_int_equal(sscanf(out.data, "SigBlk:\t%llx\nSigIgn:\t%llx", &blk, &ign), 2);
-		/* signals 1-31; glibc keeps its own real-time signals (32, 33) to itself */
-		assert_int_equal(blk & 0x7fffffffULL, 0);
-		assert_int_equal(ign & 0x7fffffffULL, 0);
-	}
-	buf_release(&out);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,7 +155,6 @@ int main(void)
 		cmocka_unit_test(test_pool_waits_for_tasks_that_become_ready),
 		cmocka_unit_test(test_pool_stop_hands_out_nothing_more),
 		cmocka_unit_test(test_pool_counts_tasks_without_next),
-		cmocka_unit_test(test_child_starts_with_no_blocked_or_ignored_signal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
