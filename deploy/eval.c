@@ -33,6 +33,18 @@
  * or that its lock file locks every one: its evaluation then depends on its
  * commit alone, and may be cached.
  */
+#define NIX_LOCKED                                                                                 \
+	"  locked = flake: lockFile:\n"                                                             \
+	"    let\n"                                                                                 \
+	"      names = builtins.attrNames (flake.inputs or { });\n"                                 \
+	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"                               \
+	"      lock = builtins.fromJSON (builtins.readFile path);\n"                                \
+	"      root = if lock ? nodes && lock ? root\n"                                             \
+	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"                            \
+	"    in\n"                                                                                  \
+	"    names == [ ] || (builtins.pathExists path\n"                                           \
+	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
+
 static const char eval_nix[] =
 	"# written by constel: the systems of the hosts in ./items.json, in order\n"
 	"let\n"
@@ -41,18 +53,7 @@ static const char eval_nix[] =
 	"    if item ? file then\n"
 	"      (let x = import item.file; in if builtins.isFunction x then x { } else x)\n"
 	"    else\n"
-	"      builtins.getFlake item.flake;\n"
-	"  locked = flake: lockFile:\n"
-	"    let\n"
-	"      names = builtins.attrNames (flake.inputs or { });\n"
-	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"
-	"      lock = builtins.fromJSON (builtins.readFile path);\n"
-	"      root = if lock ? nodes && lock ? root\n"
-	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"
-	"    in\n"
-	"    names == [ ] || (builtins.pathExists path\n"
-	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
-	"  one = item:\n"
+	"      builtins.getFlake item.flake;\n" NIX_LOCKED "  one = item:\n"
 	"    let\n"
 	"      t = top item;\n"
 	"      s = builtins.foldl' (v: name: builtins.getAttr name v) t item.attrPath;\n"
@@ -60,6 +61,38 @@ static const char eval_nix[] =
 	"    [ s.drvPath s.outPath (item ? lock && locked t item.lock) ];\n"
 	"in\n"
 	"map one items\n";
+
+/*
+ * An inventory from Nix, as fixed text like eval_nix: the attribute
+ * item.attrPath of the flake item.flake, its value, whether the flake locks
+ * every input (item.lock), and beside the value the positions Nix knows of
+ * its attributes (builtins.unsafeGetAttrPos; a file of the flake's source
+ * in the store is named in item.root, the folder it was copied from, so
+ * that an error points at the file the user edits), as inventory/internal.h's
+ * inventory__jdoc_build() reads them. Derivations are values, not sets to
+ * walk into.
+ */
+static const char inventory_nix[] =
+	"# written by constel: an inventory, the attribute of a flake in ./items.json\n"
+	"let\n"
+	"  item = builtins.head (builtins.fromJSON (builtins.readFile ./items.json));\n"
+	"  flake = builtins.getFlake item.flake;\n" NIX_LOCKED
+	"  value = builtins.foldl' (v: name: builtins.getAttr name v) flake item.attrPath;\n"
+	"  src = toString flake.sourceInfo.outPath;\n"
+	"  n = builtins.stringLength src;\n"
+	"  here = f: if item ? root && builtins.substring 0 (n + 1) f == src + \"/\"\n"
+	"    then item.root + builtins.substring n (builtins.stringLength f) f else f;\n"
+	"  at = k: v: let p = builtins.unsafeGetAttrPos k v; in\n"
+	"    if p == null then null else p // { file = here p.file; };\n"
+	"  walk = v:\n"
+	"    if builtins.isList v then { l = map walk v; }\n"
+	"    else if !(builtins.isAttrs v) || v ? outPath then null\n"
+	"    else {\n"
+	"      p = builtins.mapAttrs (k: _: at k v) v;\n"
+	"      c = builtins.mapAttrs (_: walk) v;\n"
+	"    };\n"
+	"in\n"
+	"{ inherit value; pos = walk value; locked = item ? lock && locked flake item.lock; }\n";
 
 json_t *eval__attr_path(const char *attr)
 {
@@ -221,6 +254,72 @@ static size_t max_memory_mb(const struct build_set_eval *opts)
 	return opts && opts->max_memory_mb ? opts->max_memory_mb : BUILD_EVAL_MAX_MEMORY_MB;
 }
 
+/* What one run of `nix eval` cost. */
+struct nix_cost {
+	double seconds;
+	size_t peak_mb;
+};
+
+/*
+ * Runs constel's fixed expression `expr` (written as eval.nix, `items` as
+ * items.json beside it, in a new private folder) in one `nix eval --json`,
+ * within `max_mb`. On success *result is what it printed. Else -1 with *why
+ * (Nix's reason in one line; the caller frees), or CONSTEL_ELIMIT when the
+ * evaluator passed the bound. What ran and what Nix said go to `log`.
+ */
+static int nix_eval_json(const char *expr, const char *items, size_t max_mb, struct buf *log,
+	json_t **result, char **why, struct nix_cost *cost)
+{
+	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
+	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
+	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *line;
+	struct proc_limits lim = {0};
+	json_error_t jerr;
+	double start;
+	int ret = -1;
+
+	*result = NULL;
+	*why = NULL;
+	if (!(dir = eval_dir())) {
+		*why = xstrdup(error_last());
+		goto out;
+	}
+	expr_file = xasprintf("%s/eval.nix", dir);
+	items_file = xasprintf("%s/items.json", dir);
+	if (write_private(items_file, items, strlen(items)) < 0 ||
+		write_private(expr_file, expr, strlen(expr)) < 0) {
+		*why = xstrdup(error_last());
+		goto out;
+	}
+	argv[7] = expr_file;
+	line = proc_describe(argv);
+	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, items);
+	free(line);
+	lim.max_rss_kb = max_mb * 1024;
+	start = now_seconds();
+	ret = proc_run_limited(argv, &out, &err, &lim);
+	cost->seconds = now_seconds() - start;
+	cost->peak_mb = (lim.peak_rss_kb + 1023) / 1024;
+	buf_add(log, err.data ? err.data : "", err.len);
+	if (ret == CONSTEL_ELIMIT)
+		goto out;
+	if (ret < 0) {
+		*why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
+		goto out;
+	}
+	if (!(*result = json_loadb(out.data ? out.data : "", out.len, 0, &jerr))) {
+		*why = xstrdup("unexpected output of 'nix eval'");
+		ret = -1;
+	}
+out:
+	eval_dir_remove(dir);
+	free(expr_file);
+	free(items_file);
+	buf_release(&out);
+	buf_release(&err);
+	return ret;
+}
+
 /*
  * One `nix eval` of one item, alone, within the memory bound. On success
  * its derivation and output path are filled in and *locked says whether
@@ -230,15 +329,11 @@ static size_t max_memory_mb(const struct build_set_eval *opts)
 static int eval_one(const struct build_set_eval *opts, struct build_item *it, const char *lock,
 	bool *locked, struct buf *log)
 {
-	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
-	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
-	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *text = NULL, *line;
-	struct proc_limits lim = {0};
+	char *text = NULL, *why = NULL;
 	json_t *list = NULL, *root = NULL, *o, *res;
-	json_error_t jerr;
+	struct nix_cost cost = {0};
 	const char *drv, *path;
-	double start;
-	int ret = -1;
+	int ret;
 
 	*locked = false;
 	if (!(o = item_json(it, lock))) {
@@ -248,50 +343,25 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	list = json_array();
 	json_array_append_new(list, o);
 	text = json_dumps(list, JSON_COMPACT);
-	if (!(dir = eval_dir())) {
-		item_fail(it, error_last());
-		goto out;
-	}
-	expr_file = xasprintf("%s/eval.nix", dir);
-	items_file = xasprintf("%s/items.json", dir);
-	if (write_private(items_file, text, strlen(text)) < 0 ||
-		write_private(expr_file, eval_nix, strlen(eval_nix)) < 0) {
-		item_fail(it, error_last());
-		goto out;
-	}
-	argv[7] = expr_file;
-	line = proc_describe(argv);
-	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, text);
-	free(line);
-	lim.max_rss_kb = max_memory_mb(opts) * 1024;
-	start = now_seconds();
-	ret = proc_run_limited(argv, &out, &err, &lim);
-	it->eval_seconds = now_seconds() - start;
-	it->eval_peak_mb = (lim.peak_rss_kb + 1023) / 1024;
-	buf_add(log, err.data ? err.data : "", err.len);
+	ret = nix_eval_json(eval_nix, text, max_memory_mb(opts), log, &root, &why, &cost);
+	it->eval_seconds = cost.seconds;
+	it->eval_peak_mb = cost.peak_mb;
 	if (ret == CONSTEL_ELIMIT) {
-		char *why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
-				      "(--eval-max-memory), evaluating this host alone",
+		why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				"(--eval-max-memory), evaluating this host alone",
 			it->eval_peak_mb, max_memory_mb(opts));
-
 		item_fail(it, why);
-		free(why);
 		goto out;
 	}
 	if (ret < 0) {
-		char *why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
-
 		item_fail(it, why);
-		free(why);
 		goto out;
 	}
-	root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
 	res = json_array_get(root, 0);
 	drv = json_string_value(json_array_get(res, 0));
 	path = json_string_value(json_array_get(res, 1));
 	if (json_array_size(root) != 1 || !drv || !path) {
 		item_fail(it, "unexpected output of 'nix eval'");
-		ret = -1;
 		goto out;
 	}
 	free(it->drv_path);
@@ -299,21 +369,16 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	it->drv_path = xstrdup(drv);
 	it->out_path = xstrdup(path);
 	*locked = json_is_true(json_array_get(res, 2));
-	ret = 0;
 out:
 	if (it->error)
 		buf_printf(log, "# %s: %s\n", it->installable, it->error);
 	else
 		buf_printf(log, "# %s: evaluated in %.2fs, evaluator peak %zu MB\n",
 			it->installable, it->eval_seconds, it->eval_peak_mb);
-	eval_dir_remove(dir);
-	free(expr_file);
-	free(items_file);
+	free(why);
 	free(text);
 	json_decref(list);
 	json_decref(root);
-	buf_release(&out);
-	buf_release(&err);
 	return it->error ? -1 : 0;
 }
 
@@ -671,4 +736,97 @@ void eval_finish(struct eval *e, struct buf *log)
 	free(e->jobs);
 	free(e->queue);
 	free(e);
+}
+
+/* ---- an inventory from Nix ---- */
+
+int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **pos, bool *cached,
+	char **why, struct buf *log)
+{
+	struct evalcache cache = {0};
+	json_t *attr = eval__attr_path(o->attr), *item = NULL, *items = NULL, *root = NULL;
+	json_t *hit = NULL;
+	char *ref = NULL, *sub = NULL, *key = NULL, *version = NULL, *text = NULL;
+	struct nix_cost cost = {0};
+	bool cacheable = false;
+	int ret = -1;
+
+	*value = *pos = NULL;
+	*cached = false;
+	*why = NULL;
+	if (!attr) {
+		*why = xstrdup("the attribute path is not valid UTF-8 text");
+		goto out;
+	}
+	/*
+	 * A folder of a repository is read as Nix's command line reads it, from
+	 * git (a bare path would be only the folder: a flake could not import
+	 * `../lib`); one of a clean working tree as its commit, and cached.
+	 */
+	if (o->repo && o->ref[0] == '/' &&
+		(!o->commit || provenance_flake_at(o->repo, o->ref, o->commit, &sub) == 0) &&
+		provenance_flake_ref(o->repo, o->ref, ".", o->commit, &ref) == 0)
+		cacheable = o->commit && !o->no_cache;
+	if (!ref)
+		ref = xstrdup(o->ref);
+	if (cacheable && evalcache_open(&cache, o->cache_dir) == 0 && (version = nix_version())) {
+		key = evalcache_key(o->commit, ref, attr, "inventory", version);
+		if (evalcache_get_value(&cache, key, &hit) == 0 && json_is_object(hit) &&
+			json_object_get(hit, "value")) {
+			buf_printf(log, "# %s#%s: from the evaluation cache\n", ref, o->attr);
+			*value = json_incref(json_object_get(hit, "value"));
+			*pos = json_incref(json_object_get(hit, "pos"));
+			*cached = true;
+			ret = 0;
+			goto out;
+		}
+	}
+	item = json_object();
+	json_object_set_new(item, "flake", json_string(ref));
+	json_object_set(item, "attrPath", attr);
+	if (o->root)
+		json_object_set_new(item, "root", json_string(o->root));
+	if (key)
+		json_object_set_new(item, "lock",
+			*sub ? json_sprintf("%s/flake.lock", sub) : json_string("flake.lock"));
+	items = json_array();
+	json_array_append(items, item);
+	text = json_dumps(items, JSON_COMPACT);
+	ret = nix_eval_json(inventory_nix, text, max_memory_mb(o->eval), log, &root, why, &cost);
+	if (ret == CONSTEL_ELIMIT)
+		*why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				 "(--eval-max-memory)",
+			cost.peak_mb, max_memory_mb(o->eval));
+	if (ret < 0)
+		goto out;
+	if (!json_object_get(root, "value")) {
+		*why = xstrdup("unexpected output of 'nix eval'");
+		ret = -1;
+		goto out;
+	}
+	*value = json_incref(json_object_get(root, "value"));
+	*pos = json_incref(json_object_get(root, "pos"));
+	buf_printf(log, "# %s#%s: evaluated in %.2fs, evaluator peak %zu MB\n", ref, o->attr,
+		cost.seconds, cost.peak_mb);
+	if (key && json_is_true(json_object_get(root, "locked"))) {
+		json_object_del(root, "locked");
+		if (evalcache_put_value(&cache, key, root) < 0)
+			buf_printf(log, "# not cached: %s\n", error_last());
+	} else if (key) {
+		buf_printf(log, "# not cached: the flake does not lock every input\n");
+	}
+out:
+	if (cache.dir)
+		evalcache_release(&cache);
+	json_decref(attr);
+	json_decref(item);
+	json_decref(items);
+	json_decref(root);
+	json_decref(hit);
+	free(ref);
+	free(sub);
+	free(key);
+	free(version);
+	free(text);
+	return ret < 0 ? -1 : 0;
 }
