@@ -246,14 +246,15 @@ static int load_flake_inventory(const struct global_opts *g, const char *spec,
 	struct eval_flake_opts o = {0};
 	struct provenance prov;
 	struct buf log = BUF_INIT(1u << 20);
-	json_t *value = NULL, *pos = NULL;
-	char *why = NULL, *hosts_flake = NULL;
+	json_t *value = NULL, *pos = NULL, *failures = NULL;
+	char *hosts_flake = NULL;
 	bool cached, have_prov = false;
 	int ret = -1;
 
 	memset(&prov, 0, sizeof(prov));
 	if (!dir && !strchr(ref, ':')) {
-		inv_errors_add(errors, spec, "cannot open the flake '%s': %s", ref, strerror(errno));
+		inv_errors_add(
+			errors, spec, NULL, "cannot open the flake '%s': %s", ref, strerror(errno));
 		goto out;
 	}
 	o.ref = dir ? dir : ref;
@@ -274,8 +275,15 @@ static int load_flake_inventory(const struct global_opts *g, const char *spec,
 			hosts_flake = NULL;
 	}
 	o.no_cache = getenv("CONSTEL_NO_EVAL_CACHE") != NULL;
-	if (eval_flake_json(&o, &value, &pos, &cached, &why, &log) < 0) {
-		inv_errors_add(errors, spec, "cannot evaluate the inventory: %s", why);
+	if (eval_flake_json(&o, &value, &pos, &cached, &failures, &log) < 0) {
+		for (size_t i = 0; i < json_array_size(failures); i++) {
+			json_t *f = json_array_get(failures, i);
+
+			inv_errors_add(errors, spec,
+				json_string_value(json_object_get(f, "attribute")),
+				"cannot evaluate the inventory: %s",
+				json_string_value(json_object_get(f, "message")));
+		}
 		goto out;
 	}
 	if (g->verbose)
@@ -290,7 +298,7 @@ out:
 	buf_release(&log);
 	json_decref(value);
 	json_decref(pos);
-	free(why);
+	json_decref(failures);
 	free(hosts_flake);
 	free(ref);
 	free(dir);

@@ -64,8 +64,12 @@ static const char eval_nix[] =
 
 /*
  * An inventory from Nix, as fixed text like eval_nix: the attribute
- * item.attrPath of the flake item.flake, its value, whether the flake locks
- * every input (item.lock), and beside the value the positions Nix knows of
+ * item.attrPath of the flake item.flake. Asked without item.host, its
+ * value but for `hosts` and the names of its hosts (split), or, when it
+ * has no `hosts` to split, all of it; asked with item.host, that host's
+ * value alone: each host is evaluated by an evaluator of its own, as
+ * systems are. With each value, whether the flake locks every input
+ * (item.lock), and beside it the positions Nix knows of
  * its attributes (builtins.unsafeGetAttrPos; a file of the flake's source
  * in the store is named in item.root, the folder it was copied from, so
  * that an error points at the file the user edits), as inventory/internal.h's
@@ -91,8 +95,19 @@ static const char inventory_nix[] =
 	"      p = builtins.mapAttrs (k: _: at k v) v;\n"
 	"      c = builtins.mapAttrs (_: walk) v;\n"
 	"    };\n"
+	"  isLocked = item ? lock && locked flake item.lock;\n"
+	"  hosts = value.hosts;\n"
+	"  split = builtins.isAttrs value && value ? hosts && builtins.isAttrs hosts\n"
+	"    && !(hosts ? outPath);\n"
+	"  rest = builtins.removeAttrs value [ \"hosts\" ];\n"
 	"in\n"
-	"{ inherit value; pos = walk value; locked = item ? lock && locked flake item.lock; }\n";
+	"if item ? host then\n"
+	"  let v = builtins.getAttr item.host hosts; in { value = v; pos = walk v; }\n"
+	"else if split then {\n"
+	"  split = true; value = rest; pos = walk rest; names = builtins.attrNames hosts;\n"
+	"  hostsPos = at \"hosts\" value; hostPos = builtins.mapAttrs (k: _: at k hosts) hosts;\n"
+	"  locked = isLocked;\n"
+	"} else { split = false; inherit value; pos = walk value; locked = isLocked; }\n";
 
 json_t *eval__attr_path(const char *attr)
 {
@@ -740,22 +755,186 @@ void eval_finish(struct eval *e, struct buf *log)
 
 /* ---- an inventory from Nix ---- */
 
+/* One evaluation of eval_flake_json(): the outline, or one host. */
+struct flake_job {
+	const char *host; /* NULL: the outline */
+	char *items;	  /* items.json */
+	json_t *result;
+	char *why;
+	int ret;
+	struct buf log;
+};
+
+struct flake_eval {
+	struct flake_job *jobs;
+	size_t njobs, next;
+	size_t max_mb;
+};
+
+static void flake_job_run(struct flake_eval *fe, struct flake_job *j)
+{
+	struct nix_cost cost = {0};
+
+	j->ret = nix_eval_json(inventory_nix, j->items, fe->max_mb, &j->log, &j->result, &j->why,
+		&cost);
+	if (j->ret == CONSTEL_ELIMIT) {
+		j->why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				   "(--eval-max-memory)",
+			cost.peak_mb, fe->max_mb);
+		j->ret = -1;
+	} else if (j->ret == 0 && !json_object_get(j->result, "value")) {
+		j->why = xstrdup("unexpected output of 'nix eval'");
+		j->ret = -1;
+	}
+	if (j->ret == 0)
+		buf_printf(&j->log, "# %s: evaluated in %.2fs, evaluator peak %zu MB\n",
+			j->host ? j->host : "the inventory", cost.seconds, cost.peak_mb);
+}
+
+static bool flake_next(void *data, size_t *task)
+{
+	struct flake_eval *fe = data;
+
+	if (fe->next >= fe->njobs)
+		return false;
+	*task = fe->next++;
+	return true;
+}
+
+static void flake_run(void *data, size_t task)
+{
+	struct flake_eval *fe = data;
+
+	flake_job_run(fe, &fe->jobs[task]);
+}
+
+static const struct pool_ops flake_pool = {.next = flake_next, .run = flake_run};
+
+/* items.json of one evaluation: `item` with "host" set to `host` (NULL: none). */
+static char *flake_items(json_t *item, const char *host)
+{
+	json_t *one = json_copy(item), *items = json_array();
+	char *text;
+
+	if (host)
+		json_object_set_new(one, "host", json_string(host));
+	json_array_append_new(items, one);
+	text = json_dumps(items, JSON_COMPACT);
+	json_decref(items);
+	return text;
+}
+
+/* A failure of eval_flake_json(): the attribute (NULL: the whole) and why. */
+static void add_failure(json_t *failures, const char *attr, const char *why)
+{
+	json_array_append_new(failures,
+		json_pack("{s:o,s:s}", "attribute", attr ? json_string(attr) : json_null(), "message",
+			why));
+}
+
+/*
+ * Evaluates the outline, then every host of it at once, `jobs` at a time;
+ * puts the whole value and its positions together in *root
+ * ({"value","pos","locked"}). Failures go to `failures`.
+ */
+static int flake_evaluate(const struct eval_flake_opts *o, json_t *item, json_t **root,
+	json_t *failures, struct buf *log)
+{
+	struct flake_eval fe = {0};
+	struct flake_job outline = {0};
+	json_t *names, *value, *hosts, *hosts_pos, *pos_c;
+	size_t jobs = o->eval && o->eval->jobs ? o->eval->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	int ret = -1;
+
+	*root = NULL;
+	fe.max_mb = max_memory_mb(o->eval);
+	outline.items = flake_items(item, NULL);
+	buf_init(&outline.log, NIX_OUTPUT_MAX);
+	flake_job_run(&fe, &outline);
+	buf_add(log, outline.log.data ? outline.log.data : "", outline.log.len);
+	if (outline.ret < 0) {
+		add_failure(failures, NULL, outline.why);
+		goto out;
+	}
+	if (!json_is_true(json_object_get(outline.result, "split"))) {
+		*root = json_incref(outline.result);
+		ret = 0;
+		goto out;
+	}
+	names = json_object_get(outline.result, "names");
+	fe.njobs = json_array_size(names);
+	fe.jobs = xcalloc(fe.njobs + 1, sizeof(*fe.jobs));
+	for (size_t i = 0; i < fe.njobs; i++) {
+		fe.jobs[i].host = json_string_value(json_array_get(names, i));
+		fe.jobs[i].items = flake_items(item, fe.jobs[i].host);
+		buf_init(&fe.jobs[i].log, NIX_OUTPUT_MAX);
+	}
+	if (fe.njobs)
+		pool_run(&flake_pool, &fe, jobs < 1 ? 1 : jobs > fe.njobs ? fe.njobs : jobs);
+	/* the whole value: the outline's, with each host's under `hosts` */
+	value = json_object_get(outline.result, "value");
+	hosts = json_object();
+	hosts_pos = json_pack("{s:O,s:{}}", "p", json_object_get(outline.result, "hostPos"), "c");
+	pos_c = json_object_get(hosts_pos, "c");
+	ret = 0;
+	for (size_t i = 0; i < fe.njobs; i++) {
+		struct flake_job *j = &fe.jobs[i];
+
+		buf_add(log, j->log.data ? j->log.data : "", j->log.len);
+		if (j->ret < 0) {
+			char *attr = xasprintf("%s.hosts.%s", o->attr, j->host);
+
+			add_failure(failures, attr, j->why);
+			free(attr);
+			ret = -1;
+			continue;
+		}
+		json_object_set(hosts, j->host, json_object_get(j->result, "value"));
+		json_object_set(pos_c, j->host, json_object_get(j->result, "pos"));
+	}
+	json_object_set_new(value, "hosts", hosts);
+	if (json_is_object(json_object_get(outline.result, "pos"))) {
+		json_t *pos = json_object_get(outline.result, "pos");
+
+		json_object_set(json_object_get(pos, "p"), "hosts",
+			json_object_get(outline.result, "hostsPos"));
+		json_object_set_new(json_object_get(pos, "c"), "hosts", hosts_pos);
+	} else {
+		json_decref(hosts_pos);
+	}
+	if (ret == 0)
+		*root = json_pack("{s:O,s:O,s:O}", "value", value, "pos",
+			json_object_get(outline.result, "pos"), "locked",
+			json_object_get(outline.result, "locked"));
+out:
+	for (size_t i = 0; i < fe.njobs; i++) {
+		free(fe.jobs[i].items);
+		free(fe.jobs[i].why);
+		json_decref(fe.jobs[i].result);
+		buf_release(&fe.jobs[i].log);
+	}
+	free(fe.jobs);
+	free(outline.items);
+	free(outline.why);
+	json_decref(outline.result);
+	buf_release(&outline.log);
+	return ret;
+}
+
 int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **pos, bool *cached,
-	char **why, struct buf *log)
+	json_t **failures, struct buf *log)
 {
 	struct evalcache cache = {0};
-	json_t *attr = eval__attr_path(o->attr), *item = NULL, *items = NULL, *root = NULL;
-	json_t *hit = NULL;
-	char *ref = NULL, *sub = NULL, *key = NULL, *version = NULL, *text = NULL;
-	struct nix_cost cost = {0};
+	json_t *attr = eval__attr_path(o->attr), *item = NULL, *root = NULL, *hit = NULL;
+	char *ref = NULL, *sub = NULL, *key = NULL, *version = NULL;
 	bool cacheable = false;
 	int ret = -1;
 
 	*value = *pos = NULL;
 	*cached = false;
-	*why = NULL;
+	*failures = json_array();
 	if (!attr) {
-		*why = xstrdup("the attribute path is not valid UTF-8 text");
+		add_failure(*failures, NULL, "the attribute path is not valid UTF-8 text");
 		goto out;
 	}
 	/*
@@ -789,25 +968,12 @@ int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **po
 	if (key)
 		json_object_set_new(item, "lock",
 			*sub ? json_sprintf("%s/flake.lock", sub) : json_string("flake.lock"));
-	items = json_array();
-	json_array_append(items, item);
-	text = json_dumps(items, JSON_COMPACT);
-	ret = nix_eval_json(inventory_nix, text, max_memory_mb(o->eval), log, &root, why, &cost);
-	if (ret == CONSTEL_ELIMIT)
-		*why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
-				 "(--eval-max-memory)",
-			cost.peak_mb, max_memory_mb(o->eval));
-	if (ret < 0)
+	if (flake_evaluate(o, item, &root, *failures, log) < 0)
 		goto out;
-	if (!json_object_get(root, "value")) {
-		*why = xstrdup("unexpected output of 'nix eval'");
-		ret = -1;
-		goto out;
-	}
 	*value = json_incref(json_object_get(root, "value"));
 	*pos = json_incref(json_object_get(root, "pos"));
-	buf_printf(log, "# %s#%s: evaluated in %.2fs, evaluator peak %zu MB\n", ref, o->attr,
-		cost.seconds, cost.peak_mb);
+	buf_printf(log, "# %s#%s: evaluated\n", ref, o->attr);
+	ret = 0;
 	if (key && json_is_true(json_object_get(root, "locked"))) {
 		json_object_del(root, "locked");
 		if (evalcache_put_value(&cache, key, root) < 0)
@@ -820,13 +986,11 @@ out:
 		evalcache_release(&cache);
 	json_decref(attr);
 	json_decref(item);
-	json_decref(items);
 	json_decref(root);
 	json_decref(hit);
 	free(ref);
 	free(sub);
 	free(key);
 	free(version);
-	free(text);
-	return ret < 0 ? -1 : 0;
+	return ret;
 }

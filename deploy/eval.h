@@ -106,13 +106,22 @@ struct eval_flake_opts {
 };
 
 /*
+ * The attribute is evaluated in parts, as systems are: first all of it but
+ * its `hosts`, and their names; then each host's value by an evaluator of
+ * its own, eval->jobs at once (default: the online CPUs), so that no
+ * process holds every host's configuration, and a host that does not
+ * evaluate is reported alone. (A value with no attribute set `hosts` is
+ * evaluated whole.)
+ *
  * On success 0 with *value (the attribute's value) and *pos (the positions
- * beside it, see inventory_load_json_errors()), both the caller's. Else -1
- * with *why, the reason in one line (Nix's, with its position), the
- * caller's. The command line and Nix's output go to `log`.
+ * beside it, see inventory_load_json_errors()), both the caller's. Else -1.
+ * Either way *failures is the caller's array of what did not evaluate,
+ * [{"attribute": "constellation.hosts.H" or null for the whole, "message":
+ * Nix's reason in one line, with its position}]. The command lines and
+ * Nix's output go to `log`.
  */
 int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **pos, bool *cached,
-	char **why, struct buf *log);
+	json_t **failures, struct buf *log);
 
 /* ---- for the unit tests ---- */
 

@@ -49,7 +49,7 @@ void inventory__add_errorf(
 	inventory__add_error(e, file, line, col, msg);
 }
 
-void inv_errors_add(struct inv_errors *e, const char *file, const char *fmt, ...)
+void inv_errors_add(struct inv_errors *e, const char *file, const char *attr, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -57,7 +57,7 @@ void inv_errors_add(struct inv_errors *e, const char *file, const char *fmt, ...
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	inventory__add_error(e, file, 0, 0, msg);
+	inventory__add_error_attr(e, file, 0, 0, attr, msg);
 }
 
 /* A file that is not a regular one (a pipe, /dev/stdin) is read, not mapped. */

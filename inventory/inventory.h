@@ -146,9 +146,12 @@ struct inv_errors {
 
 void inv_errors_release(struct inv_errors *e);
 
-/* Appends a problem of `file` without a position (e.g. it cannot be evaluated). */
-__attribute__((format(printf, 3, 4))) void inv_errors_add(
-	struct inv_errors *e, const char *file, const char *fmt, ...);
+/*
+ * Appends a problem of `file` without a position (e.g. it cannot be
+ * evaluated), about the attribute path `attr` (NULL: none).
+ */
+__attribute__((format(printf, 4, 5))) void inv_errors_add(
+	struct inv_errors *e, const char *file, const char *attr, const char *fmt, ...);
 
 /*
  * The problem as one line, "FILE:LINE:COL: message" (or "FILE: message";

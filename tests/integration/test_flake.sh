@@ -43,7 +43,12 @@ note "the same plan as the YAML, evaluated once per commit"
 "$CONSTEL" -v -i "$F" plan --json >"$T/flake.json" 2>"$T/flake.err" || fail "plan: $(cat "$T/flake.err")"
 "$CONSTEL" -i "$Y" plan --json >"$T/yaml.json" || fail "plan of the YAML"
 cmp -s "$T/flake.json" "$T/yaml.json" || fail "plans differ: $(cat "$T/flake.json") / $(cat "$T/yaml.json")"
-grep -q 'constellation: evaluated in' "$T/flake.err" || fail "not evaluated: $(cat "$T/flake.err")"
+grep -q 'constellation: evaluated$' "$T/flake.err" || fail "not evaluated: $(cat "$T/flake.err")"
+# all but the hosts, then each host by an evaluator of its own
+[ "$(grep -c '^\$ nix .* eval ' "$T/flake.err")" = 4 ] || fail "evaluators: $(cat "$T/flake.err")"
+for h in galactica pegasus raptor; do
+	grep -q "^# $h: evaluated in" "$T/flake.err" || fail "$h: $(cat "$T/flake.err")"
+done
 "$CONSTEL" -v -i "$F" plan --json >"$T/again.json" 2>"$T/again.err" || fail "plan again"
 cmp -s "$T/flake.json" "$T/again.json" || fail "the cached plan differs"
 grep -q 'constellation: from the evaluation cache' "$T/again.err" || fail "evaluated again: $(cat "$T/again.err")"
@@ -132,7 +137,10 @@ printf '{ ... }: { networking.hostName = "raptor"; constel = throw "no constel h
 commit "throws"
 "$CONSTEL" -i "$F" plan >/dev/null 2>"$T/e"; rc=$?
 [ $rc = 2 ] || fail "an inventory that throws: exit $rc"
-grep -q "^$F: cannot evaluate the inventory: no constel here" "$T/e" || fail "throw: $(cat "$T/e")"
+# the host that throws, alone: the others evaluated
+grep -qx "$F: constellation.hosts.raptor: cannot evaluate the inventory: no constel here" "$T/e" ||
+	fail "throw: $(cat "$T/e")"
+[ "$(wc -l <"$T/e")" = 1 ] || fail "more than the one error: $(cat "$T/e")"
 git -C "$R" checkout -q HEAD~2 -- examples && commit "fixed"
 
 note "the same deploy as the YAML, on the simulated fleet"
