@@ -260,8 +260,9 @@ static int load_flake_inventory(const struct global_opts *g, const char *spec,
 	o.ref = dir ? dir : ref;
 	o.attr = attr;
 	o.root = dir;
+	/* provenance_release() after any provenance_open(), as deploy's prepare does */
+	have_prov = dir != NULL;
 	if (dir && provenance_open(&prov, dir) == 0) {
-		have_prov = true;
 		o.repo = prov.repo_path;
 		o.root = prov.repo_path; /* Nix reads the flake from git: the whole tree */
 		if (prov.head && !prov.dirty)
@@ -305,13 +306,30 @@ out:
 	return ret;
 }
 
+/* Whether `path` is a folder holding a flake.nix: `-i DIR` means DIR#constellation. */
+static bool is_flake_folder(const char *path)
+{
+	char *f = xasprintf("%s/flake.nix", path);
+	bool yes = access(f, F_OK) == 0;
+
+	free(f);
+	return yes;
+}
+
 int cmd_inventory_load(const struct global_opts *g, struct inventory **out, struct inv_errors *errors)
 {
 	const char *spec = cmd_inventory_name(g);
+	char *flake;
+	int ret;
 
 	if (strchr(spec, '#'))
 		return load_flake_inventory(g, spec, out, errors);
-	return inventory_load_errors(out, spec, errors);
+	if (!is_flake_folder(spec))
+		return inventory_load_errors(out, spec, errors);
+	flake = xasprintf("%s#constellation", spec);
+	ret = load_flake_inventory(g, flake, out, errors);
+	free(flake);
+	return ret;
 }
 
 int cmd_load_inventory(const struct global_opts *g, struct inventory **out)

@@ -6,7 +6,8 @@
 # and Nix positions, and no second evaluation of an unchanged commit.
 . "$(dirname "$0")/lib.sh"
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+# lib.sh's EXIT trap brings the fleet down: keep it
+trap 'rm -rf "$T"; _fleet_cleanup' EXIT
 R=$T/repo
 export XDG_CACHE_HOME=$T/cache
 mkdir -p "$R/tests/fleet" "$R/examples"
@@ -57,6 +58,8 @@ grep -q 'nix.* eval' "$T/again.err" && fail "nix ran for an unchanged commit: $(
 (cd "$R/examples/flake" && mv constellation.yaml ../c.yaml && "$CONSTEL" plan --json >"$T/default.json"
 	rc=$?; mv ../c.yaml constellation.yaml; exit $rc) || fail "plan without -i"
 cmp -s "$T/flake.json" "$T/default.json" || fail "without -i: $(cat "$T/default.json")"
+"$CONSTEL" -i "$R/examples/flake" plan --json >"$T/dir.json" || fail "plan -i DIR"
+cmp -s "$T/flake.json" "$T/dir.json" || fail "-i DIR: $(cat "$T/dir.json")"
 
 note "the project's flake and nix/: the module parses, lib.inventory restricts to hosts"
 for f in "$TOP/flake.nix" "$TOP"/nix/*.nix; do
