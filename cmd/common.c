@@ -203,6 +203,13 @@ void cmd_print_problems(void)
 
 /* ---- inventory, graph, selection ---- */
 
+/*
+ * The evaluation options of the command being run (the last cmd_eval_arg()
+ * was given), which an inventory from Nix is evaluated with too; NULL: the
+ * command has none.
+ */
+static const struct cmd_eval_args *command_eval;
+
 const char *cmd_inventory_name(const struct global_opts *g)
 {
 	if (g->inventory)
@@ -244,6 +251,7 @@ static int load_flake_inventory(const struct global_opts *g, const char *spec,
 	char *ref = xstrndup(spec, (size_t)(hash - spec)), *dir = flake_folder(ref);
 	const char *attr = hash[1] ? hash + 1 : "constellation";
 	struct eval_flake_opts o = {0};
+	struct build_set_eval eval = {0};
 	struct provenance prov;
 	struct buf log = BUF_INIT(1u << 20);
 	json_t *value = NULL, *pos = NULL, *failures = NULL;
@@ -276,6 +284,13 @@ static int load_flake_inventory(const struct global_opts *g, const char *spec,
 			hosts_flake = NULL;
 	}
 	o.no_cache = getenv("CONSTEL_NO_EVAL_CACHE") != NULL;
+	if (command_eval) {
+		eval.jobs = command_eval->jobs > 0 ? (size_t)command_eval->jobs : 0;
+		eval.max_memory_mb =
+			command_eval->max_memory_mb > 0 ? (size_t)command_eval->max_memory_mb : 0;
+		o.no_cache = o.no_cache || command_eval->no_cache;
+		o.eval = &eval;
+	}
 	if (eval_flake_json(&o, &value, &pos, &cached, &failures, &log) < 0) {
 		for (size_t i = 0; i < json_array_size(failures); i++) {
 			json_t *f = json_array_get(failures, i);
@@ -473,6 +488,7 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 
 bool cmd_eval_arg(struct cmd_eval_args *a, const struct opts_value *v)
 {
+	command_eval = a;
 	switch (v->opt->id) {
 	case CMD_OPT_EVAL_JOBS:
 		a->jobs = v->num;

@@ -111,6 +111,12 @@ grep '^  [a-z]*: /nix/store/' "$T/b.yaml" >"$T/p.yaml"
 [ "$(wc -l <"$T/p.flake")" = 3 ] && cmp -s "$T/p.flake" "$T/p.yaml" ||
 	fail "builds differ: $(cat "$T/b.flake") / $(cat "$T/b.yaml")"
 grep -q "pegasus: $P\$" "$T/p.flake" || fail "pegasus: $(cat "$T/p.flake")"
+# the command's evaluation options apply to the inventory too
+"$CONSTEL" -v -i "$F" build --no-eval-cache --eval-jobs 1 >/dev/null 2>"$T/b.err" || fail "build --no-eval-cache"
+grep -q 'constellation: evaluated$' "$T/b.err" || fail "--no-eval-cache read the cache: $(cat "$T/b.err")"
+"$CONSTEL" -i "$F" build --no-eval-cache --eval-max-memory 16 >/dev/null 2>"$T/b.err"; rc=$?
+[ $rc = 2 ] && grep -q "cannot evaluate the inventory: its evaluator used [0-9]* MB, more than the bound of 16 MB" "$T/b.err" ||
+	fail "--eval-max-memory 16: exit $rc, $(cat "$T/b.err")"
 
 note "errors name the attribute path and the Nix file, line and column"
 sed -i 's|constel.uses = \[ "jellyfin" "galactica/grafana" "dns" \];|constel.uses = [ "jellyfin" "nfty" ];\n  constel.adress = "x";|' \
