@@ -32,7 +32,7 @@
 enum { CMD_OK = 0, CMD_FAILED = 1, CMD_USAGE = 2 };
 
 struct global_opts {
-	const char *inventory;	/* -i FILE; default ./constellation.yaml */
+	const char *inventory;	/* -i FILE or FLAKE#ATTR; NULL: cmd_inventory_name() */
 	const char *ssh_config; /* --ssh-config FILE */
 	bool json;		/* one JSON document on stdout */
 	int verbose;		/* -v, repeatable */
@@ -129,6 +129,7 @@ extern const struct cmd cmd_build_entry;
 extern const struct cmd cmd_deploy_entry;
 extern const struct cmd cmd_rollback_entry;
 extern const struct cmd cmd_status_entry;
+extern const struct cmd cmd_registry_entry;
 extern const struct cmd cmd_log_entry;
 extern const struct cmd cmd_exec_entry;
 extern const struct cmd cmd_help_entry;
@@ -166,6 +167,20 @@ int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * main.c calls it when a command returns CMD_USAGE.
  */
 void cmd_print_problems(void);
+
+/*
+ * The inventory the global options name: -i's, else ./constellation.yaml,
+ * else `.#constellation` when ./flake.nix exists (borrowed).
+ */
+const char *cmd_inventory_name(const struct global_opts *g);
+
+/*
+ * Loads that inventory, a YAML file or a flake output (FLAKE#ATTR,
+ * evaluated by deploy/eval.h eval_flake_json()); every problem to `errors`.
+ * 0 or -1. Quiet: for callers that must not print (the completions).
+ */
+int cmd_inventory_load(
+	const struct global_opts *g, struct inventory **out, struct inv_errors *errors);
 
 /*
  * Loads the inventory named by the global options. On failure prints every

@@ -2,12 +2,16 @@
  * The command table and what the commands share: help, usage and the
  * exit-2 document, loading, graph, selection.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "deploy/eval.h"
+#include "deploy/provenance.h"
 
 const struct cmd *const cmd_table[] = {
 	&cmd_plan_entry,
@@ -17,6 +21,7 @@ const struct cmd *const cmd_table[] = {
 	&cmd_status_entry,
 	&cmd_log_entry,
 	&cmd_exec_entry,
+	&cmd_registry_entry,
 	&cmd_help_entry,
 	&cmd_completion_entry,
 	&cmd_complete_hosts_entry,
@@ -29,7 +34,8 @@ const struct opt cmd_global_opts[] = {
 		.kind = OPT_STRING,
 		.arg = "FILE",
 		.id = CMD_OPT_INVENTORY,
-		.help = "the inventory (default ./constellation.yaml)"},
+		.help = "the inventory, a file or FLAKE#ATTR (default ./constellation.yaml, else "
+			".#constellation when ./flake.nix exists)"},
 	{.name = "ssh-config",
 		.kind = OPT_STRING,
 		.arg = "FILE",
@@ -158,14 +164,19 @@ int cmd_error(const char *fmt, ...)
 	return CMD_USAGE;
 }
 
-/* A problem of the inventory at file:line:col (line 0: no position). */
-static void add_invalid(const char *file, int line, int col, const char *message)
+/*
+ * A problem of the inventory at file:line:col (line 0: no position); from
+ * Nix, about the attribute path `attr`.
+ */
+static void add_invalid(const char *file, int line, int col, const char *attr, const char *message)
 {
 	json_t *o = json_object();
 
 	json_object_set_new(o, "file", json_string(file));
 	json_object_set_new(o, "line", line > 0 ? json_integer(line) : json_null());
 	json_object_set_new(o, "column", line > 0 ? json_integer(col) : json_null());
+	if (attr)
+		json_object_set_new(o, "attribute", json_string(attr));
 	json_object_set_new(o, "message", json_string(message));
 	add_problem(o);
 	invalid = true;
@@ -192,11 +203,155 @@ void cmd_print_problems(void)
 
 /* ---- inventory, graph, selection ---- */
 
+/*
+ * The evaluation options of the command being run (the last cmd_eval_arg()
+ * was given), which an inventory from Nix is evaluated with too; NULL: the
+ * command has none.
+ */
+static const struct cmd_eval_args *command_eval;
+
+const char *cmd_inventory_name(const struct global_opts *g)
+{
+	if (g->inventory)
+		return g->inventory;
+	if (access("constellation.yaml", F_OK) < 0 && access("flake.nix", F_OK) == 0)
+		return ".#constellation";
+	return "constellation.yaml";
+}
+
+/*
+ * A flake reference as a folder of this machine: a path (`.`, `./fleet`,
+ * `/srv/fleet`) or `path:` one, made absolute; NULL for the other kinds
+ * (`github:`, `git+file:` ...), which are given to Nix as they are.
+ */
+static char *flake_folder(const char *ref)
+{
+	char *path, *real;
+
+	if (!strncmp(ref, "path:", 5))
+		path = xstrndup(ref + 5, strcspn(ref + 5, "?#"));
+	else if (!strchr(ref, ':'))
+		path = xstrdup(*ref ? ref : ".");
+	else
+		return NULL;
+	real = realpath(path, NULL);
+	free(path);
+	return real;
+}
+
+/*
+ * Loads `spec`, FLAKE#ATTR: evaluates the attribute (deploy/eval.h, cached
+ * by commit when the flake is a folder of a clean working tree) and
+ * validates it as the YAML file is. Its hosts build from the same flake.
+ */
+static int load_flake_inventory(const struct global_opts *g, const char *spec,
+	struct inventory **out, struct inv_errors *errors)
+{
+	const char *hash = strchr(spec, '#');
+	char *ref = xstrndup(spec, (size_t)(hash - spec)), *dir = flake_folder(ref);
+	const char *attr = hash[1] ? hash + 1 : "constellation";
+	struct eval_flake_opts o = {0};
+	struct build_set_eval eval = {0};
+	struct provenance prov;
+	struct buf log = BUF_INIT(1u << 20);
+	json_t *value = NULL, *pos = NULL, *failures = NULL;
+	char *hosts_flake = NULL;
+	bool cached, have_prov = false;
+	int ret = -1;
+
+	memset(&prov, 0, sizeof(prov));
+	if (!dir && !strchr(ref, ':')) {
+		inv_errors_add(
+			errors, spec, NULL, "cannot open the flake '%s': %s", ref, strerror(errno));
+		goto out;
+	}
+	o.ref = dir ? dir : ref;
+	o.attr = attr;
+	o.root = dir;
+	/* provenance_release() after any provenance_open(), as deploy's prepare does */
+	have_prov = dir != NULL;
+	if (dir && provenance_open(&prov, dir) == 0) {
+		o.repo = prov.repo_path;
+		o.root = prov.repo_path; /* Nix reads the flake from git: the whole tree */
+		if (prov.head && !prov.dirty)
+			o.commit = prov.head;
+		/*
+		 * The hosts build from the same flake: a folder of a clean tree
+		 * is pinned to its commit when they are evaluated (deploy/eval.h);
+		 * of a dirty one, read from git as it is, as the inventory was.
+		 */
+		if (!o.commit && provenance_flake_ref(o.repo, dir, ".", NULL, &hosts_flake) < 0)
+			hosts_flake = NULL;
+	}
+	o.no_cache = getenv("CONSTEL_NO_EVAL_CACHE") != NULL;
+	if (command_eval) {
+		eval.jobs = command_eval->jobs > 0 ? (size_t)command_eval->jobs : 0;
+		eval.max_memory_mb =
+			command_eval->max_memory_mb > 0 ? (size_t)command_eval->max_memory_mb : 0;
+		o.no_cache = o.no_cache || command_eval->no_cache;
+		o.eval = &eval;
+	}
+	if (eval_flake_json(&o, &value, &pos, &cached, &failures, &log) < 0) {
+		for (size_t i = 0; i < json_array_size(failures); i++) {
+			json_t *f = json_array_get(failures, i);
+
+			inv_errors_add(errors, spec,
+				json_string_value(json_object_get(f, "attribute")),
+				"cannot evaluate the inventory: %s",
+				json_string_value(json_object_get(f, "message")));
+		}
+		goto out;
+	}
+	if (g->verbose)
+		fprintf(stderr, "%s", log.data ? log.data : "");
+	ret = inventory_load_json_errors(out, spec, attr, value, pos, dir ? dir : ".",
+		hosts_flake ? hosts_flake : dir ? NULL : ref, errors);
+out:
+	if (ret < 0 && g->verbose && log.len)
+		fprintf(stderr, "%s", log.data);
+	if (have_prov)
+		provenance_release(&prov);
+	buf_release(&log);
+	json_decref(value);
+	json_decref(pos);
+	json_decref(failures);
+	free(hosts_flake);
+	free(ref);
+	free(dir);
+	return ret;
+}
+
+/* Whether `path` is a folder holding a flake.nix: `-i DIR` means DIR#constellation. */
+static bool is_flake_folder(const char *path)
+{
+	char *f = xasprintf("%s/flake.nix", path);
+	bool yes = access(f, F_OK) == 0;
+
+	free(f);
+	return yes;
+}
+
+int cmd_inventory_load(const struct global_opts *g, struct inventory **out, struct inv_errors *errors)
+{
+	const char *spec = cmd_inventory_name(g);
+	char *flake;
+	int ret;
+
+	if (strchr(spec, '#'))
+		return load_flake_inventory(g, spec, out, errors);
+	if (!is_flake_folder(spec))
+		return inventory_load_errors(out, spec, errors);
+	flake = xasprintf("%s#constellation", spec);
+	ret = load_flake_inventory(g, flake, out, errors);
+	free(flake);
+	return ret;
+}
+
 int cmd_load_inventory(const struct global_opts *g, struct inventory **out)
 {
 	struct inv_errors errors = INV_ERRORS_INIT;
 
-	if (inventory_load_errors(out, g->inventory, &errors) == 0) {
+	if (cmd_inventory_load(g, out, &errors) == 0) {
 		inv_errors_release(&errors);
 		return CMD_OK;
 	}
@@ -206,11 +361,11 @@ int cmd_load_inventory(const struct global_opts *g, struct inventory **out)
 
 		fprintf(stderr, "%s\n", line);
 		free(line);
-		add_invalid(e->file, e->line, e->col, e->message);
+		add_invalid(e->file, e->line, e->col, e->attr, e->message);
 	}
 	if (errors.nr > 1)
 		fprintf(stderr, "constel: %zu problems in '%s'; nothing was done\n", errors.nr,
-			g->inventory);
+			cmd_inventory_name(g));
 	inv_errors_release(&errors);
 	return CMD_USAGE;
 }
@@ -278,7 +433,7 @@ static void add_cycle_problems(const struct inventory *inv, const char *msg)
 				continue;
 			text = xasprintf("%s; %s → %s: %s %s", summary, consumer, provider,
 				inv_rel_kind_name(r->kind), r->text);
-			add_invalid(inv->path, r->pos.line, r->pos.col, text);
+			add_invalid(inv->path, r->pos.line, r->pos.col, NULL, text);
 			free(text);
 			added++;
 			break;
@@ -287,7 +442,7 @@ static void add_cycle_problems(const struct inventory *inv, const char *msg)
 		free(provider);
 	}
 	if (!added)
-		add_invalid(inv->path, 0, 0, summary);
+		add_invalid(inv->path, 0, 0, NULL, summary);
 	free(summary);
 }
 
@@ -333,6 +488,7 @@ int cmd_load_selection(const struct global_opts *g, const struct strvec *pattern
 
 bool cmd_eval_arg(struct cmd_eval_args *a, const struct opts_value *v)
 {
+	command_eval = a;
 	switch (v->opt->id) {
 	case CMD_OPT_EVAL_JOBS:
 		a->jobs = v->num;

@@ -545,7 +545,7 @@ static int complete_hosts(
 
 	(void)self;
 	(void)opts;
-	if (inventory_load_errors(&inv, g->inventory, &errors) < 0) {
+	if (cmd_inventory_load(g, &inv, &errors) < 0) {
 		inv_errors_release(&errors);
 		return CMD_OK;
 	}

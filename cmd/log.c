@@ -70,7 +70,7 @@ static int log_cmd(const struct cmd *self, const struct opts *opts, const struct
 	struct provenance_event *ev = NULL;
 	size_t n = 0;
 	const char *host = NULL;
-	char *inv_copy = xstrdup(g->inventory ? g->inventory : "constellation.yaml");
+	char *inv_copy = xstrdup(cmd_inventory_name(g));
 	int ret;
 
 	memset(&prov, 0, sizeof(prov));

@@ -153,7 +153,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct global_opts g = {"constellation.yaml", NULL, false, 0};
+	struct global_opts g = {NULL, NULL, false, 0};
 	int ret;
 
 	/* libgit2 starts on first use (deploy/provenance.c): `plan` never pays for it */

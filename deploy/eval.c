@@ -32,6 +32,18 @@
  * or that its lock file locks every one: its evaluation then depends on its
  * commit alone, and may be cached.
  */
+#define NIX_LOCKED                                                                                 \
+	"  locked = flake: lockFile:\n"                                                             \
+	"    let\n"                                                                                 \
+	"      names = builtins.attrNames (flake.inputs or { });\n"                                 \
+	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"                               \
+	"      lock = builtins.fromJSON (builtins.readFile path);\n"                                \
+	"      root = if lock ? nodes && lock ? root\n"                                             \
+	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"                            \
+	"    in\n"                                                                                  \
+	"    names == [ ] || (builtins.pathExists path\n"                                           \
+	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
+
 static const char eval_nix[] =
 	"# written by constel: the systems of the hosts in ./items.json, in order\n"
 	"let\n"
@@ -40,18 +52,7 @@ static const char eval_nix[] =
 	"    if item ? file then\n"
 	"      (let x = import item.file; in if builtins.isFunction x then x { } else x)\n"
 	"    else\n"
-	"      builtins.getFlake item.flake;\n"
-	"  locked = flake: lockFile:\n"
-	"    let\n"
-	"      names = builtins.attrNames (flake.inputs or { });\n"
-	"      path = flake.sourceInfo.outPath + \"/\" + lockFile;\n"
-	"      lock = builtins.fromJSON (builtins.readFile path);\n"
-	"      root = if lock ? nodes && lock ? root\n"
-	"        then lock.nodes.${lock.root}.inputs or { } else { };\n"
-	"    in\n"
-	"    names == [ ] || (builtins.pathExists path\n"
-	"      && builtins.all (n: builtins.hasAttr n root) names);\n"
-	"  one = item:\n"
+	"      builtins.getFlake item.flake;\n" NIX_LOCKED "  one = item:\n"
 	"    let\n"
 	"      t = top item;\n"
 	"      s = builtins.foldl' (v: name: builtins.getAttr name v) t item.attrPath;\n"
@@ -59,6 +60,53 @@ static const char eval_nix[] =
 	"    [ s.drvPath s.outPath (item ? lock && locked t item.lock) ];\n"
 	"in\n"
 	"map one items\n";
+
+/*
+ * An inventory from Nix, as fixed text like eval_nix: the attribute
+ * item.attrPath of the flake item.flake. Asked without item.host, its
+ * value but for `hosts` and the names of its hosts (split), or, when it
+ * has no `hosts` to split, all of it; asked with item.host, that host's
+ * value alone: each host is evaluated by an evaluator of its own, as
+ * systems are. With each value, whether the flake locks every input
+ * (item.lock), and beside it the positions Nix knows of
+ * its attributes (builtins.unsafeGetAttrPos; a file of the flake's source
+ * in the store is named in item.root, the folder it was copied from, so
+ * that an error points at the file the user edits), as inventory/internal.h's
+ * inventory__jdoc_build() reads them. Derivations are values, not sets to
+ * walk into.
+ */
+static const char inventory_nix[] =
+	"# written by constel: an inventory, the attribute of a flake in ./items.json\n"
+	"let\n"
+	"  item = builtins.head (builtins.fromJSON (builtins.readFile ./items.json));\n"
+	"  flake = builtins.getFlake item.flake;\n" NIX_LOCKED
+	"  value = builtins.foldl' (v: name: builtins.getAttr name v) flake item.attrPath;\n"
+	"  src = toString flake.sourceInfo.outPath;\n"
+	"  n = builtins.stringLength src;\n"
+	"  here = f: if item ? root && builtins.substring 0 (n + 1) f == src + \"/\"\n"
+	"    then item.root + builtins.substring n (builtins.stringLength f) f else f;\n"
+	"  at = k: v: let p = builtins.unsafeGetAttrPos k v; in\n"
+	"    if p == null then null else p // { file = here p.file; };\n"
+	"  walk = v:\n"
+	"    if builtins.isList v then { l = map walk v; }\n"
+	"    else if !(builtins.isAttrs v) || v ? outPath then null\n"
+	"    else {\n"
+	"      p = builtins.mapAttrs (k: _: at k v) v;\n"
+	"      c = builtins.mapAttrs (_: walk) v;\n"
+	"    };\n"
+	"  isLocked = item ? lock && locked flake item.lock;\n"
+	"  hosts = value.hosts;\n"
+	"  split = builtins.isAttrs value && value ? hosts && builtins.isAttrs hosts\n"
+	"    && !(hosts ? outPath);\n"
+	"  rest = builtins.removeAttrs value [ \"hosts\" ];\n"
+	"in\n"
+	"if item ? host then\n"
+	"  let v = builtins.getAttr item.host hosts; in { value = v; pos = walk v; }\n"
+	"else if split then {\n"
+	"  split = true; value = rest; pos = walk rest; names = builtins.attrNames hosts;\n"
+	"  hostsPos = at \"hosts\" value; hostPos = builtins.mapAttrs (k: _: at k hosts) hosts;\n"
+	"  locked = isLocked;\n"
+	"} else { split = false; inherit value; pos = walk value; locked = isLocked; }\n";
 
 json_t *eval__attr_path(const char *attr)
 {
@@ -220,6 +268,72 @@ static size_t max_memory_mb(const struct build_set_eval *opts)
 	return opts && opts->max_memory_mb ? opts->max_memory_mb : BUILD_EVAL_MAX_MEMORY_MB;
 }
 
+/* What one run of `nix eval` cost. */
+struct nix_cost {
+	double seconds;
+	size_t peak_mb;
+};
+
+/*
+ * Runs constel's fixed expression `expr` (written as eval.nix, `items` as
+ * items.json beside it, in a new private folder) in one `nix eval --json`,
+ * within `max_mb`. On success *result is what it printed. Else -1 with *why
+ * (Nix's reason in one line; the caller frees), or CONSTEL_ELIMIT when the
+ * evaluator passed the bound. What ran and what Nix said go to `log`.
+ */
+static int nix_eval_json(const char *expr, const char *items, size_t max_mb, struct buf *log,
+	json_t **result, char **why, struct nix_cost *cost)
+{
+	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
+	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
+	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *line;
+	struct proc_cmd cmd = {.argv = argv, .out = &out, .err = &err};
+	json_error_t jerr;
+	double start;
+	int ret = -1;
+
+	*result = NULL;
+	*why = NULL;
+	if (!(dir = eval_dir())) {
+		*why = xstrdup(error_last());
+		goto out;
+	}
+	expr_file = xasprintf("%s/eval.nix", dir);
+	items_file = xasprintf("%s/items.json", dir);
+	if (write_private(items_file, items, strlen(items)) < 0 ||
+		write_private(expr_file, expr, strlen(expr)) < 0) {
+		*why = xstrdup(error_last());
+		goto out;
+	}
+	argv[7] = expr_file;
+	line = proc_describe(argv);
+	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, items);
+	free(line);
+	cmd.max_rss_kb = max_mb * 1024;
+	start = now_seconds();
+	ret = proc_cmd_run(&cmd);
+	cost->seconds = now_seconds() - start;
+	cost->peak_mb = (cmd.peak_rss_kb + 1023) / 1024;
+	buf_add(log, err.data ? err.data : "", err.len);
+	if (ret == CONSTEL_ELIMIT)
+		goto out;
+	if (ret < 0) {
+		*why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
+		goto out;
+	}
+	if (!(*result = json_loadb(out.data ? out.data : "", out.len, 0, &jerr))) {
+		*why = xstrdup("unexpected output of 'nix eval'");
+		ret = -1;
+	}
+out:
+	eval_dir_remove(dir);
+	free(expr_file);
+	free(items_file);
+	buf_release(&out);
+	buf_release(&err);
+	return ret;
+}
+
 /*
  * One `nix eval` of one item, alone, within the memory bound. On success
  * its derivation and output path are filled in and *locked says whether
@@ -229,15 +343,11 @@ static size_t max_memory_mb(const struct build_set_eval *opts)
 static int eval_one(const struct build_set_eval *opts, struct build_item *it, const char *lock,
 	bool *locked, struct buf *log)
 {
-	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
-	const char *argv[] = {PROC_NIX, "eval", "--impure", "--json", "--file", NULL, NULL};
-	char *dir = NULL, *expr_file = NULL, *items_file = NULL, *text = NULL, *line;
-	struct proc_cmd cmd = {.argv = argv, .out = &out, .err = &err};
+	char *text = NULL, *why = NULL;
 	json_t *list = NULL, *root = NULL, *o, *res;
-	json_error_t jerr;
+	struct nix_cost cost = {0};
 	const char *drv, *path;
-	double start;
-	int ret = -1;
+	int ret;
 
 	*locked = false;
 	if (!(o = item_json(it, lock))) {
@@ -247,50 +357,25 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	list = json_array();
 	json_array_append_new(list, o);
 	text = json_dumps(list, JSON_COMPACT);
-	if (!(dir = eval_dir())) {
-		item_fail(it, error_last());
-		goto out;
-	}
-	expr_file = xasprintf("%s/eval.nix", dir);
-	items_file = xasprintf("%s/items.json", dir);
-	if (write_private(items_file, text, strlen(text)) < 0 ||
-		write_private(expr_file, eval_nix, strlen(eval_nix)) < 0) {
-		item_fail(it, error_last());
-		goto out;
-	}
-	argv[7] = expr_file;
-	line = proc_describe(argv);
-	buf_printf(log, "$ %s\n# %s: %s\n", line, items_file, text);
-	free(line);
-	cmd.max_rss_kb = max_memory_mb(opts) * 1024;
-	start = now_seconds();
-	ret = proc_cmd_run(&cmd);
-	it->eval_seconds = now_seconds() - start;
-	it->eval_peak_mb = (cmd.peak_rss_kb + 1023) / 1024;
-	buf_add(log, err.data ? err.data : "", err.len);
+	ret = nix_eval_json(eval_nix, text, max_memory_mb(opts), log, &root, &why, &cost);
+	it->eval_seconds = cost.seconds;
+	it->eval_peak_mb = cost.peak_mb;
 	if (ret == CONSTEL_ELIMIT) {
-		char *why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
-				      "(--eval-max-memory), evaluating this host alone",
+		why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				"(--eval-max-memory), evaluating this host alone",
 			it->eval_peak_mb, max_memory_mb(opts));
-
 		item_fail(it, why);
-		free(why);
 		goto out;
 	}
 	if (ret < 0) {
-		char *why = err.len ? eval_error(&err, expr_file) : xstrdup(error_last());
-
 		item_fail(it, why);
-		free(why);
 		goto out;
 	}
-	root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
 	res = json_array_get(root, 0);
 	drv = json_string_value(json_array_get(res, 0));
 	path = json_string_value(json_array_get(res, 1));
 	if (json_array_size(root) != 1 || !drv || !path) {
 		item_fail(it, "unexpected output of 'nix eval'");
-		ret = -1;
 		goto out;
 	}
 	free(it->drv_path);
@@ -298,21 +383,16 @@ static int eval_one(const struct build_set_eval *opts, struct build_item *it, co
 	it->drv_path = xstrdup(drv);
 	it->out_path = xstrdup(path);
 	*locked = json_is_true(json_array_get(res, 2));
-	ret = 0;
 out:
 	if (it->error)
 		buf_printf(log, "# %s: %s\n", it->installable, it->error);
 	else
 		buf_printf(log, "# %s: evaluated in %.2fs, evaluator peak %zu MB\n",
 			it->installable, it->eval_seconds, it->eval_peak_mb);
-	eval_dir_remove(dir);
-	free(expr_file);
-	free(items_file);
+	free(why);
 	free(text);
 	json_decref(list);
 	json_decref(root);
-	buf_release(&out);
-	buf_release(&err);
 	return it->error ? -1 : 0;
 }
 
@@ -664,4 +744,246 @@ void eval_finish(struct eval *e, struct buf *log)
 	free(e->jobs);
 	free(e->queue);
 	free(e);
+}
+
+/* ---- an inventory from Nix ---- */
+
+/* One evaluation of eval_flake_json(): the outline, or one host. */
+struct flake_job {
+	const char *host; /* NULL: the outline */
+	char *items;	  /* items.json */
+	json_t *result;
+	char *why;
+	int ret;
+	struct buf log;
+};
+
+struct flake_eval {
+	struct flake_job *jobs;
+	size_t njobs, next;
+	size_t max_mb;
+};
+
+static void flake_job_run(struct flake_eval *fe, struct flake_job *j)
+{
+	struct nix_cost cost = {0};
+
+	j->ret = nix_eval_json(inventory_nix, j->items, fe->max_mb, &j->log, &j->result, &j->why,
+		&cost);
+	if (j->ret == CONSTEL_ELIMIT) {
+		j->why = xasprintf("its evaluator used %zu MB, more than the bound of %zu MB "
+				   "(--eval-max-memory)",
+			cost.peak_mb, fe->max_mb);
+		j->ret = -1;
+	} else if (j->ret == 0 && !json_object_get(j->result, "value")) {
+		j->why = xstrdup("unexpected output of 'nix eval'");
+		j->ret = -1;
+	}
+	if (j->ret == 0)
+		buf_printf(&j->log, "# %s: evaluated in %.2fs, evaluator peak %zu MB\n",
+			j->host ? j->host : "the inventory", cost.seconds, cost.peak_mb);
+}
+
+static bool flake_next(void *data, size_t *task)
+{
+	struct flake_eval *fe = data;
+
+	if (fe->next >= fe->njobs)
+		return false;
+	*task = fe->next++;
+	return true;
+}
+
+static void flake_run(void *data, size_t task)
+{
+	struct flake_eval *fe = data;
+
+	flake_job_run(fe, &fe->jobs[task]);
+}
+
+static const struct pool_ops flake_pool = {.next = flake_next, .run = flake_run};
+
+/* items.json of one evaluation: `item` with "host" set to `host` (NULL: none). */
+static char *flake_items(json_t *item, const char *host)
+{
+	json_t *one = json_copy(item), *items = json_array();
+	char *text;
+
+	if (host)
+		json_object_set_new(one, "host", json_string(host));
+	json_array_append_new(items, one);
+	text = json_dumps(items, JSON_COMPACT);
+	json_decref(items);
+	return text;
+}
+
+/* A failure of eval_flake_json(): the attribute (NULL: the whole) and why. */
+static void add_failure(json_t *failures, const char *attr, const char *why)
+{
+	json_array_append_new(failures,
+		json_pack("{s:o,s:s}", "attribute", attr ? json_string(attr) : json_null(), "message",
+			why));
+}
+
+/*
+ * Evaluates the outline, then every host of it at once, `jobs` at a time;
+ * puts the whole value and its positions together in *root
+ * ({"value","pos","locked"}). Failures go to `failures`.
+ */
+static int flake_evaluate(const struct eval_flake_opts *o, json_t *item, json_t **root,
+	json_t *failures, struct buf *log)
+{
+	struct flake_eval fe = {0};
+	struct flake_job outline = {0};
+	json_t *names, *value, *hosts, *hosts_pos, *pos_c;
+	size_t jobs = o->eval && o->eval->jobs ? o->eval->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	int ret = -1;
+
+	*root = NULL;
+	fe.max_mb = max_memory_mb(o->eval);
+	outline.items = flake_items(item, NULL);
+	buf_init(&outline.log, NIX_OUTPUT_MAX);
+	flake_job_run(&fe, &outline);
+	buf_add(log, outline.log.data ? outline.log.data : "", outline.log.len);
+	if (outline.ret < 0) {
+		add_failure(failures, NULL, outline.why);
+		goto out;
+	}
+	if (!json_is_true(json_object_get(outline.result, "split"))) {
+		*root = json_incref(outline.result);
+		ret = 0;
+		goto out;
+	}
+	names = json_object_get(outline.result, "names");
+	fe.njobs = json_array_size(names);
+	fe.jobs = xcalloc(fe.njobs + 1, sizeof(*fe.jobs));
+	for (size_t i = 0; i < fe.njobs; i++) {
+		fe.jobs[i].host = json_string_value(json_array_get(names, i));
+		fe.jobs[i].items = flake_items(item, fe.jobs[i].host);
+		buf_init(&fe.jobs[i].log, NIX_OUTPUT_MAX);
+	}
+	if (fe.njobs)
+		pool_run(&flake_pool, &fe, jobs < 1 ? 1 : jobs > fe.njobs ? fe.njobs : jobs);
+	/* the whole value: the outline's, with each host's under `hosts` */
+	value = json_object_get(outline.result, "value");
+	hosts = json_object();
+	hosts_pos = json_pack("{s:O,s:{}}", "p", json_object_get(outline.result, "hostPos"), "c");
+	pos_c = json_object_get(hosts_pos, "c");
+	ret = 0;
+	for (size_t i = 0; i < fe.njobs; i++) {
+		struct flake_job *j = &fe.jobs[i];
+
+		buf_add(log, j->log.data ? j->log.data : "", j->log.len);
+		if (j->ret < 0) {
+			char *attr = xasprintf("%s.hosts.%s", o->attr, j->host);
+
+			add_failure(failures, attr, j->why);
+			free(attr);
+			ret = -1;
+			continue;
+		}
+		json_object_set(hosts, j->host, json_object_get(j->result, "value"));
+		json_object_set(pos_c, j->host, json_object_get(j->result, "pos"));
+	}
+	json_object_set_new(value, "hosts", hosts);
+	if (json_is_object(json_object_get(outline.result, "pos"))) {
+		json_t *pos = json_object_get(outline.result, "pos");
+
+		json_object_set(json_object_get(pos, "p"), "hosts",
+			json_object_get(outline.result, "hostsPos"));
+		json_object_set_new(json_object_get(pos, "c"), "hosts", hosts_pos);
+	} else {
+		json_decref(hosts_pos);
+	}
+	if (ret == 0)
+		*root = json_pack("{s:O,s:O,s:O}", "value", value, "pos",
+			json_object_get(outline.result, "pos"), "locked",
+			json_object_get(outline.result, "locked"));
+out:
+	for (size_t i = 0; i < fe.njobs; i++) {
+		free(fe.jobs[i].items);
+		free(fe.jobs[i].why);
+		json_decref(fe.jobs[i].result);
+		buf_release(&fe.jobs[i].log);
+	}
+	free(fe.jobs);
+	free(outline.items);
+	free(outline.why);
+	json_decref(outline.result);
+	buf_release(&outline.log);
+	return ret;
+}
+
+int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **pos, bool *cached,
+	json_t **failures, struct buf *log)
+{
+	struct evalcache cache = {0};
+	json_t *attr = eval__attr_path(o->attr), *item = NULL, *root = NULL, *hit = NULL;
+	char *ref = NULL, *sub = NULL, *key = NULL, *version = NULL;
+	bool cacheable = false;
+	int ret = -1;
+
+	*value = *pos = NULL;
+	*cached = false;
+	*failures = json_array();
+	if (!attr) {
+		add_failure(*failures, NULL, "the attribute path is not valid UTF-8 text");
+		goto out;
+	}
+	/*
+	 * A folder of a repository is read as Nix's command line reads it, from
+	 * git (a bare path would be only the folder: a flake could not import
+	 * `../lib`); one of a clean working tree as its commit, and cached.
+	 */
+	if (o->repo && o->ref[0] == '/' &&
+		(!o->commit || provenance_flake_at(o->repo, o->ref, o->commit, &sub) == 0) &&
+		provenance_flake_ref(o->repo, o->ref, ".", o->commit, &ref) == 0)
+		cacheable = o->commit && !o->no_cache;
+	if (!ref)
+		ref = xstrdup(o->ref);
+	if (cacheable && evalcache_open(&cache, o->cache_dir) == 0 && (version = nix_version())) {
+		key = evalcache_key(o->commit, ref, attr, "inventory", version);
+		if (evalcache_get_value(&cache, key, &hit) == 0 && json_is_object(hit) &&
+			json_object_get(hit, "value")) {
+			buf_printf(log, "# %s#%s: from the evaluation cache\n", ref, o->attr);
+			*value = json_incref(json_object_get(hit, "value"));
+			*pos = json_incref(json_object_get(hit, "pos"));
+			*cached = true;
+			ret = 0;
+			goto out;
+		}
+	}
+	item = json_object();
+	json_object_set_new(item, "flake", json_string(ref));
+	json_object_set(item, "attrPath", attr);
+	if (o->root)
+		json_object_set_new(item, "root", json_string(o->root));
+	if (key)
+		json_object_set_new(item, "lock",
+			*sub ? json_sprintf("%s/flake.lock", sub) : json_string("flake.lock"));
+	if (flake_evaluate(o, item, &root, *failures, log) < 0)
+		goto out;
+	*value = json_incref(json_object_get(root, "value"));
+	*pos = json_incref(json_object_get(root, "pos"));
+	buf_printf(log, "# %s#%s: evaluated\n", ref, o->attr);
+	ret = 0;
+	if (key && json_is_true(json_object_get(root, "locked"))) {
+		json_object_del(root, "locked");
+		if (evalcache_put_value(&cache, key, root) < 0)
+			buf_printf(log, "# not cached: %s\n", error_last());
+	} else if (key) {
+		buf_printf(log, "# not cached: the flake does not lock every input\n");
+	}
+out:
+	if (cache.dir)
+		evalcache_release(&cache);
+	json_decref(attr);
+	json_decref(item);
+	json_decref(root);
+	json_decref(hit);
+	free(ref);
+	free(sub);
+	free(key);
+	free(version);
+	return ret;
 }

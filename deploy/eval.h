@@ -84,6 +84,45 @@ void eval_finish(struct eval *e, struct buf *log);
  */
 int eval_item(const struct build_set_eval *opts, struct build_item *item, struct buf *log);
 
+/*
+ * An inventory from Nix (`constel -i FLAKE#ATTR`): evaluates the attribute
+ * `attr` (as written after '#': `constellation`, `a."b.c"`) of the flake
+ * `ref` to JSON in one evaluator of its own, constel's fixed expression
+ * with the flake reference and the attribute path as data, within
+ * eval->max_memory_mb. A flake that is a folder of the repository `repo`
+ * is read from git, as Nix's command line reads it (`git+file://REPO?dir=SUB`);
+ * when the working tree is clean at `commit` (NULL: it is not), as that
+ * commit (as hosts are), and, when it locks every input, kept in the
+ * evaluation cache, so that the same commit is not evaluated again (*cached).
+ */
+struct eval_flake_opts {
+	const char *ref;  /* an absolute folder or a flake URL */
+	const char *attr; /* the attribute path */
+	const char *repo, *commit;
+	const char *root;      /* what the flake's source is a copy of (NULL: not local) */
+	const char *cache_dir; /* NULL: cache_dir() */
+	bool no_cache;
+	const struct build_set_eval *eval; /* jobs and memory bound; may be NULL */
+};
+
+/*
+ * The attribute is evaluated in parts, as systems are: first all of it but
+ * its `hosts`, and their names; then each host's value by an evaluator of
+ * its own, eval->jobs at once (default: the online CPUs), so that no
+ * process holds every host's configuration, and a host that does not
+ * evaluate is reported alone. (A value with no attribute set `hosts` is
+ * evaluated whole.)
+ *
+ * On success 0 with *value (the attribute's value) and *pos (the positions
+ * beside it, see inventory_load_json_errors()), both the caller's. Else -1.
+ * Either way *failures is the caller's array of what did not evaluate,
+ * [{"attribute": "constellation.hosts.H" or null for the whole, "message":
+ * Nix's reason in one line, with its position}]. The command lines and
+ * Nix's output go to `log`.
+ */
+int eval_flake_json(const struct eval_flake_opts *o, json_t **value, json_t **pos, bool *cached,
+	json_t **failures, struct buf *log);
+
 /* ---- for the unit tests ---- */
 
 /* The attribute path as the inventory writes it (a."b.c".d), as a JSON array; NULL if not UTF-8. */

@@ -93,58 +93,54 @@ static bool plausible_path(const char *p, const char *suffix)
 	return n > m && !strcmp(p + n - m, suffix);
 }
 
-int evalcache_get(const struct evalcache *c, const char *key, char **drv_path, char **out_path)
+/*
+ * The entry of `key` as JSON (at most `max` bytes), checked to be for that
+ * key, and marked used; CONSTEL_ENOTFOUND when there is none.
+ */
+static int entry_read(const struct evalcache *c, const char *key, size_t max, json_t **entry)
 {
-	char *path = entry_path(c, key), buf[ENTRY_MAX];
-	json_t *entry = NULL, *want = NULL;
+	char *path = entry_path(c, key), chunk[65536];
+	struct buf b = BUF_INIT(max + 1);
+	json_t *want = NULL;
 	json_error_t jerr;
-	const char *drv, *out;
 	ssize_t n;
-	size_t len = 0;
 	int fd, ret = CONSTEL_ENOTFOUND;
 
-	*drv_path = *out_path = NULL;
+	*entry = NULL;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		goto out;
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+	while (b.len <= max && (n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			break;
-		len += (size_t)n;
+		buf_add(&b, chunk, (size_t)n);
 	}
-	if (len == sizeof(buf)) {
+	if (b.len > max || !(*entry = json_loadb(b.data ? b.data : "", b.len, 0, &jerr)) ||
+		!(want = json_loads(key, 0, &jerr)) ||
+		!json_equal(json_object_get(*entry, "key"), want)) {
 		close(fd);
-		goto out;
-	}
-	entry = json_loadb(buf, len, 0, &jerr);
-	want = json_loads(key, 0, &jerr);
-	drv = json_string_value(json_object_get(entry, "drvPath"));
-	out = json_string_value(json_object_get(entry, "outPath"));
-	if (!want || !json_equal(json_object_get(entry, "key"), want) ||
-		!plausible_path(drv, ".drv") || !plausible_path(out, "")) {
-		close(fd);
+		json_decref(*entry);
+		*entry = NULL;
 		goto out;
 	}
 	/* used: not pruned (an entry is never renamed onto while it is read) */
 	futimens(fd, NULL);
 	close(fd);
-	*drv_path = xstrdup(drv);
-	*out_path = xstrdup(out);
 	ret = 0;
 out:
-	json_decref(entry);
+	buf_release(&b);
 	json_decref(want);
 	free(path);
 	return ret;
 }
 
-int evalcache_put(
-	const struct evalcache *c, const char *key, const char *drv_path, const char *out_path)
+/* Writes `entry` (its "key" added here) as the entry of `key`, atomically. */
+static int entry_write(const struct evalcache *c, const char *key, json_t *entry)
 {
 	char *path = entry_path(c, key), *tmp = xasprintf("%s/.new-XXXXXX", c->dir), *text = NULL;
-	json_t *entry = json_object(), *k;
+	json_t *k;
 	json_error_t jerr;
 	size_t len, done = 0;
 	int fd, ret = 0;
@@ -155,8 +151,6 @@ int evalcache_put(
 		goto out;
 	}
 	json_object_set_new(entry, "key", k);
-	json_object_set_new(entry, "drvPath", json_string(drv_path));
-	json_object_set_new(entry, "outPath", json_string(out_path));
 	text = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	len = text ? strlen(text) : 0;
 	/* mkstemp: a new file, 0600, O_EXCL: nothing planted is written through */
@@ -185,9 +179,66 @@ int evalcache_put(
 		unlink(tmp);
 out:
 	free(text);
-	json_decref(entry);
 	free(path);
 	free(tmp);
+	return ret;
+}
+
+int evalcache_get(const struct evalcache *c, const char *key, char **drv_path, char **out_path)
+{
+	json_t *entry;
+	const char *drv, *out;
+	int ret;
+
+	*drv_path = *out_path = NULL;
+	if ((ret = entry_read(c, key, ENTRY_MAX, &entry)) < 0)
+		return ret;
+	drv = json_string_value(json_object_get(entry, "drvPath"));
+	out = json_string_value(json_object_get(entry, "outPath"));
+	if (!plausible_path(drv, ".drv") || !plausible_path(out, "")) {
+		json_decref(entry);
+		return CONSTEL_ENOTFOUND;
+	}
+	*drv_path = xstrdup(drv);
+	*out_path = xstrdup(out);
+	json_decref(entry);
+	return 0;
+}
+
+int evalcache_put(
+	const struct evalcache *c, const char *key, const char *drv_path, const char *out_path)
+{
+	json_t *entry = json_object();
+	int ret;
+
+	json_object_set_new(entry, "drvPath", json_string(drv_path));
+	json_object_set_new(entry, "outPath", json_string(out_path));
+	ret = entry_write(c, key, entry);
+	json_decref(entry);
+	return ret;
+}
+
+int evalcache_get_value(const struct evalcache *c, const char *key, json_t **value)
+{
+	json_t *entry;
+	int ret;
+
+	*value = NULL;
+	if ((ret = entry_read(c, key, EVALCACHE_VALUE_MAX, &entry)) < 0)
+		return ret;
+	*value = json_incref(json_object_get(entry, "value"));
+	json_decref(entry);
+	return *value ? 0 : CONSTEL_ENOTFOUND;
+}
+
+int evalcache_put_value(const struct evalcache *c, const char *key, json_t *value)
+{
+	json_t *entry = json_object();
+	int ret;
+
+	json_object_set(entry, "value", value);
+	ret = entry_write(c, key, entry);
+	json_decref(entry);
 	return ret;
 }
 

@@ -13,7 +13,8 @@
  *   {"attrPath":[..],"commit":SHA,"constel":VERSION,"flake":REF,
  *    "nix":NIX_VERSION,"system":SYSTEM}
  *
- * (evalcache_key()). An entry is one file, `DIR/eval/SHA1.json`, named by
+ * (evalcache_key(); an inventory evaluated from Nix has the system
+ * "inventory"). An entry is one file, `DIR/eval/SHA1.json`, named by
  * the SHA-1 of the key text and holding the key itself (checked on every
  * read, so two keys never share an entry) and the two store paths:
  * `{"key":{..},"drvPath":..,"outPath":..}`. DIR is cache_dir()
@@ -66,6 +67,16 @@ int evalcache_get(const struct evalcache *c, const char *key, char **drv_path, c
 /* Records the result of `key`, atomically. 0, or -1 with the error set. */
 int evalcache_put(
 	const struct evalcache *c, const char *key, const char *drv_path, const char *out_path);
+
+/*
+ * A value of JSON as the result of `key` (an inventory evaluated from
+ * Nix: deploy/eval.h eval_flake_json()), `{"key":{..},"value":..}`, at
+ * most EVALCACHE_VALUE_MAX bytes. get: 0 with *value (the caller's), or
+ * CONSTEL_ENOTFOUND. put: 0, or -1 with the error set.
+ */
+#define EVALCACHE_VALUE_MAX (64u << 20)
+int evalcache_get_value(const struct evalcache *c, const char *key, json_t **value);
+int evalcache_put_value(const struct evalcache *c, const char *key, json_t *value);
 
 /* Removes the entries not read or written for `days` days; how many. */
 size_t evalcache_prune(const struct evalcache *c, int days);

@@ -349,9 +349,10 @@ int provenance_flake_ref(const char *repo_path, const char *inventory_dir, const
 	}
 	buf_adds(&ref, "git+file://");
 	url_escape(&ref, root);
-	buf_printf(&ref, "?rev=%s", sha);
+	if (sha)
+		buf_printf(&ref, "?rev=%s", sha);
 	if (*sub) {
-		buf_adds(&ref, "&dir=");
+		buf_adds(&ref, sha ? "&dir=" : "?dir=");
 		url_escape(&ref, sub);
 	}
 	*ref_out = buf_detach(&ref);

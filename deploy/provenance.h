@@ -77,8 +77,10 @@ int provenance_resolve_rev(const char *repo_path, const char *rev, char **sha_ou
 /*
  * The flake reference of `flake` (as the inventory writes it, relative to
  * `inventory_dir`) at commit `sha`: `git+file:///REPO?rev=SHA`, with
- * `&dir=SUB` when the flake is in a subfolder of the repository. -1 when
- * the flake is not a local path inside the repository (`github:...`).
+ * `&dir=SUB` when the flake is in a subfolder of the repository. With
+ * `sha` NULL, the working tree as Nix reads it (its tracked files):
+ * `git+file:///REPO[?dir=SUB]`. -1 when the flake is not a local path
+ * inside the repository (`github:...`).
  */
 int provenance_flake_ref(const char *repo_path, const char *inventory_dir, const char *flake,
 	const char *sha, char **ref_out);

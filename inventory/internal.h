@@ -4,6 +4,8 @@
  *
  *   inventory.c  the API: reading the file, the error list, the model's lookups
  *   yaml.c       the YAML tree: libyaml's events into the compact node array
+ *   json.c       the same tree from a flake output evaluated to JSON, each node
+ *                with its attribute path and, where Nix knows it, its position
  *   load.c       loading and validation: the schema walk, every error at its position
  *   values.c     the syntax of values that reach ssh and nix
  *   resolve.c    resolution: defaults, builders, and `uses`, `wants` and
@@ -19,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "common/names.h"
 #include "inventory/inventory.h"
@@ -49,8 +53,21 @@ struct ynode {
 	};
 };
 
+/*
+ * Where a node of a tree built from JSON (json.c) is: its attribute path
+ * (`constellation.hosts.basestar.uses[1]`) and the Nix file, line and
+ * column of its definition (file SIZE_MAX: Nix does not know it), offsets
+ * into ydoc.strings. Its ynode's line and col are then UINT_MAX, so that
+ * pos_of() gives no position of the inventory file.
+ */
+struct ywhere {
+	size_t path, file;
+	unsigned line, col; /* 1-based, as Nix counts */
+};
+
 struct ydoc {
 	struct ynode *nodes;
+	struct ywhere *where; /* NULL for YAML; else parallel to nodes */
 	size_t nnodes, anodes;
 	uint32_t *kids; /* children of containers; a mapping's are key, value, key, ... */
 	size_t nkids, akids;
@@ -68,6 +85,17 @@ struct ydoc {
 int inventory__ydoc_parse(struct ydoc *doc, const char *path, const char *data, size_t len,
 	struct inv_errors *errors);
 void inventory__ydoc_release(struct ydoc *doc);
+
+/*
+ * Builds *doc from `value`, a flake output evaluated to JSON, named `root`
+ * (the attribute path given, e.g. `constellation`) in messages. `pos` is
+ * NULL or the positions Nix gave with it, a tree beside the value: for an
+ * attribute set {"p":{NAME:{"file","line","column"}|null},"c":{NAME:TREE|null}},
+ * for a list {"l":[TREE|null,..]}. Strings become quoted scalars (never
+ * null), numbers and booleans plain ones, null YAML's null, so that the
+ * schema walk (load.c) treats both trees alike.
+ */
+void inventory__jdoc_build(struct ydoc *doc, const char *root, json_t *value, json_t *pos);
 
 /* ---- the syntax of values (values.c) ---- */
 
@@ -109,6 +137,7 @@ char *inventory__builder_address_problem(const char *spec);
 /* The state of one load: the YAML document, where errors go, the result. */
 struct loader {
 	const char *path;
+	const char *default_flake; /* what hosts build from when nothing says: "." */
 	struct ydoc doc;
 	struct inv_errors *errors;
 	struct inventory *inv;
@@ -192,6 +221,9 @@ void inventory__resolve(struct loader *l, struct host_raw *raws);
 /* Appends a problem at line:col (1-based; 0 for none) of `file`; takes `message`. */
 void inventory__add_error(
 	struct inv_errors *e, const char *file, size_t line, size_t col, char *message);
+/* The same, about the attribute path `attr` (NULL: none). */
+void inventory__add_error_attr(struct inv_errors *e, const char *file, size_t line, size_t col,
+	const char *attr, char *message);
 __attribute__((format(printf, 5, 6))) void inventory__add_errorf(
 	struct inv_errors *e, const char *file, size_t line, size_t col, const char *fmt, ...);
 

@@ -19,6 +19,12 @@
 void inventory__add_error(
 	struct inv_errors *e, const char *file, size_t line, size_t col, char *message)
 {
+	inventory__add_error_attr(e, file, line, col, NULL, message);
+}
+
+void inventory__add_error_attr(struct inv_errors *e, const char *file, size_t line, size_t col,
+	const char *attr, char *message)
+{
 	struct inv_error *err;
 
 	xgrow((void **)&e->v, &e->alloc, e->nr + 1, sizeof(*e->v));
@@ -27,6 +33,7 @@ void inventory__add_error(
 	/* an inventory is at most INVENTORY_MAX_BYTES: its positions fit an int */
 	err->line = (int)line;
 	err->col = (int)col;
+	err->attr = attr ? xstrdup(attr) : NULL;
 	err->message = message;
 }
 
@@ -40,6 +47,17 @@ void inventory__add_errorf(
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	inventory__add_error(e, file, line, col, msg);
+}
+
+void inv_errors_add(struct inv_errors *e, const char *file, const char *attr, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	inventory__add_error_attr(e, file, 0, 0, attr, msg);
 }
 
 /* A file that is not a regular one (a pipe, /dev/stdin) is read, not mapped. */
@@ -104,15 +122,19 @@ out:
 
 char *inv_error_format(const struct inv_error *e)
 {
+	const char *attr = e->attr ? e->attr : "", *sep = e->attr ? ": " : "";
+
 	if (e->line > 0)
-		return xasprintf("%s:%d:%d: %s", e->file, e->line, e->col, e->message);
-	return xasprintf("%s: %s", e->file, e->message);
+		return xasprintf("%s:%d:%d: %s%s%s", e->file, e->line, e->col, attr, sep,
+			e->message);
+	return xasprintf("%s: %s%s%s", e->file, attr, sep, e->message);
 }
 
 void inv_errors_release(struct inv_errors *e)
 {
 	for (size_t i = 0; i < e->nr; i++) {
 		free(e->v[i].file);
+		free(e->v[i].attr);
 		free(e->v[i].message);
 	}
 	free(e->v);

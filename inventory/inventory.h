@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "common/util.h"
 
 /* A position in the inventory file; 1-based, as editors count. */
@@ -35,6 +37,7 @@ struct inv_pos {
 struct inv_service {
 	char *name;
 	int port;
+	char *address; /* where other hosts reach it (`{ port, address }`); NULL: the host's */
 	struct inv_pos pos;
 };
 
@@ -117,12 +120,16 @@ struct inventory {
 /*
  * One problem of an inventory: the file, the 1-based line and column (both
  * 0 when the problem has no position, e.g. a file that cannot be opened),
- * and the message (one line, without the position).
+ * and the message (one line, without the position). For an inventory from
+ * Nix, `file` is the Nix file (when Nix knows where the value was defined,
+ * else the flake reference and attribute given) and `attr` the attribute
+ * path of the value (`constellation.hosts.basestar.uses[1]`).
  */
 struct inv_error {
 	char *file;
 	int line;
 	int col;
+	char *attr; /* an inventory from Nix: the attribute path at fault; else NULL */
 	char *message;
 };
 
@@ -139,7 +146,17 @@ struct inv_errors {
 
 void inv_errors_release(struct inv_errors *e);
 
-/* The problem as one line, "FILE:LINE:COL: message" (or "FILE: message"); caller frees. */
+/*
+ * Appends a problem of `file` without a position (e.g. it cannot be
+ * evaluated), about the attribute path `attr` (NULL: none).
+ */
+__attribute__((format(printf, 4, 5))) void inv_errors_add(
+	struct inv_errors *e, const char *file, const char *attr, const char *fmt, ...);
+
+/*
+ * The problem as one line, "FILE:LINE:COL: message" (or "FILE: message";
+ * with an attribute path, "FILE:LINE:COL: ATTR: message"); caller frees.
+ */
 char *inv_error_format(const struct inv_error *e);
 
 /*
@@ -152,6 +169,20 @@ int inventory_load_errors(struct inventory **out, const char *path, struct inv_e
 /* Like inventory_load_errors, from a buffer; `path` is only used in messages. */
 int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
 	size_t len, struct inv_errors *errors);
+
+/*
+ * Validates an inventory evaluated from Nix (`nix eval --json` of a flake
+ * output such as `.#constellation`): the same schema, the same checks and
+ * messages as the YAML file. `name` is what was given (`.#constellation`),
+ * `root` the attribute path in it (`constellation`), the start of every
+ * error's attribute path; `pos` the positions Nix knows, or NULL (see
+ * inventory__jdoc_build() in internal.h for their shape). `dir` is where
+ * relative `flake` and `file` paths start; `flake` what hosts build from
+ * when the inventory says nothing (the flake itself). Both borrowed.
+ */
+int inventory_load_json_errors(struct inventory **out, const char *name, const char *root,
+	json_t *value, json_t *pos, const char *dir, const char *flake,
+	struct inv_errors *errors);
 
 /* The same, with each problem appended to `errors` as a line (inv_error_format). */
 int inventory_load(struct inventory **out, const char *path, struct strvec *errors);

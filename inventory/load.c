@@ -38,6 +38,15 @@ void inventory__report(struct loader *l, const struct ynode *node, const char *f
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	if (l->doc.where) {
+		/* from Nix: the attribute path, and where Nix says it was defined */
+		const struct ywhere *w = &l->doc.where[node - l->doc.nodes];
+		bool known = w->file != SIZE_MAX;
+
+		inventory__add_error_attr(l->errors, known ? l->doc.strings + w->file : l->path,
+			known ? w->line : 0, known ? w->col : 0, l->doc.strings + w->path, msg);
+		return;
+	}
 	inventory__add_error(l->errors, l->path, node->line + 1, node->col + 1, msg);
 }
 
@@ -586,10 +595,35 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 		strvec_push_nodup(&h->tags, (char *)tag);
 }
 
+/* A service written as { port: P, address: A }: its parts, before they are checked. */
+struct service_parts {
+	struct inv_host *host;
+	const char *name;
+	struct ynode *port, *address;
+};
+
+static void service_part(struct loader *l, struct ynode *key, struct ynode *value, void *data)
+{
+	static const char *const keys[] = {"port", "address"};
+	struct service_parts *p = data;
+	char *where;
+
+	if (!strcmp(scalar(key), "port")) {
+		p->port = value;
+	} else if (!strcmp(scalar(key), "address")) {
+		p->address = value;
+	} else {
+		where = xasprintf("service '%s' of host '%s'", p->name, p->host->name);
+		report_unknown_key(l, key, where, keys, ARRAY_SIZE(keys));
+		free(where);
+	}
+}
+
 static void service_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inv_host *h = data;
 	struct inv_service *s;
+	char *address = NULL;
 	long port;
 
 	if (!inventory__valid_name(scalar(key))) {
@@ -598,6 +632,33 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 			"and '.', not starting with '-' or '.'",
 			scalar(key), h->name);
 		return;
+	}
+	if (value->type == YAML_MAPPING_NODE) {
+		struct service_parts p = {h, scalar(key), NULL, NULL};
+		char *what = xasprintf("address of service '%s'", scalar(key));
+		char *where = xasprintf("service '%s' of host '%s'", scalar(key), h->name);
+		int bad = 0;
+
+		each_pair(l, value, subj(where, NULL), service_part, &p);
+		free(where);
+		if (p.address) {
+			bad = expect_string(l, p.address, subj(what, h->name), &address);
+			if (!bad && !inventory__valid_address(address, p.address->len)) {
+				check_address(l, p.address, subj(what, h->name));
+				bad = -1;
+			}
+		}
+		free(what);
+		if (!p.port) {
+			inventory__report(l, value,
+				"service '%s' of host '%s' has no port; expected { port: PORT, "
+				"address: ADDRESS }",
+				scalar(key), h->name);
+			return;
+		}
+		if (bad)
+			return;
+		value = p.port;
 	}
 	if (parse_number(value, 1, 65535, &port) < 0) {
 		char *f = found(value);
@@ -610,11 +671,17 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 		return;
 	}
 	for (size_t i = 0; i < h->nservices; i++) {
-		if (h->services[i].port == port) {
+		if (h->services[i].port == port && h->services[i].pos.line) {
 			inventory__report(l, value,
 				"duplicate port %ld on host '%s': services '%s' (line %d) and '%s'",
 				port, h->name, h->services[i].name, h->services[i].pos.line,
 				scalar(key));
+			return;
+		}
+		if (h->services[i].port == port) {
+			inventory__report(l, value,
+				"duplicate port %ld on host '%s': services '%s' and '%s'", port,
+				h->name, h->services[i].name, scalar(key));
 			return;
 		}
 	}
@@ -622,6 +689,7 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	s = &h->services[h->nservices++];
 	s->name = (char *)scalar(key);
 	s->port = (int)port;
+	s->address = address;
 	s->pos = pos_of(key);
 }
 
@@ -766,65 +834,102 @@ static char *dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
-	size_t len, struct inv_errors *errors)
+/* A new inventory with the built-in defaults. */
+static struct inventory *inventory_new(const char *path, char *dir)
 {
-	struct loader l = {0};
+	struct inventory *inv = xcalloc(1, sizeof(*inv));
+
+	inv->path = xstrdup(path);
+	inv->dir = dir;
+	inv->defaults.parallel = 10;
+	inv->defaults.confirm_timeout = 30;
+	inv->defaults.health_timeout = 30;
+	inv->defaults.activation_timeout = 600;
+	inv->defaults.connect_timeout = 10;
+	return inv;
+}
+
+/*
+ * The schema walk and resolution of l->doc, whichever tree it is (YAML or
+ * JSON); `empty` says what an empty document is. On success hands the
+ * inventory to *out.
+ */
+static int load_tree(struct loader *l, struct inventory **out)
+{
+	struct inv_errors *errors = l->errors;
 	struct ynode *root, *hosts = NULL;
 	struct hosts_ctx hc = {0};
 	size_t nerrors = errors->nr;
 	int ret = -1;
+
+	l->alias_budget = 4 * l->doc.nnodes + 4096;
+	root = l->doc.root == SIZE_MAX ? NULL : node_at(l, l->doc.root);
+	if (!root || is_null(root)) {
+		if (root && l->doc.where)
+			inventory__report(l, root,
+				"the inventory is empty; expected a mapping with 'hosts'");
+		else
+			inventory__add_errorf(errors, l->path, 1, 1,
+				"the inventory is empty; expected a mapping with 'hosts'");
+		goto out;
+	}
+	if (each_pair(l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)
+		goto out;
+	if (!hosts) {
+		inventory__report(l, root, "the inventory has no 'hosts'");
+		goto out;
+	}
+	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE && hosts->len == 0)) {
+		inventory__report(
+			l, hosts, "'hosts' is empty; the inventory needs at least one host");
+		goto out;
+	}
+	if (each_pair(l, hosts, subj("hosts", NULL), hosts_pair, &hc) < 0)
+		goto out;
+	inventory__resolve(l, hc.raws);
+	if (errors->nr == nerrors) {
+		/* the inventory's strings point into the scalars of the document */
+		l->inv->text = l->doc.strings;
+		l->doc.strings = NULL;
+		*out = l->inv;
+		l->inv = NULL;
+		ret = 0;
+	}
+out:
+	assert(ret == 0 || errors->nr > nerrors);
+	free(hc.raws);
+	free(l->builder_nodes);
+	name_index_release(&l->hosts);
+	inventory_free(l->inv);
+	inventory__ydoc_release(&l->doc);
+	return ret;
+}
+
+int inventory_load_buffer_errors(struct inventory **out, const char *path, const char *data,
+	size_t len, struct inv_errors *errors)
+{
+	struct loader l = {0};
 
 	*out = NULL;
 	l.path = path;
 	l.errors = errors;
 	if (inventory__ydoc_parse(&l.doc, path, data, len, errors) < 0)
 		return -1;
-	l.alias_budget = 4 * l.doc.nnodes + 4096;
+	l.inv = inventory_new(path, dir_of(path));
+	return load_tree(&l, out);
+}
 
-	l.inv = xcalloc(1, sizeof(*l.inv));
-	l.inv->path = xstrdup(path);
-	l.inv->dir = dir_of(path);
-	l.inv->defaults.parallel = 10;
-	l.inv->defaults.confirm_timeout = 30;
-	l.inv->defaults.health_timeout = 30;
-	l.inv->defaults.activation_timeout = 600;
-	l.inv->defaults.connect_timeout = 10;
+int inventory_load_json_errors(struct inventory **out, const char *name, const char *root,
+	json_t *value, json_t *pos, const char *dir, const char *flake,
+	struct inv_errors *errors)
+{
+	struct loader l = {0};
 
-	root = l.doc.root == SIZE_MAX ? NULL : node_at(&l, l.doc.root);
-	if (!root || is_null(root)) {
-		inventory__add_errorf(errors, path, 1, 1,
-			"the inventory is empty; expected a mapping with 'hosts'");
-		goto out;
-	}
-	if (each_pair(&l, root, subj("the inventory", NULL), top_pair, &hosts) < 0)
-		goto out;
-	if (!hosts) {
-		inventory__report(&l, root, "the inventory has no 'hosts'");
-		goto out;
-	}
-	if (is_null(hosts) || (hosts->type == YAML_MAPPING_NODE && hosts->len == 0)) {
-		inventory__report(
-			&l, hosts, "'hosts' is empty; the inventory needs at least one host");
-		goto out;
-	}
-	if (each_pair(&l, hosts, subj("hosts", NULL), hosts_pair, &hc) < 0)
-		goto out;
-	inventory__resolve(&l, hc.raws);
-	if (errors->nr == nerrors) {
-		/* the inventory's strings point into the scalars of the file */
-		l.inv->text = l.doc.strings;
-		l.doc.strings = NULL;
-		*out = l.inv;
-		l.inv = NULL;
-		ret = 0;
-	}
-out:
-	assert(ret == 0 || errors->nr > nerrors);
-	free(hc.raws);
-	free(l.builder_nodes);
-	name_index_release(&l.hosts);
-	inventory_free(l.inv);
-	inventory__ydoc_release(&l.doc);
-	return ret;
+	*out = NULL;
+	l.path = name;
+	l.errors = errors;
+	l.default_flake = flake;
+	inventory__jdoc_build(&l.doc, root, value, pos);
+	l.inv = inventory_new(name, xstrdup(dir));
+	return load_tree(&l, out);
 }

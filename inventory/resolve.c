@@ -313,7 +313,8 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 	}
 	if (!d->goal)
 		d->goal = arena_strdup(&inv->pool, "switch");
-	flake = d->flake ? d->flake : arena_strdup(&inv->pool, ".");
+	flake = d->flake ? d->flake
+			 : arena_strdup(&inv->pool, l->default_flake ? l->default_flake : ".");
 	arch = arena_strdup(&inv->pool, "x86_64-linux");
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		struct inv_host *h = &inv->hosts[i];

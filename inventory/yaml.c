@@ -38,6 +38,7 @@ static void report_yaml_error(const char *path, struct inv_errors *errors,
 void inventory__ydoc_release(struct ydoc *d)
 {
 	free(d->nodes);
+	free(d->where);
 	free(d->kids);
 	free(d->strings);
 }

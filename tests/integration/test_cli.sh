@@ -27,6 +27,7 @@ expected() {
 		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix" ;;
+	registry) echo "--nix" ;;
 	log | help | completion) echo "" ;;
 	*) fail "no expected options for '$1'" ;;
 	esac
@@ -54,7 +55,7 @@ man_section() {
 note "constel --help lists the commands"
 "$C" --help >"$T/help" || fail "constel --help exited $?"
 COMMANDS=$(awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }' "$T/help" | tr '\n' ' ')
-[ "$COMMANDS" = "plan build deploy rollback status log exec help completion " ] ||
+[ "$COMMANDS" = "plan build deploy rollback status log exec registry help completion " ] ||
 	fail "commands: $COMMANDS"
 [ "$(listed "$T/help" "global options (before or after the command):")" = "$GLOBALS" ] ||
 	fail "global options in --help: $(listed "$T/help" "global options (before or after the command):")"

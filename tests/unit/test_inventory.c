@@ -1,4 +1,5 @@
 /* Unit tests of inventory/: the model after defaults, relations, and every validation message. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +12,211 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <yaml.h>
 
 #include "inventory/inventory.h"
+
+/*
+ * Every case of this suite is also checked as a flake output: the YAML is
+ * turned into the JSON that `nix eval --json` would give for the same
+ * attribute set, loaded as `t#constellation`, and must give the same
+ * model or the same messages, each with an attribute path. What JSON
+ * cannot say (a syntax error, a key that is no string, a duplicate key:
+ * Nix has none) is left out: a case made only of those is not converted.
+ */
+static size_t json_cases; /* cases checked in both forms */
+
+/* YAML's plain scalars as Nix values: null, true/false, whole numbers; the rest strings. */
+static json_t *scalar_json(const yaml_node_t *n)
+{
+	const char *s = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	char *end;
+	long long v;
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return json_stringn(s, len);
+	if (!len || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+		!strcmp(s, "NULL"))
+		return json_null();
+	if (!strcmp(s, "true") || !strcmp(s, "false"))
+		return json_boolean(!strcmp(s, "true"));
+	if ((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')) {
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (!*end && !errno && (s[0] != '0' || !s[1]))
+			return json_integer(v);
+	}
+	return json_stringn(s, len);
+}
+
+/* The JSON of a node; NULL when JSON cannot say it (of duplicate keys, the first is kept). */
+static json_t *yaml_json(yaml_document_t *d, yaml_node_t *n, int depth)
+{
+	json_t *o;
+
+	if (!n || depth > 32)
+		return NULL;
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		if (memchr(n->data.scalar.value, '\0', n->data.scalar.length))
+			return NULL;
+		return scalar_json(n);
+	case YAML_SEQUENCE_NODE:
+		o = json_array();
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+			i < n->data.sequence.items.top; i++) {
+			json_t *v = yaml_json(d, yaml_document_get_node(d, *i), depth + 1);
+
+			if (!v) {
+				json_decref(o);
+				return NULL;
+			}
+			json_array_append_new(o, v);
+		}
+		return o;
+	case YAML_MAPPING_NODE:
+		o = json_object();
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+			p < n->data.mapping.pairs.top; p++) {
+			yaml_node_t *k = yaml_document_get_node(d, p->key);
+			json_t *v;
+
+			if (!k || k->type != YAML_SCALAR_NODE ||
+				memchr(k->data.scalar.value, '\0', k->data.scalar.length)) {
+				json_decref(o);
+				return NULL;
+			}
+			if (json_object_get(o, (const char *)k->data.scalar.value))
+				continue;
+			v = yaml_json(d, yaml_document_get_node(d, p->value), depth + 1);
+			if (!v) {
+				json_decref(o);
+				return NULL;
+			}
+			json_object_set_new(o, (const char *)k->data.scalar.value, v);
+		}
+		return o;
+	default:
+		return NULL;
+	}
+}
+
+/* The flake output a YAML inventory stands for, or NULL. */
+static json_t *as_flake_output(const char *yaml)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	json_t *v = NULL;
+
+	if (!yaml_parser_initialize(&parser))
+		abort();
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+	if (yaml_parser_load(&parser, &doc)) {
+		yaml_node_t *root = yaml_document_get_root_node(&doc);
+
+		v = root ? yaml_json(&doc, root, 0) : NULL;
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	return v;
+}
+
+static int load_flake_output(json_t *v, struct inventory **inv, struct inv_errors *errors)
+{
+	return inventory_load_json_errors(
+		inv, "t#constellation", "constellation", v, NULL, ".", NULL, errors);
+}
+
+/* What the YAML message `want` ("t.yaml:L:C: MSG") says from Nix: MSG, without "(line N)". */
+static char *flake_message(const char *want)
+{
+	const char *msg = strstr(want, ": ") + 2;
+	const char *line = strstr(msg, " (line ");
+	char *out;
+
+	if (!line)
+		return strdup(msg);
+	out = strndup(msg, (size_t)(line - msg));
+	line = strchr(line, ')') + 1;
+	out = realloc(out, strlen(out) + strlen(line) + 1);
+	strcat(out, line);
+	return out;
+}
+
+/* Whether a message is about what only YAML can say: duplicate keys, aliases, documents. */
+static bool yaml_only(const char *msg)
+{
+	return strstr(msg, "(first at line ") || strstr(msg, ": invalid YAML: ") ||
+	       strstr(msg, "a second YAML document") || strstr(msg, "aliases repeat");
+}
+
+/* The flake counterpart of assert_errors(): the same messages, with attribute paths. */
+static void assert_flake_errors(const char *yaml, size_t n, const char **wants)
+{
+	struct inv_errors errors = INV_ERRORS_INIT;
+	struct inventory *inv = (struct inventory *)1;
+	size_t k = 0, nyaml = 0;
+	json_t *v = as_flake_output(yaml);
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		nyaml += yaml_only(wants[i]);
+	assert_int_equal(load_flake_output(v, &inv, &errors), n == nyaml ? 0 : -1);
+	for (size_t i = 0; i < n; i++) {
+		char *want;
+
+		if (yaml_only(wants[i]))
+			continue;
+		want = flake_message(wants[i]);
+		if (k >= errors.nr || strcmp(errors.v[k].message, want))
+			print_error("flake error %zu\n  want: %s\n  got:  %s\n", k, want,
+				k < errors.nr ? errors.v[k].message : "(none)");
+		assert_true(k < errors.nr);
+		assert_string_equal(errors.v[k].message, want);
+		assert_string_equal(errors.v[k].file, "t#constellation");
+		assert_int_equal(errors.v[k].line, 0);
+		assert_non_null(errors.v[k].attr);
+		assert_true(!strncmp(errors.v[k].attr, "constellation", 13));
+		free(want);
+		k++;
+	}
+	assert_int_equal(errors.nr, k);
+	if (!errors.nr)
+		inventory_free(inv);
+	inv_errors_release(&errors);
+	json_decref(v);
+	json_cases++;
+}
+
+/* The flake counterpart of load_ok(): valid too, with the same hosts. */
+static void assert_flake_ok(const char *yaml, const struct inventory *want)
+{
+	struct inv_errors errors = INV_ERRORS_INIT;
+	struct inventory *inv = NULL;
+	json_t *v = as_flake_output(yaml);
+
+	if (!v)
+		return;
+	for (size_t i = 0; load_flake_output(v, &inv, &errors) < 0 && i < errors.nr; i++)
+		print_error("unexpected flake error: %s\n", errors.v[i].message);
+	assert_int_equal(errors.nr, 0);
+	assert_int_equal(inv->nhosts, want->nhosts);
+	for (size_t i = 0; i < inv->nhosts; i++) {
+		assert_string_equal(inv->hosts[i].name, want->hosts[i].name);
+		assert_string_equal(inv->hosts[i].attr, want->hosts[i].attr);
+		assert_string_equal(inv->hosts[i].arch, want->hosts[i].arch);
+		assert_int_equal(inv->hosts[i].nservices, want->hosts[i].nservices);
+		assert_int_equal(inv->hosts[i].nrels, want->hosts[i].nrels);
+		assert_int_equal(inv->hosts[i].build, want->hosts[i].build);
+		assert_int_equal(inv->hosts[i].port, want->hosts[i].port);
+	}
+	inventory_free(inv);
+	json_decref(v);
+	json_cases++;
+}
 
 /* Loads `yaml` as "t.yaml" and expects it to be valid. */
 static struct inventory *load_ok(const char *yaml)
@@ -27,6 +231,7 @@ static struct inventory *load_ok(const char *yaml)
 	assert_int_equal(errors.nr, 0);
 	assert_non_null(inv);
 	strvec_release(&errors);
+	assert_flake_ok(yaml, inv);
 	return inv;
 }
 
@@ -39,6 +244,7 @@ static void assert_errors(const char *yaml, size_t n, ...)
 	struct strvec errors = STRVEC_INIT;
 	struct inventory *inv = (struct inventory *)1;
 	int ret = inventory_load_buffer(&inv, "t.yaml", yaml, strlen(yaml), &errors);
+	const char **wants = calloc(n + 1, sizeof(*wants));
 	va_list ap;
 
 	assert_int_equal(ret, -1);
@@ -47,6 +253,7 @@ static void assert_errors(const char *yaml, size_t n, ...)
 	for (size_t i = 0; i < n; i++) {
 		const char *want = va_arg(ap, const char *);
 
+		wants[i] = want;
 		if (i >= errors.nr || strcmp(errors.v[i], want))
 			print_error("error %zu\n  want: %s\n  got:  %s\n", i, want,
 				i < errors.nr ? errors.v[i] : "(none)");
@@ -58,6 +265,8 @@ static void assert_errors(const char *yaml, size_t n, ...)
 		print_error("extra: %s\n", errors.v[i]);
 	assert_int_equal(errors.nr, n);
 	strvec_release(&errors);
+	assert_flake_errors(yaml, n, wants);
+	free(wants);
 }
 
 static const struct inv_relation *rel(const struct inv_host *h, size_t i)
@@ -615,6 +824,34 @@ static void test_inventory_reports_null_values(void **state)
 		"t.yaml:7:13: uses of host 'a' must list non-empty strings, not an empty value");
 }
 
+static void test_inventory_takes_services_with_their_own_address(void **state)
+{
+	struct inventory *inv;
+
+	(void)state;
+	inv = load_ok("hosts:\n  a:\n    address: a.lan\n"
+		      "    services: { x: { port: 80, address: 10.0.0.1 }, y: 81 }\n");
+	assert_int_equal(inv->hosts[0].nservices, 2);
+	assert_string_equal(inv->hosts[0].services[0].name, "x");
+	assert_int_equal(inv->hosts[0].services[0].port, 80);
+	assert_string_equal(inv->hosts[0].services[0].address, "10.0.0.1");
+	assert_null(inv->hosts[0].services[1].address);
+	inventory_free(inv);
+	assert_errors("hosts:\n  a:\n    services:\n      x: { adress: 1 }\n"
+		      "      y: { port: 70000 }\n      z: { port: 81, address: 'a b' }\n"
+		      "      w: { port: 82, address: [] }\n",
+		5, "t.yaml:4:12: unknown key 'adress' in service 'x' of host 'a'; did you mean 'address'?",
+		"t.yaml:4:10: service 'x' of host 'a' has no port; expected { port: PORT, address: "
+		"ADDRESS }",
+		"t.yaml:5:18: port of service 'y' on host 'a' must be a whole number from 1 to 65535, "
+		"not '70000'",
+		"t.yaml:6:31: address of service 'z' of host 'a' must be a host name (labels of "
+		"letters, digits and '-', not starting or ending with '-'), an IPv4 or an IPv6 "
+		"address, not 'a b'",
+		"t.yaml:7:31: address of service 'w' of host 'a' must be a non-empty string, not a "
+		"list");
+}
+
 static void test_inventory_reports_services_given_as_a_list(void **state)
 {
 	(void)state;
@@ -1125,6 +1362,61 @@ static void test_inventory_errors_carry_file_line_column_and_message(void **stat
 	inv_errors_release(&errors);
 }
 
+static void test_inventory_from_nix_names_attribute_paths_and_nix_positions(void **state)
+{
+	const char *value = "{\"hosts\":{\"basestar\":{\"uses\":[\"auth\",\"nfty\"],"
+			    "\"services\":{\"gatus\":8090}},\"web.example\":{\"services\":"
+			    "{\"auth\":9091},\"adress\":1}}}";
+	/* Nix knows where basestar's uses are; web.example's keys it does not */
+	const char *pos = "{\"p\":{\"hosts\":null},\"c\":{\"hosts\":{\"p\":{},\"c\":{"
+			  "\"basestar\":{\"p\":{\"uses\":{\"file\":\"/f/hosts/basestar.nix\","
+			  "\"line\":4,\"column\":3}},\"c\":{\"uses\":{\"l\":[null,null]}}}}}}}";
+	struct inv_errors errors = INV_ERRORS_INIT;
+	struct inventory *inv = NULL;
+	json_t *v = json_loads(value, 0, NULL), *p = json_loads(pos, 0, NULL);
+	char *line;
+
+	(void)state;
+	assert_non_null(v);
+	assert_non_null(p);
+	assert_int_equal(inventory_load_json_errors(&inv, ".#constellation", "constellation", v, p,
+				 "/f", NULL, &errors),
+		-1);
+	assert_int_equal(errors.nr, 2);
+	line = inv_error_format(&errors.v[0]);
+	assert_string_equal(line, ".#constellation: constellation.hosts.\"web.example\".adress: "
+				  "unknown key 'adress' in host 'web.example'; did you mean 'address'?");
+	free(line);
+	line = inv_error_format(&errors.v[1]);
+	assert_string_equal(line, "/f/hosts/basestar.nix:4:3: constellation.hosts.basestar.uses[1]: "
+				  "uses 'nfty' of host 'basestar': no host provides a service 'nfty'");
+	free(line);
+	inv_errors_release(&errors);
+
+	/* valid: hosts build from the flake given, relative paths start at its folder */
+	json_object_del(json_object_get(json_object_get(v, "hosts"), "web.example"), "adress");
+	json_array_remove(json_object_get(json_object_get(json_object_get(v, "hosts"), "basestar"),
+				  "uses"),
+		1);
+	assert_int_equal(inventory_load_json_errors(&inv, "github:o/r#constellation",
+				 "constellation", v, p, "/f", "github:o/r", &errors),
+		0);
+	assert_string_equal(inv->hosts[0].flake, "github:o/r");
+	assert_string_equal(inv->dir, "/f");
+	assert_int_equal(inv->hosts[0].rels[0].provider, 1);
+	inventory_free(inv);
+	json_decref(v);
+	json_decref(p);
+}
+
+/* Every case above was checked as a flake output too, but for what only YAML can say. */
+static void test_inventory_cases_have_flake_counterparts(void **state)
+{
+	(void)state;
+	print_message("%zu cases checked as flake outputs too\n", json_cases);
+	assert_true(json_cases >= 50);
+}
+
 static void test_inventory_loads_a_large_fleet_in_file_order(void **state)
 {
 	struct buf b = BUF_INIT(0);
@@ -1176,6 +1468,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_reports_non_scalar_key),
 		cmocka_unit_test(test_inventory_reports_wrong_types),
 		cmocka_unit_test(test_inventory_reports_null_values),
+		cmocka_unit_test(test_inventory_takes_services_with_their_own_address),
 		cmocka_unit_test(test_inventory_reports_services_given_as_a_list),
 		cmocka_unit_test(test_inventory_reports_port_out_of_range),
 		cmocka_unit_test(test_inventory_reports_duplicate_port_on_one_host),
@@ -1201,6 +1494,8 @@ int main(void)
 		cmocka_unit_test(test_inventory_appends_to_the_callers_errors),
 		cmocka_unit_test(test_inventory_errors_carry_file_line_column_and_message),
 		cmocka_unit_test(test_inventory_loads_a_large_fleet_in_file_order),
+		cmocka_unit_test(test_inventory_from_nix_names_attribute_paths_and_nix_positions),
+		cmocka_unit_test(test_inventory_cases_have_flake_counterparts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,7 @@
 #
 #   import ./system.nix { name = "alpha"; host = fleet.hosts.alpha; }
 #   host = { arch; generation; knob; services = { name = port; }; payload = null | { size_mb; paths; };
-#            eval_cost = null | { seconds; mb; }; }
+#            eval_cost = null | { seconds; mb; }; files ? { "NAME" = TEXT; } (under etc/) }
 { name, host, salt ? "" }:
 let
   arch = host.arch;
@@ -29,12 +29,19 @@ let
     switchSh = builtins.readFile ./switch.sh;
   };
 
-  # Per host and generation.
-  etc = mk "etc" "etc-${name}-gen${gen}" {
+  # Per host and generation; files = { "NAME" = TEXT; } (nixos.nix) go under etc/.
+  files = host.files or { };
+  fileNames = builtins.attrNames files;
+  etc = mk "etc" "etc-${name}-gen${gen}" ({
     hostName = name;
     generation = gen;
     services = serviceLines;
-  };
+  } // (if files == { } then { } else {
+    args = (if isArm then [ "sh" ] else [ ]) ++ [ "-c" (builtins.readFile ./build.sh + "\n" + builtins.readFile ./etcfiles.sh) ];
+    etcNames = builtins.concatStringsSep " " fileNames;
+  } // builtins.listToAttrs (builtins.genList
+    (i: { name = "etcFile${toString i}"; value = files.${builtins.elemAt fileNames i}; })
+    (builtins.length fileNames))));
 
   # Optional bulk (benchmarks): stable across generations.
   payload =
