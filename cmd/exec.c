@@ -50,7 +50,7 @@ static void print_block(const char *name, const struct exec_output *o)
 	}
 }
 
-enum { EXEC_PREFIX = CMD_OPT_OWN };
+enum { EXEC_PREFIX = CMD_OPT_OWN, EXEC_BECOME };
 
 static void print_text(const struct inventory *inv, const size_t *hosts, size_t n,
 	const struct exec_output *out, bool prefix)
@@ -104,7 +104,7 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 	struct strvec patterns = STRVEC_INIT;
 	struct buf cmd = BUF_INIT(0);
 	struct exec_output *out = NULL;
-	bool *selected = NULL, prefix = false;
+	bool *selected = NULL, prefix = false, as_root = false;
 	long parallel = -1;
 	size_t *hosts = NULL, n = 0, failed;
 	int ret;
@@ -124,6 +124,9 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 		case EXEC_PREFIX:
 			prefix = true;
 			break;
+		case EXEC_BECOME:
+			as_root = true;
+			break;
 		default:
 			assert(!"an option of the table without a case");
 		}
@@ -141,7 +144,7 @@ static int exec_cmd(const struct cmd *self, const struct opts *opts, const struc
 			hosts[n++] = i;
 	out = xcalloc(n + 1, sizeof(*out));
 	failed = exec_hosts(inv, hosts, n, cmd.data, g->ssh_config,
-		(size_t)(parallel > 0 ? parallel : inv->defaults.parallel), out);
+		(size_t)(parallel > 0 ? parallel : inv->defaults.parallel), as_root, out);
 	/* one printer, after the fact: each host's output whole, never interleaved */
 	if (g->json)
 		print_json(inv, hosts, n, out, failed);
@@ -170,6 +173,10 @@ static const struct opt exec_opts[] = {
 		.kind = OPT_FLAG,
 		.id = EXEC_PREFIX,
 		.help = "print output line by line, each line prefixed with its host"},
+	{.name = "become",
+		.kind = OPT_FLAG,
+		.id = EXEC_BECOME,
+		.help = "run the command as root, through each host's become (sudo -n)"},
 	{NULL},
 };
 

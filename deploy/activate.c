@@ -97,7 +97,7 @@ static char *host_now(struct hostctx *c, struct host_io *io)
 	char *q = NULL, *profile = NULL, *current = NULL, *text;
 	long gen;
 
-	if (hexec(c, io, host_cmd_query(), NULL, &q, QUERY_TIMEOUT, false) != 0) {
+	if (hexec(c, io, host_cmd_query(), NULL, &q, QUERY_TIMEOUT, 0) != 0) {
 		free(q);
 		return xstrdup("what it runs now is unknown (it did not answer)");
 	}
@@ -167,7 +167,7 @@ static void recover_state(
 
 		if (open_session(c, &io) == 0) {
 			reached = true;
-			rc = hexec(c, &io, cmd, NULL, &state, 30, false);
+			rc = hexec(c, &io, cmd, NULL, &state, 30, HEXEC_ROOT);
 		}
 		if (rc == 3) {
 			/* no state and no pending record of this run on the host */
@@ -234,7 +234,7 @@ static int follow_unmilestoned(struct hostctx *c, const struct host_activation *
 	free(*answer);
 	*answer = NULL;
 	wait = host_cmd_wait(a->runid, 10, false);
-	rc = hexec(c, &c->io, wait, NULL, answer, 30, false);
+	rc = hexec(c, &c->io, wait, NULL, answer, 30, HEXEC_ROOT);
 	free(wait);
 	if (rc == 4 && !unrecorded) {
 		fail_interrupted(c, &c->io, a, *answer);
@@ -273,7 +273,7 @@ static int confirm(struct hostctx *c, const struct host_activation *a, char **an
 	while (now_seconds() < deadline && open_session(c, &fresh) < 0)
 		usleep(500 * 1000);
 	if (host_io_connected(&fresh))
-		rc = hexec(c, &fresh, cmd, NULL, answer, watchdog_span(a), false);
+		rc = hexec(c, &fresh, cmd, NULL, answer, watchdog_span(a), HEXEC_ROOT);
 	free(cmd);
 	if (rc == 0 && host_state_is(*answer, "done")) {
 		/* the new session is the one that proved itself: keep it */
@@ -305,7 +305,7 @@ int activate(struct hostctx *c, const struct host_activation *a, bool rollback_o
 	if (a->mode == HOST_ACTIVATE_PATH)
 		step(c, "activate", "activating %s (%s)", a->path, a->goal);
 	/* returns at the watchdog's first milestone, with its state */
-	rc = hexec(c, &c->io, cmd, host_watchdog_script(), &answer, watchdog_span(a), false);
+	rc = hexec(c, &c->io, cmd, host_watchdog_script(), &answer, watchdog_span(a), HEXEC_ROOT);
 	free(cmd);
 	if (rc < 0) {
 		recover_state(c, a, rollback_op, started);

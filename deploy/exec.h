@@ -24,12 +24,13 @@ struct exec_output {
 };
 
 /*
- * Runs `cmd` on hosts[0..n) of `inv`, `parallel` at once; out[i] is
+ * Runs `cmd` on hosts[0..n) of `inv`, `parallel` at once, as the login
+ * user (as_root: through each host's `become`, docs/become.md); out[i] is
  * hosts[i]'s (caller releases each with exec_output_release). Returns how
  * many failed or were unreachable.
  */
 size_t exec_hosts(const struct inventory *inv, const size_t *hosts, size_t n, const char *cmd,
-	const char *ssh_config, size_t parallel, struct exec_output *out);
+	const char *ssh_config, size_t parallel, bool as_root, struct exec_output *out);
 void exec_output_release(struct exec_output *o);
 
 #endif

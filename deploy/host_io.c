@@ -219,7 +219,16 @@ int host_io_open(struct host_io *io)
 int host_io_exec(
 	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
 {
-	return io->ops->exec(io, cmd, o, res);
+	char *as_root;
+	int ret;
+
+	if (!o || !o->as_root || !io->host->become)
+		return io->ops->exec(io, cmd, o, res);
+	/* `sudo -n -- sh -c SCRIPT ...`: docs/become.md */
+	as_root = xasprintf("%s %s", io->host->become, cmd);
+	ret = io->ops->exec(io, as_root, o, res);
+	free(as_root);
+	return ret;
 }
 
 int host_io_probe(struct host_io *io, int port, int timeout_ms)

@@ -34,6 +34,7 @@ struct host_exec {
 	const char *input;	   /* stdin (borrowed), or NULL */
 	long timeout;		   /* wall-clock seconds, 0: none */
 	const atomic_bool *cancel; /* abandon it once true (NULL: never) */
+	bool as_root;		   /* it needs root: run through the host's `become` */
 };
 
 struct host_io_ops {

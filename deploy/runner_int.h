@@ -145,10 +145,13 @@ void take_session(struct host_io *to, struct host_io *from);
  * Runs a command on the host; *answer gets its stdout. Returns the exit
  * status (>= 0), or a negative code when the host could not be asked: lost
  * connection, `timeout` seconds passed (0: none), an answer past
- * ANSWER_MAX, or (when `cancellable`) the run was interrupted.
+ * ANSWER_MAX, or (with HEXEC_CANCEL) the run was interrupted. With
+ * HEXEC_ROOT it runs as root, through the host's `become` (docs/become.md);
+ * everything else runs as the login user.
  */
+enum { HEXEC_CANCEL = 1, HEXEC_ROOT = 2 };
 int hexec(struct hostctx *c, struct host_io *io, const char *cmd, const char *input,
-	char **answer, long timeout, bool cancellable);
+	char **answer, long timeout, unsigned flags);
 /* The answer of a refused start (exit 75: locked; 70: a write failed). */
 void start_refused(struct hostctx *c, int rc, const char *answer);
 

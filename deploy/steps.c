@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "deploy/record.h"
 #include "deploy/runner_int.h"
 
@@ -94,9 +95,10 @@ void take_session(struct host_io *to, struct host_io *from)
 }
 
 int hexec(struct hostctx *c, struct host_io *io, const char *cmd, const char *input,
-	char **answer, long timeout, bool cancellable)
+	char **answer, long timeout, unsigned flags)
 {
-	struct host_exec ex = {input, timeout, cancellable ? &c->r->cancel : NULL};
+	struct host_exec ex = {input, timeout, flags & HEXEC_CANCEL ? &c->r->cancel : NULL,
+		flags & HEXEC_ROOT};
 	struct ssh_exec_result res;
 	int ret;
 
@@ -171,13 +173,57 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 	runner_publish_copy(c->r, c->h, s->bytes_sent, s->paths_missing);
 }
 
+/*
+ * signing_key: the closure is signed here before it is sent, so a host
+ * whose login user is not trusted by its nix-daemon takes it when it
+ * trusts the key's public half (trusted-public-keys).
+ */
+static int sign_closure(struct hostctx *c, const char *path)
+{
+	const struct inventory *inv = c->r->inv;
+	const char *key = inv->defaults.signing_key;
+	char *file;
+	struct buf err = BUF_INIT(65536);
+	int ret;
+
+	if (!key)
+		return 0;
+	file = key[0] == '/' ? xstrdup(key) : xasprintf("%s/%s", inv->dir, key);
+	{
+		const char *argv[] = {PROC_NIX, "store", "sign", "--key-file", file, "--recursive",
+			path, NULL};
+
+		ret = proc_run(argv, NULL, &err);
+	}
+	if (ret < 0)
+		ret = fail(c, HOST_FAILED, "cannot sign the closure with %s: %s", file,
+			err.len ? buf_tail_lines(&err, 1) : error_last());
+	else
+		hlog(c, "signed the closure of %s with %s", path, file);
+	free(file);
+	buf_release(&err);
+	return ret;
+}
+
 static int copy_closure(struct hostctx *c, const char *path)
 {
 	struct ssh_copy_stats st = {0};
 
+	if (sign_closure(c, path) < 0)
+		return -1;
 	step(c, "copy", "asking which paths of the closure the host lacks");
-	if (host_io_copy(&c->io, path, &st, copy_progress, c) < 0)
+	if (host_io_copy(&c->io, path, &st, copy_progress, c) < 0) {
+		if (strstr(error_last(), "signature"))
+			/* Nix's words: "lacks a signature by a trusted key" */
+			return fail(c, HOST_FAILED,
+				"copy refused: the host's nix-daemon takes only signed paths from "
+				"%s (%s); make %s a trusted user on the host (trusted-users in "
+				"nix.conf), or set signing_key: in the inventory's defaults and "
+				"add its public key to the host's trusted-public-keys",
+				c->host->user ? c->host->user : "the login user", error_last(),
+				c->host->user ? c->host->user : "the login user");
 		return fail(c, HOST_FAILED, "copy failed: %s", error_last());
+	}
 	copy_progress(c, &st);
 	hlog(c, "copied %zu of %zu paths, %llu bytes in %.2fs (%u round trips)", st.paths_missing,
 		st.paths_total, (unsigned long long)st.bytes_sent, st.seconds, st.round_trips);
@@ -212,7 +258,7 @@ static int build_on_target(struct hostctx *c, struct build_item *item, char **ou
 		goto out;
 	step(c, "build", "building on the host");
 	cmd = host_cmd_build(item->drv_path);
-	ret = hexec(c, &c->io, cmd, NULL, &answer, 0, true);
+	ret = hexec(c, &c->io, cmd, NULL, &answer, 0, HEXEC_CANCEL);
 	if (ret < 0) {
 		ret = fail(c, HOST_FAILED, "build on the host failed: %s", error_last());
 		goto out;
@@ -414,10 +460,41 @@ static void write_record(struct hostctx *c, const char *query)
 	json = record_json(&c->r->opts.record, c->host->name, c->res->path, c->res->generation,
 		c->goal, result);
 	input = xasprintf("%s\n", json);
-	if (hexec(c, &c->io, record_cmd_write(), input, NULL, QUERY_TIMEOUT, false) != 0)
+	if (hexec(c, &c->io, record_cmd_write(), input, NULL, QUERY_TIMEOUT, HEXEC_ROOT) != 0)
 		hlog(c, "could not write the deployment record (%s) on the host", result);
 	free(json);
 	free(input);
+}
+
+/*
+ * A host whose commands become root (`become:`) is asked once, at once,
+ * whether that works without a prompt: a host whose sudo wants a password
+ * fails here, before anything is copied, and the others go on.
+ */
+static int check_become(struct hostctx *c)
+{
+	char *said = NULL, *line, *cmd;
+	int rc;
+
+	if (!c->host->become)
+		return 0;
+	/* the shape of every command that needs root (BECOME sh -c SCRIPT), its complaint on stdout */
+	cmd = xasprintf("%s sh -c 'id -u' constel-become 2>&1", c->host->become);
+	rc = hexec(c, &c->io, cmd, NULL, &said, QUERY_TIMEOUT, HEXEC_CANCEL);
+	free(cmd);
+	if (rc >= 0 && said && !strcmp(said, "0\n")) {
+		free(said);
+		return 0;
+	}
+	line = text_sanitize(said && *said ? said : "no answer");
+	line[strcspn(line, "\n")] = '\0';
+	fail(c, HOST_FAILED,
+		"cannot become root with '%s' as %s: %s (it must work without a password: "
+		"docs/become.md)",
+		c->host->become, c->host->user ? c->host->user : "the login user", line);
+	free(line);
+	free(said);
+	return -1;
 }
 
 /* Connects and reads what runs; *query is the host's answer. */
@@ -428,7 +505,9 @@ static int connect_and_query(struct hostctx *c, char **query, bool *interrupted)
 	step(c, "connect", "connecting");
 	if (open_session(c, &c->io) < 0)
 		return fail(c, HOST_FAILED, "%s", error_last());
-	rc = hexec(c, &c->io, host_cmd_query(), NULL, query, QUERY_TIMEOUT, true);
+	if (check_become(c) < 0)
+		return -1;
+	rc = hexec(c, &c->io, host_cmd_query(), NULL, query, QUERY_TIMEOUT, HEXEC_CANCEL);
 	if (rc < 0)
 		return fail(c, HOST_FAILED, "cannot read the host's current system: %s",
 			error_last());
@@ -447,7 +526,7 @@ static int plan_rollback(struct hostctx *c, struct host_activation *a)
 	long target;
 	int ret = 0;
 
-	if (hexec(c, &c->io, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, true) != 0) {
+	if (hexec(c, &c->io, host_cmd_generations(), NULL, &gens, QUERY_TIMEOUT, HEXEC_CANCEL) != 0) {
 		ret = fail(c, HOST_FAILED, "cannot list the host's generations");
 		goto out;
 	}

@@ -84,6 +84,12 @@ struct inv_host {
 	char *file;
 	char *goal;
 	bool local; /* constel runs on this host: no SSH (`local:`, else a loopback address) */
+	/*
+	 * How host commands that need root become root: a command line put
+	 * before them ("sudo -n --", "doas -n --", or the inventory's own), or
+	 * NULL: as the login user (root). docs/become.md.
+	 */
+	char *become;
 };
 
 struct inv_defaults {
@@ -92,6 +98,8 @@ struct inv_defaults {
 	char *flake;
 	char *file;
 	char *ssh_config;
+	char *become;	   /* as written: sudo, doas, none or a command line; NULL: by the user */
+	char *signing_key; /* a Nix secret key file: what is copied is signed with it */
 	long parallel;
 	long confirm_timeout;
 	long health_timeout;

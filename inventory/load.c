@@ -195,6 +195,8 @@ static const char *const top_keys[] = {"defaults", "builders", "hosts"};
 
 static const char *const default_keys[] = {
 	"user",
+	"become",
+	"signing_key",
 	"goal",
 	"flake",
 	"file",
@@ -209,6 +211,7 @@ static const char *const default_keys[] = {
 static const char *const host_keys[] = {
 	"address",
 	"user",
+	"become",
 	"port",
 	"arch",
 	"tags",
@@ -463,6 +466,21 @@ static void check_user(struct loader *l, struct ynode *node, struct subject what
 	free(f);
 }
 
+/* become: sudo, doas, none, or a command line of printable characters. */
+static void check_become(struct loader *l, struct ynode *node)
+{
+	const char *v = scalar(node);
+	bool ok = *v && *v != '-';
+
+	for (const char *p = v; *p && ok; p++)
+		ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+	if (!ok)
+		inventory__report(l, node,
+			"become must be sudo, doas, none or a command line such as 'run0 "
+			"--no-ask-password', not '%s'",
+			v);
+}
+
 static void check_attr(struct loader *l, struct ynode *node, const char *host)
 {
 	char *why = inventory__attr_problem(scalar(node));
@@ -512,6 +530,11 @@ static void defaults_pair(struct loader *l, struct ynode *key, struct ynode *val
 	if (!strcmp(k, "user")) {
 		if (!expect_string(l, value, subj("defaults.user", NULL), &d->user))
 			check_user(l, value, subj("defaults.user", NULL));
+	} else if (!strcmp(k, "become")) {
+		if (!expect_string(l, value, subj("defaults.become", NULL), &d->become))
+			check_become(l, value);
+	} else if (!strcmp(k, "signing_key")) {
+		expect_string(l, value, subj("defaults.signing_key", NULL), &d->signing_key);
 	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, subj("defaults.goal", NULL), &d->goal))
 			check_goal(l, value);
@@ -708,6 +731,9 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 	} else if (!strcmp(k, "user")) {
 		if (!expect_string(l, value, what, &h->user))
 			check_user(l, value, what);
+	} else if (!strcmp(k, "become")) {
+		if (!expect_string(l, value, what, &h->become))
+			check_become(l, value);
 	} else if (!strcmp(k, "port")) {
 		if (!expect_long(l, value, what, 1, 65535, &n))
 			h->port = (int)n;

@@ -11,6 +11,27 @@
 #include "common/util.h"
 #include "inventory/internal.h"
 
+/*
+ * What a host's `become` means: sudo and doas without a prompt (parallel
+ * workers cannot answer one), none, or the command line as written; by
+ * default sudo when the login user is not root, none otherwise.
+ */
+static void resolve_become(struct inventory *inv, struct inv_host *h, const struct inv_defaults *d)
+{
+	const char *b = h->become ? h->become : d->become;
+
+	if (!b)
+		b = h->user && strcmp(h->user, "root") && !h->local ? "sudo" : "none";
+	if (!strcmp(b, "none"))
+		h->become = NULL;
+	else if (!strcmp(b, "sudo"))
+		h->become = arena_strdup(&inv->pool, "sudo -n --");
+	else if (!strcmp(b, "doas"))
+		h->become = arena_strdup(&inv->pool, "doas -n --");
+	else
+		h->become = arena_strdup(&inv->pool, b);
+}
+
 /* Whether a starts after b in the file. */
 static bool node_after(const struct ynode *a, const struct ynode *b)
 {
@@ -323,6 +344,7 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->address = h->name;
 		if (!h->user)
 			h->user = d->user;
+		resolve_become(inv, h, d);
 		if (!h->arch)
 			h->arch = arch;
 		if (!h->attr) {

@@ -29,6 +29,7 @@ in
     tags = names "Groups for `--on @tag` and dependsOn.";
     address = nullOr types.str "Where SSH connects; null: the host's name (through the ssh config).";
     user = nullOr types.str "The SSH user; null: the inventory's default, else the ssh config, else root.";
+    become = nullOr types.str "How commands that need root become root: sudo (the default for a user other than root), doas, none, or a command line; null: the inventory's default.";
     port = nullOr types.port "The SSH port; null: the ssh config, else 22.";
     build = nullOr types.str "Where the system is built: local, target, a host of the inventory or user@address[:port].";
     goal = nullOr (types.enum [ "switch" "boot" "test" "dry-activate" ]) "What activation does; null: the inventory's default.";

@@ -9,7 +9,7 @@ PACKAGES="build-essential pkg-config clang
 	nix-bin openssh-server openssh-client iproute2 util-linux procps
 	qemu-user-static binfmt-support busybox-static:arm64
 	python3 python3-yaml git file graphviz
-	shellcheck dash zsh fish"
+	shellcheck dash zsh fish sudo"
 
 missing=
 for p in $PACKAGES; do

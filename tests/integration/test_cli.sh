@@ -26,7 +26,7 @@ expected() {
 	rollback) echo "--on --to --repair --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
-	exec) echo "--on --parallel --prefix" ;;
+	exec) echo "--on --parallel --prefix --become" ;;
 	registry) echo "--nix" ;;
 	log | help | completion) echo "" ;;
 	*) fail "no expected options for '$1'" ;;

@@ -20,7 +20,9 @@ for h in alpha beta gamma; do
 	echo "$out" | grep -q "inet $(fleet_addr $h)/24" || fail "$h: not on its address: $out"
 	echo "$out" | grep -q '^substituters =$' || fail "$h: nix.conf without empty substituters"
 	echo "$out" | grep -q '^flake-registry = /dev/null$' || fail "$h: nix.conf flake-registry"
-	[ -z "$(ls -A "$D/hosts/$h/nix")" ] || fail "$h: /nix not empty at start"
+	# only the daemon's socket (and its var/nix) at start: no store yet
+	[ -z "$(ls -A "$D/hosts/$h/nix/store" 2>/dev/null)" ] || fail "$h: /nix/store not empty at start"
+	[ -S "$D/hosts/$h/nix/var/nix/daemon-socket/socket" ] || fail "$h: no nix-daemon socket"
 done
 fleet_ssh gamma 'grep -q "^extra-platforms = aarch64-linux" /etc/nix/nix.conf' || fail "gamma: no extra-platforms"
 # a wrong host key is refused (StrictHostKeyChecking yes with DIR/known_hosts)

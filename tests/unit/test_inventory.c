@@ -457,6 +457,31 @@ static void test_inventory_applies_the_defaults_section(void **state)
 	inventory_free(inv);
 }
 
+static void test_inventory_become_follows_the_user(void **state)
+{
+	struct inventory *inv = load_ok("defaults:\n"
+					"  signing_key: keys/fleet.sec\n"
+					"hosts:\n"
+					"  a:\n"
+					"  r: { user: root }\n"
+					"  d: { user: deploy }\n"
+					"  o: { user: deploy, become: doas }\n"
+					"  n: { user: deploy, become: none }\n"
+					"  t: { user: deploy, become: run0 --no-ask-password }\n"
+					"  s: { become: sudo }\n");
+
+	(void)state;
+	assert_null(inv->hosts[0].become); /* the login user is root */
+	assert_null(inv->hosts[1].become);
+	assert_string_equal(inv->hosts[2].become, "sudo -n --");
+	assert_string_equal(inv->hosts[3].become, "doas -n --");
+	assert_null(inv->hosts[4].become);
+	assert_string_equal(inv->hosts[5].become, "run0 --no-ask-password");
+	assert_string_equal(inv->hosts[6].become, "sudo -n --");
+	assert_string_equal(inv->defaults.signing_key, "keys/fleet.sec");
+	inventory_free(inv);
+}
+
 static void test_inventory_builders_set_each_hosts_build_mode(void **state)
 {
 	struct inventory *inv = load_ok("builders:\n"
@@ -1445,6 +1470,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_checks_the_size_of_a_file),
 		cmocka_unit_test(test_inventory_applies_builtin_defaults),
 		cmocka_unit_test(test_inventory_applies_the_defaults_section),
+		cmocka_unit_test(test_inventory_become_follows_the_user),
 		cmocka_unit_test(test_inventory_builders_set_each_hosts_build_mode),
 		cmocka_unit_test(test_inventory_loopback_address_means_local),
 		cmocka_unit_test(test_inventory_keeps_tags_and_services_in_file_order),

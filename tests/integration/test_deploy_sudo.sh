@@ -1,0 +1,76 @@
+# Deploying as a non-root login user (docs/become.md): the simulated hosts
+# run their own nix-daemon (root owns the store), have the account cdeploy
+# with the fleet's key, and the sudoers rule of docs/sudoers.example.
+#   alpha: cdeploy is not a trusted user of its daemon: unsigned paths are
+#          refused before anything is activated; signed ones are taken
+#   beta:  cdeploy is trusted (trusted-users): unsigned paths are taken
+#   gamma: cdeploy's sudo wants a password: the host fails at once, the
+#          others go on
+# Then, as cdeploy: the health gate's restore, rollback, status, exec.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/deploy_lib.sh"
+need_root_and_netns
+command -v sudo >/dev/null || fail "needs sudo (Debian's package)"
+D0=$(mktemp -d /tmp/constel-sudo.XXXXXX) || fail "mktemp"
+INV=$D0/inv.yaml
+cat >"$INV" <<'Y'
+defaults:
+  user: cdeploy
+hosts:
+  alpha: { services: { auth: 9091 } }
+  beta: { services: { restic: 8000 } }
+  gamma: { services: { gatus: 8090 } }
+Y
+FLEET_TRUSTED=beta FLEET_SUDO_PASSWORD=gamma fleet_up "$INV"
+fleet_repo
+R=$FLEET_DIR/r
+LOGS=$FLEET_DIR/logs
+# who ran the watchdog: the holder file is written by start.sh, as root
+holder_uid() { fleet_exec "$1" stat -c %u /run/constel/holder; }
+
+note "no signing key: alpha refuses the unsigned closure before activating; beta (trusted) takes it; gamma's sudo wants a password"
+cj "$R.1"
+[ "$rc" = 1 ] || fail "exit $rc"
+jq_py "$R.1" 'hosts["alpha"]["status"] == "failed" and "trusted-public-keys" in hosts["alpha"]["error"] and "trusted-users" in hosts["alpha"]["error"]' ||
+	fail "alpha: $(cat "$R.1")"
+jq_py "$R.1" 'hosts["beta"]["status"] == "deployed"' || fail "beta: $(cat "$R.1")"
+jq_py "$R.1" 'hosts["gamma"]["status"] == "failed" and "a password is required" in hosts["gamma"]["error"]' ||
+	fail "gamma: $(cat "$R.1")"
+[ "$(gens alpha)" = "" ] || fail "alpha was activated: $(gens alpha)"
+[ "$(holder_uid beta)" = 0 ] || fail "beta's watchdog did not run as root"
+grep -q "^cdeploy " "$FLEET_DIR/hosts/beta/sshd.log" 2>/dev/null ||
+	grep -q "Accepted publickey for cdeploy" "$FLEET_DIR/hosts/beta/sshd.log" || fail "no login as cdeploy on beta"
+! grep -q "Accepted publickey for root" "$FLEET_DIR/hosts/beta/sshd.log" || fail "constel logged in as root"
+
+note "with signing_key: alpha takes the signed closure"
+sed -i "s|^  user: cdeploy|  user: cdeploy\n  signing_key: $FLEET_DIR/signing.key|" "$FLEET_DIR/repo/constellation.yaml"
+fleet_commit --only alpha
+cj "$R.2" alpha beta
+[ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.2")"
+jq_py "$R.2" 'hosts["alpha"]["status"] == "deployed"' || fail "alpha: $(cat "$R.2")"
+fleet_exec alpha nix path-info --sigs "$(current alpha)" | grep -q "constel-fleet-1:" ||
+	fail "alpha's system is not signed by the fleet key"
+
+note "as cdeploy, the health gate restores alpha when its service does not answer"
+fleet_commit --only alpha alpha=noservice
+cj "$R.3" alpha --health-timeout 3
+[ "$rc" = 1 ] || fail "exit $rc"
+jq_py "$R.3" 'hosts["alpha"]["status"] == "rolled-back"' || fail "alpha: $(cat "$R.3")"
+[ "$(gens alpha)" = "1 " ] || fail "alpha is not back on generation 1 alone: $(gens alpha)"
+
+note "as cdeploy: rollback, status, exec"
+fleet_commit --only alpha
+cj "$R.4" alpha
+[ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.4")"
+C --json rollback alpha --log-dir "$LOGS" >"$R.5" 2>"$R.5.err"
+rc=$?
+[ "$rc" = 0 ] || fail "rollback exited $rc: $(cat "$R.5.err")"
+jq_py "$R.5" 'hosts["alpha"]["status"] == "deployed" and hosts["alpha"]["generation"] == 1' || fail "alpha after rollback: $(cat "$R.5")"
+C --json status alpha beta --no-eval >"$R.6" 2>"$R.6.err"
+jq_py "$R.6" 'all(h["generation"] is not None for h in d["hosts"])' || fail "status: $(cat "$R.6") $(cat "$R.6.err")"
+C exec alpha -- id -un >"$R.7" 2>&1 || fail "exec: $(cat "$R.7")"
+grep -q "^cdeploy$" "$R.7" || fail "exec did not run as cdeploy: $(cat "$R.7")"
+C exec --become alpha -- id -un >"$R.8" 2>&1 || fail "exec --become: $(cat "$R.8")"
+grep -q "^root$" "$R.8" || fail "exec --become did not run as root: $(cat "$R.8")"
+rm -rf "$D0"
+echo ok
