@@ -58,6 +58,20 @@ cj "$R.3" alpha --health-timeout 3
 jq_py "$R.3" 'hosts["alpha"]["status"] == "rolled-back"' || fail "alpha: $(cat "$R.3")"
 [ "$(gens alpha)" = "1 " ] || fail "alpha is not back on generation 1 alone: $(gens alpha)"
 
+note "as cdeploy, magic rollback: beta cuts its network, is not confirmed, and its watchdog restores it"
+fleet_commit --only beta beta=cutnet
+cj "$R.3b" beta --confirm-timeout 4
+[ "$rc" = 1 ] || fail "exit $rc after cutnet"
+jq_py "$R.3b" 'hosts["beta"]["status"] == "rolled-back" and "not confirmed" in hosts["beta"]["error"]' ||
+	fail "beta: $(cat "$R.3b")"
+[ "$(gens beta)" = "1 " ] || fail "beta is not back on generation 1 alone: $(gens beta)"
+
+note "as cdeploy, built on the host (through its daemon, the derivations signed)"
+fleet_commit --only alpha,beta
+cj "$R.3c" alpha --build-on target
+[ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.3c")"
+jq_py "$R.3c" 'hosts["alpha"]["status"] == "deployed"' || fail "alpha: $(cat "$R.3c")"
+
 note "as cdeploy: rollback, status, exec"
 fleet_commit --only alpha
 cj "$R.4" alpha
@@ -65,7 +79,9 @@ cj "$R.4" alpha
 C --json rollback alpha --log-dir "$LOGS" >"$R.5" 2>"$R.5.err"
 rc=$?
 [ "$rc" = 0 ] || fail "rollback exited $rc: $(cat "$R.5.err")"
-jq_py "$R.5" 'hosts["alpha"]["status"] == "deployed" and hosts["alpha"]["generation"] == 1' || fail "alpha after rollback: $(cat "$R.5")"
+was=$(jq_py "$R.4" 'hosts["alpha"]["generation"]')
+jq_py "$R.5" 'hosts["alpha"]["status"] == "deployed" and hosts["alpha"]["generation"] < '"$was" ||
+	fail "alpha after rollback from generation $was: $(cat "$R.5")"
 C --json status alpha beta --no-eval >"$R.6" 2>"$R.6.err"
 jq_py "$R.6" 'all(h["generation"] is not None for h in d["hosts"])' || fail "status: $(cat "$R.6") $(cat "$R.6.err")"
 C exec alpha -- id -un >"$R.7" 2>&1 || fail "exec: $(cat "$R.7")"
