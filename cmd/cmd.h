@@ -130,6 +130,7 @@ extern const struct cmd cmd_deploy_entry;
 extern const struct cmd cmd_rollback_entry;
 extern const struct cmd cmd_status_entry;
 extern const struct cmd cmd_registry_entry;
+extern const struct cmd cmd_sudoers_entry;
 extern const struct cmd cmd_log_entry;
 extern const struct cmd cmd_exec_entry;
 extern const struct cmd cmd_help_entry;

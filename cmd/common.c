@@ -22,6 +22,7 @@ const struct cmd *const cmd_table[] = {
 	&cmd_log_entry,
 	&cmd_exec_entry,
 	&cmd_registry_entry,
+	&cmd_sudoers_entry,
 	&cmd_help_entry,
 	&cmd_completion_entry,
 	&cmd_complete_hosts_entry,

@@ -156,7 +156,7 @@ static void recover_state(
 	bool confirms =
 		a->confirm_timeout > 0 && (!strcmp(a->goal, "switch") || !strcmp(a->goal, "test"));
 	double deadline = started + (double)watchdog_span(a);
-	char *cmd = host_cmd_wait(a->runid, 5, false);
+	char *cmd = host_cmd_wait(a->pkg, a->runid, 5, false);
 	bool reached = false;
 
 	step(c, "recover", "connection lost; asking the host how run %s ended", a->runid);
@@ -233,7 +233,7 @@ static int follow_unmilestoned(struct hostctx *c, const struct host_activation *
 	free(milestone);
 	free(*answer);
 	*answer = NULL;
-	wait = host_cmd_wait(a->runid, 10, false);
+	wait = host_cmd_wait(a->pkg, a->runid, 10, false);
 	rc = hexec(c, &c->io, wait, NULL, answer, 30, HEXEC_ROOT);
 	free(wait);
 	if (rc == 4 && !unrecorded) {
@@ -262,7 +262,7 @@ static int follow_unmilestoned(struct hostctx *c, const struct host_activation *
 static int confirm(struct hostctx *c, const struct host_activation *a, char **answer)
 {
 	double deadline = now_seconds() + (double)a->confirm_timeout;
-	char *cmd = host_cmd_wait(a->runid, watchdog_span(a), true);
+	char *cmd = host_cmd_wait(a->pkg, a->runid, watchdog_span(a), true);
 	struct host_io fresh = {0};
 	int rc = -1, ret = 1;
 
@@ -305,7 +305,9 @@ int activate(struct hostctx *c, const struct host_activation *a, bool rollback_o
 	if (a->mode == HOST_ACTIVATE_PATH)
 		step(c, "activate", "activating %s (%s)", a->path, a->goal);
 	/* returns at the watchdog's first milestone, with its state */
-	rc = hexec(c, &c->io, cmd, host_watchdog_script(), &answer, watchdog_span(a), HEXEC_ROOT);
+	/* the watchdog travels on stdin, unless the host has it in constel-host */
+	rc = hexec(c, &c->io, cmd, a->pkg ? NULL : host_watchdog_script(), &answer,
+		watchdog_span(a), HEXEC_ROOT);
 	free(cmd);
 	if (rc < 0) {
 		recover_state(c, a, rollback_op, started);
@@ -355,6 +357,7 @@ int restore_host(struct hostctx *c, const char *why)
 	a.activation_timeout = c->r->opts.activation_timeout;
 	a.auto_rollback = true;
 	a.delete_failed = c->r->opts.op == RUNNER_DEPLOY;
+	a.pkg = c->pkg;
 	step(c, "restore", "restoring the host as it was before the run: %s", why);
 	activate(c, &a, true);
 	if (c->res->status == HOST_ROLLED_BACK) {

@@ -23,6 +23,23 @@ char *host_script(const char *script, const char *name, const char *const *args,
 	return buf_detach(&b);
 }
 
+char *host_cmd_root(const char *pkg, const char *script, const char *name,
+	const char *const *args, size_t nargs)
+{
+	struct buf b = BUF_INIT(0);
+
+	if (!pkg)
+		return host_script(script, name, args, nargs);
+	buf_printf(&b, "%s/bin/constel-host %s", pkg, name);
+	for (size_t i = 0; i < nargs; i++) {
+		char *q = shell_quote(args[i]);
+
+		buf_printf(&b, " %s", q);
+		free(q);
+	}
+	return buf_detach(&b);
+}
+
 const char *host_watchdog_script(void)
 {
 	return host_sh_watchdog;
@@ -61,16 +78,16 @@ char *host_cmd_start(const struct host_activation *a)
 	args[6] = a->auto_rollback ? "1" : "0";
 	args[7] = a->delete_failed ? "1" : "0";
 	args[8] = a->running ? a->running : "";
-	return host_script(host_sh_start, "start", args, 9);
+	return host_cmd_root(a->pkg, host_sh_start, "start", args, 9);
 }
 
-char *host_cmd_wait(const char *runid, long seconds, bool confirm)
+char *host_cmd_wait(const char *pkg, const char *runid, long seconds, bool confirm)
 {
 	char secs[32];
 	const char *args[3] = {runid, secs, "confirm"};
 
 	snprintf(secs, sizeof(secs), "%ld", seconds);
-	return host_script(host_sh_wait, "wait", args, confirm ? 3 : 2);
+	return host_cmd_root(pkg, host_sh_wait, "wait", args, confirm ? 3 : 2);
 }
 
 char *host_cmd_build(const char *drv)

@@ -51,12 +51,21 @@ struct host_activation {
 	long activation_timeout; /* seconds switch-to-configuration may take */
 	bool auto_rollback;	/* restore when switch-to-configuration fails */
 	bool delete_failed;	/* delete the new generation once restored */
+	const char *pkg;	/* the host's constel-host package, or NULL (host_cmd_root) */
 };
 
 /* `sh -c SCRIPT constel-NAME ARG...`, every part quoted (caller frees). */
 char *host_script(const char *script, const char *name, const char *const *args, size_t nargs);
 
-/* The watchdog script, sent on stdin of host_cmd_start() (static string). */
+/*
+ * A command that needs root: `sh -c SCRIPT constel-NAME ARG...` as
+ * host_script(), or with the host's constel-host package `pkg`
+ * (deploy/hostpkg.h) `PKG/bin/constel-host NAME ARG...` (caller frees).
+ */
+char *host_cmd_root(const char *pkg, const char *script, const char *name,
+	const char *const *args, size_t nargs);
+
+/* The watchdog script, sent on stdin of host_cmd_start() without a package (static string). */
 const char *host_watchdog_script(void);
 
 /*
@@ -71,7 +80,7 @@ char *host_cmd_start(const struct host_activation *a);
  * done, then its state. With `confirm`, first removes its canary. Exit 3:
  * the host's state belongs to another run.
  */
-char *host_cmd_wait(const char *runid, long seconds, bool confirm);
+char *host_cmd_wait(const char *pkg, const char *runid, long seconds, bool confirm);
 /* Realises `drv` on the host: `out=PATH`, or its exit status and Nix's last lines. */
 char *host_cmd_build(const char *drv);
 /* What runs now: gen, profile, current, switched, locked/holder_*, interrupted*. */

@@ -14,5 +14,6 @@ extern const char host_sh_query[];	 /* what runs now, lock, pending record */
 extern const char host_sh_generations[]; /* the system profile's generations */
 extern const char host_sh_record[];	 /* deployment records */
 extern const char host_sh_build[];	 /* build: target */
+extern const char host_sh_dispatch[];	 /* constel-host: the commands that need root */
 
 #endif

@@ -35,20 +35,20 @@ char *record_json(const struct record_info *info, const char *host, const char *
 }
 
 static pthread_once_t cmds_once = PTHREAD_ONCE_INIT;
-static char *write_cmd, *history_cmd;
+static char *history_cmd;
 
 static void make_cmds(void)
 {
 	const char *args[2] = {"history", "200"};
 
-	write_cmd = host_script(host_sh_record, "record", (const char *[]){"write"}, 1);
 	history_cmd = host_script(host_sh_record, "record", args, 2);
 }
 
-const char *record_cmd_write(void)
+char *record_cmd_write(const char *pkg)
 {
-	pthread_once(&cmds_once, make_cmds);
-	return write_cmd;
+	const char *arg = "write";
+
+	return host_cmd_root(pkg, host_sh_record, "record", &arg, 1);
 }
 
 const char *record_cmd_history(void)

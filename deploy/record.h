@@ -33,7 +33,8 @@ char *record_json(const struct record_info *info, const char *host, const char *
 	long generation, const char *goal, const char *result);
 
 /* The command that writes the record given on its stdin (deploy/sh/record.sh). */
-const char *record_cmd_write(void);
+/* `pkg`: the host's constel-host package (deploy/hostpkg.h), or NULL; caller frees. */
+char *record_cmd_write(const char *pkg);
 
 /* The command printing the host's newest records, one JSON object per line. */
 const char *record_cmd_history(void);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deploy/hostpkg.h"
 #include "deploy/runner_int.h"
 
 const char *host_status_name(enum host_status s)
@@ -346,6 +347,9 @@ int runner_start(struct runner *r)
 {
 	size_t nsel = 0, workers;
 
+	for (size_t i = 0; i < r->inv->nhosts && !r->hostpkg; i++)
+		if (r->selected[i] && r->inv->hosts[i].become && !(r->hostpkg = hostpkg_path()))
+			return -1;
 	if (graph_sched_new(r->graph, r->selected, &r->sched) < 0)
 		return -1;
 	pthread_mutex_lock(&r->pool.lock);

@@ -78,6 +78,8 @@ struct runner {
 	size_t nbuilders;
 	bool stream_over;	     /* the hosts are done: builders stop */
 
+	const char *hostpkg;	     /* constel-host (deploy/hostpkg.h), when a host becomes root */
+
 	struct host_result *work;    /* each host's, owned by the worker running it */
 	atomic_bool cancel;	     /* SIGINT: abandon commands that only wait or ask */
 };
@@ -115,6 +117,7 @@ struct hostctx {
 	FILE *log;
 	struct host_io io;	 /* the host: over SSH, or the machine constel runs on */
 	const char *goal;
+	const char *pkg;	 /* its constel-host package when it becomes root, else NULL */
 	char *runid;
 	bool copy_told;		 /* the copy's first progress said how many paths go */
 };

@@ -452,7 +452,7 @@ static const char *record_result(const struct hostctx *c, const char *query)
 static void write_record(struct hostctx *c, const char *query)
 {
 	const char *result = record_result(c, query);
-	char *json, *input;
+	char *json, *input, *cmd;
 
 	c->res->did = result; /* the git note says the same */
 	if (!result || !host_io_connected(&c->io))
@@ -460,8 +460,10 @@ static void write_record(struct hostctx *c, const char *query)
 	json = record_json(&c->r->opts.record, c->host->name, c->res->path, c->res->generation,
 		c->goal, result);
 	input = xasprintf("%s\n", json);
-	if (hexec(c, &c->io, record_cmd_write(), input, NULL, QUERY_TIMEOUT, HEXEC_ROOT) != 0)
+	cmd = record_cmd_write(c->pkg);
+	if (hexec(c, &c->io, cmd, input, NULL, QUERY_TIMEOUT, HEXEC_ROOT) != 0)
 		hlog(c, "could not write the deployment record (%s) on the host", result);
+	free(cmd);
 	free(json);
 	free(input);
 }
@@ -474,12 +476,19 @@ static void write_record(struct hostctx *c, const char *query)
 static int check_become(struct hostctx *c)
 {
 	char *said = NULL, *line, *cmd;
+	struct ssh_copy_stats st;
 	int rc;
 
 	if (!c->host->become)
 		return 0;
-	/* the shape of every command that needs root (BECOME sh -c SCRIPT), its complaint on stdout */
-	cmd = xasprintf("%s sh -c 'id -u' constel-become 2>&1", c->host->become);
+	/* constel-host, which every command that needs root runs (deploy/hostpkg.h) */
+	if (sign_closure(c, c->pkg) < 0)
+		return -1;
+	if (host_io_copy(&c->io, c->pkg, &st, NULL, NULL) < 0)
+		return fail(c, HOST_FAILED, "cannot copy constel's host commands (%s): %s", c->pkg,
+			error_last());
+	/* as the commands that need root are run, its complaint on stdout */
+	cmd = xasprintf("%s %s/bin/constel-host check 2>&1", c->host->become, c->pkg);
 	rc = hexec(c, &c->io, cmd, NULL, &said, QUERY_TIMEOUT, HEXEC_CANCEL);
 	free(cmd);
 	if (rc >= 0 && said && !strcmp(said, "0\n")) {
@@ -592,6 +601,7 @@ static void activate_and_check(struct hostctx *c, struct host_activation *a)
 	a->activation_timeout = o->activation_timeout;
 	a->auto_rollback = o->auto_rollback;
 	a->delete_failed = o->op == RUNNER_DEPLOY || o->repair; /* the interrupted generation goes */
+	a->pkg = c->pkg;
 	if (activate(c, a, o->op == RUNNER_ROLLBACK) < 0 || health_gate(c) < 0)
 		return;
 	if (!strcmp(c->goal, "dry-activate"))
@@ -643,6 +653,7 @@ void hostctx_begin(struct hostctx *c, struct runner *r, size_t h, const char *su
 	c->host = &r->inv->hosts[h];
 	c->res = &r->work[h];
 	c->goal = runner_goal(r, h);
+	c->pkg = c->host->become ? r->hostpkg : NULL;
 	c->runid = xasprintf("%s-%s%s", r->runid, c->host->name, suffix);
 	if (c->res->log_path)
 		c->log = fopen(c->res->log_path, "a");
@@ -680,6 +691,7 @@ void steps_fleet_restore(struct hostctx *c)
 	a.activation_timeout = c->r->opts.activation_timeout;
 	a.auto_rollback = true;
 	a.delete_failed = true;
+	a.pkg = c->pkg;
 	activate(c, &a, true);
 	if (res->status == HOST_ROLLED_BACK) {
 		fail(c, HOST_ROLLED_BACK, "%s; restored generation %ld", why, res->prev_generation);

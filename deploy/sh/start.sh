@@ -21,13 +21,21 @@ exec 9>>lock || {
 	echo "error=cannot open $run/lock"
 	exit 70
 }
+# the watchdog: from stdin, or (run by constel-host) the file beside this one
+take_watchdog() {
+	if [ -n "${CONSTEL_WATCHDOG:-}" ]; then
+		cat "$CONSTEL_WATCHDOG" >watchdog.sh
+	else
+		cat >watchdog.sh
+	fi
+}
 if ! flock -n 9; then
 	echo "locked=1"
 	while IFS= read -r l; do echo "holder_$l"; done 2>/dev/null <holder
 	exit 75
 fi
 if ! { printf 'pid=%s\nrun=%s\nsince=%s\n' "$$" "$1" "$(date +%s)" >holder.tmp &&
-	mv -f holder.tmp holder && cat >watchdog.sh &&
+	mv -f holder.tmp holder && take_watchdog &&
 	printf 'run=%s\nphase=starting\n' "$1" >state.tmp && mv -f state.tmp state; }; then
 	echo "error=cannot write in $run"
 	exit 70

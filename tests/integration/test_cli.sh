@@ -28,7 +28,7 @@ expected() {
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix --become" ;;
 	registry) echo "--nix" ;;
-	log | help | completion) echo "" ;;
+	log | help | completion | sudoers) echo "" ;;
 	*) fail "no expected options for '$1'" ;;
 	esac
 }
@@ -55,7 +55,7 @@ man_section() {
 note "constel --help lists the commands"
 "$C" --help >"$T/help" || fail "constel --help exited $?"
 COMMANDS=$(awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }' "$T/help" | tr '\n' ' ')
-[ "$COMMANDS" = "plan build deploy rollback status log exec registry help completion " ] ||
+[ "$COMMANDS" = "plan build deploy rollback status log exec registry sudoers help completion " ] ||
 	fail "commands: $COMMANDS"
 [ "$(listed "$T/help" "global options (before or after the command):")" = "$GLOBALS" ] ||
 	fail "global options in --help: $(listed "$T/help" "global options (before or after the command):")"

@@ -1,6 +1,7 @@
 # Deploying as a non-root login user (docs/become.md): the simulated hosts
 # run their own nix-daemon (root owns the store), have the account cdeploy
-# with the fleet's key, and the sudoers rule of docs/sudoers.example.
+# with the fleet's key, and the sudoers rule `constel sudoers cdeploy`
+# prints: constel-host, and nothing else, as root.
 #   alpha: cdeploy is not a trusted user of its daemon: unsigned paths are
 #          refused before anything is activated; signed ones are taken
 #   beta:  cdeploy is trusted (trusted-users): unsigned paths are taken
@@ -21,8 +22,18 @@ hosts:
   beta: { services: { restic: 8000 } }
   gamma: { services: { gatus: 8090 } }
 Y
-FLEET_TRUSTED=beta FLEET_SUDO_PASSWORD=gamma fleet_up "$INV"
+FLEET_TRUSTED=beta fleet_up "$INV"
 fleet_repo
+"$CONSTEL" sudoers cdeploy >"$D0/rule" || fail "constel sudoers"
+grep -q '^cdeploy ALL=(root) NOPASSWD: sha256:[0-9a-f]\{64\} /nix/store/[a-z0-9]*-constel-host-[^ ]*/bin/constel-host$' "$D0/rule" &&
+	[ "$(grep -vc '^#\|^Defaults!/nix/store/.*/bin/constel-host fdexec=never$' "$D0/rule")" = 1 ] ||
+	fail "the rule: $(cat "$D0/rule")"
+for h in alpha beta gamma; do
+	f=$FLEET_DIR/hosts/$h/sudoers.d/constel
+	# gamma: the same rule, but sudo asks a password
+	if [ $h = gamma ]; then sed 's/NOPASSWD: //' "$D0/rule" >"$f"; else cp "$D0/rule" "$f"; fi
+	chmod 0440 "$f"
+done
 R=$FLEET_DIR/r
 LOGS=$FLEET_DIR/logs
 # who ran the watchdog: the holder file is written by start.sh, as root
@@ -72,6 +83,11 @@ cj "$R.3c" alpha --build-on target
 [ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.3c")"
 jq_py "$R.3c" 'hosts["alpha"]["status"] == "deployed"' || fail "alpha: $(cat "$R.3c")"
 
+note "the rule allows constel-host alone: any other command as root is refused"
+fleet_ssh_as() { ssh -F "$FLEET_DIR/ssh_config" -l cdeploy "$@"; }
+! fleet_ssh_as alpha sudo -n /bin/sh -c id 2>/dev/null || fail "cdeploy may run a shell as root"
+! fleet_ssh_as alpha sudo -n /usr/bin/id 2>/dev/null || fail "cdeploy may run id as root"
+
 note "as cdeploy: rollback, status, exec"
 fleet_commit --only alpha
 cj "$R.4" alpha
@@ -86,7 +102,8 @@ C --json status alpha beta --no-eval >"$R.6" 2>"$R.6.err"
 jq_py "$R.6" 'all(h["generation"] is not None for h in d["hosts"])' || fail "status: $(cat "$R.6") $(cat "$R.6.err")"
 C exec alpha -- id -un >"$R.7" 2>&1 || fail "exec: $(cat "$R.7")"
 grep -q "^cdeploy$" "$R.7" || fail "exec did not run as cdeploy: $(cat "$R.7")"
-C exec --become alpha -- id -un >"$R.8" 2>&1 || fail "exec --become: $(cat "$R.8")"
-grep -q "^root$" "$R.8" || fail "exec --become did not run as root: $(cat "$R.8")"
+# exec --become runs through `sudo -n -- sh -c CMD`: this rule refuses it, as it should
+! C exec --become alpha -- id -un >"$R.8" 2>&1 || fail "exec --become passed a rule that allows constel-host alone"
+grep -q "a password is required\|not allowed" "$R.8" || fail "exec --become: $(cat "$R.8")"
 rm -rf "$D0"
 echo ok
