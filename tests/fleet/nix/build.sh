@@ -27,8 +27,11 @@ sw)
 	if [ "$system" = aarch64-linux ]; then
 		cp /bin/busybox "$out/bin/busybox"
 		chmod 0555 "$out/bin/busybox"
+		# the applets stay off bin/ (the host's PATH has /run/current-system/sw/bin
+		# first: each would start qemu); switch-to-configuration runs with them
+		mkdir -p "$out/libexec/applets"
 		for a in cat echo grep ip kill ln mkdir mv nc printf readlink rm setsid sh sleep tr true; do
-			ln -s busybox "$out/bin/$a"
+			ln -s ../../bin/busybox "$out/libexec/applets/$a"
 		done
 		cat >"$out/bin/fleet-listen" <<EOS
 #!$out/bin/busybox sh
@@ -40,6 +43,14 @@ EOS
 		{ echo '#!/usr/bin/python3 -I'; printf '%s\n' "$listenPy"; } >"$out/bin/fleet-listen"
 	fi
 	chmod 0555 "$out/bin/fleet-listen"
+	if [ "$system" = aarch64-linux ]; then
+		echo "#!$out/bin/busybox sh" >"$out/bin/systemctl"
+		echo "PATH=$out/libexec/applets" >>"$out/bin/systemctl"
+	else
+		echo "#!/bin/sh" >"$out/bin/systemctl"
+	fi
+	printf '%s\n' "$systemctlSh" >>"$out/bin/systemctl"
+	chmod 0555 "$out/bin/systemctl"
 	;;
 activation)
 	mkdir -p "$out/share/fleet"
@@ -49,6 +60,7 @@ etc)
 	mkdir -p "$out/etc/fleet"
 	echo "$hostName" >"$out/etc/hostname"
 	echo "$generation" >"$out/etc/fleet/generation"
+	printf '%s\n' "$units" >"$out/etc/fleet/units"
 	printf '%s\n' "$services" >"$out/etc/fleet/services"
 	;;
 payload)
@@ -71,7 +83,7 @@ toplevel)
 	mkdir -p "$out/bin"
 	if [ "$system" = aarch64-linux ]; then
 		shell="$sw/bin/busybox sh"
-		hostpath="$sw/bin"
+		hostpath="$sw/libexec/applets"
 	else
 		shell=/bin/sh
 		hostpath=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -24,7 +24,10 @@ let
   } // (if salt == "" then { } else { inherit salt; }) // attrs);
 
   # Stable per architecture: shared by every host and generation.
-  sw = mk "sw" "fleet-sw-${arch}" { listenPy = builtins.readFile ./listen.py; };
+  sw = mk "sw" "fleet-sw-${arch}" {
+    listenPy = builtins.readFile ./listen.py;
+    systemctlSh = builtins.readFile ./systemctl.sh;
+  };
   activation = mk "activation" "fleet-activation-${arch}" {
     switchSh = builtins.readFile ./switch.sh;
   };
@@ -34,6 +37,10 @@ let
     hostName = name;
     generation = gen;
     services = serviceLines;
+    # the units the system declares: one per service, and fleet-sidecar
+    # (failed with the knob `unitfail`)
+    units = builtins.concatStringsSep "\n"
+      ((map (n: "${n}.service") (builtins.attrNames (host.services or { }))) ++ [ "fleet-sidecar.service" ]);
   };
 
   # Optional bulk (benchmarks): stable across generations.
