@@ -36,6 +36,9 @@ struct inv_service {
 	char *name;
 	int port;
 	struct inv_pos pos;
+	/* `health: { path, status }`: an HTTP GET made from the host; NULL: none */
+	char *health_path;
+	int health_status; /* the status it must answer (default 200) */
 };
 
 enum inv_rel_kind {
@@ -81,6 +84,8 @@ struct inv_host {
 	char *file;
 	char *goal;
 	bool local; /* constel runs on this host: no SSH (`local:`, else a loopback address) */
+	struct strvec checks;	    /* `check:` commands run on the host; exit 0 passes */
+	struct strvec local_checks; /* `local_check:` commands run where constel runs */
 };
 
 struct inv_defaults {

@@ -213,6 +213,8 @@ static const char *const host_keys[] = {
 	"file",
 	"goal",
 	"local",
+	"check",
+	"local_check",
 };
 
 static bool in_list(const char *s, const char *const *v, size_t n)
@@ -586,10 +588,74 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 		strvec_push_nodup(&h->tags, (char *)tag);
 }
 
+/* A service's `health: { path, status }` (docs/inventory.md). */
+struct service_raw {
+	struct inv_host *host;
+	const char *name;
+	struct ynode *port;
+	char *path;
+	long status;
+};
+
+static void health_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
+{
+	struct service_raw *sr = data;
+	const char *k = scalar(key);
+	char *what = xasprintf("health.%s of service '%s'", k, sr->name);
+	struct subject subject = subj(what, sr->host->name);
+
+	if (!strcmp(k, "path")) {
+		if (!expect_string(l, value, subject, &sr->path) &&
+			(sr->path[0] != '/' || strlen(sr->path) > 1024 ||
+				strpbrk(sr->path, " \t\r\n\"'\\<>`"))) {
+			inventory__report(l, value,
+				"%s of host '%s' must be a URL path starting with '/', without "
+				"spaces or quotes, not '%s'",
+				what, sr->host->name, sr->path);
+			sr->path = ""; /* reported: not "needs a path" too */
+		}
+	} else if (!strcmp(k, "status")) {
+		expect_long(l, value, subject, 100, 599, &sr->status);
+	} else {
+		static const char *const keys[] = {"path", "status"};
+		char *where = xasprintf("health of service '%s' on host '%s'", sr->name,
+			sr->host->name);
+
+		report_unknown_key(l, key, where, keys, ARRAY_SIZE(keys));
+		free(where);
+	}
+	free(what);
+}
+
+static void service_key(struct loader *l, struct ynode *key, struct ynode *value, void *data)
+{
+	struct service_raw *sr = data;
+	const char *k = scalar(key);
+
+	if (!strcmp(k, "port")) {
+		sr->port = value;
+	} else if (!strcmp(k, "health")) {
+		char *what = xasprintf("health of service '%s'", sr->name);
+
+		if (!each_pair(l, value, subj(what, sr->host->name), health_pair, sr) &&
+			!sr->path)
+			inventory__report(l, value, "%s of host '%s' needs a path", what,
+				sr->host->name);
+		free(what);
+	} else {
+		static const char *const keys[] = {"port", "health"};
+		char *where = xasprintf("service '%s' of host '%s'", sr->name, sr->host->name);
+
+		report_unknown_key(l, key, where, keys, ARRAY_SIZE(keys));
+		free(where);
+	}
+}
+
 static void service_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inv_host *h = data;
 	struct inv_service *s;
+	struct service_raw sr = {.host = h, .name = scalar(key), .port = value, .status = 200};
 	long port;
 
 	if (!inventory__valid_name(scalar(key))) {
@@ -598,6 +664,18 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 			"and '.', not starting with '-' or '.'",
 			scalar(key), h->name);
 		return;
+	}
+	/* a port, or { port, health } */
+	if (value->type == YAML_MAPPING_NODE) {
+		sr.port = NULL;
+		if (each_pair(l, value, subj(scalar(key), h->name), service_key, &sr) < 0)
+			return;
+		if (!sr.port) {
+			inventory__report(l, value, "service '%s' of host '%s' needs a port",
+				scalar(key), h->name);
+			return;
+		}
+		value = sr.port;
 	}
 	if (parse_number(value, 1, 65535, &port) < 0) {
 		char *f = found(value);
@@ -623,6 +701,14 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	s->name = (char *)scalar(key);
 	s->port = (int)port;
 	s->pos = pos_of(key);
+	s->health_path = sr.path && *sr.path ? sr.path : NULL;
+	s->health_status = (int)sr.status;
+}
+
+static void check_item(struct loader *l, struct ynode *item, void *data)
+{
+	(void)l;
+	strvec_push_nodup(data, (char *)scalar(item));
 }
 
 static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
@@ -688,6 +774,10 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, what, &h->goal))
 			check_goal(l, value);
+	} else if (!strcmp(k, "check")) {
+		inventory__each_item(l, value, what, check_item, &h->checks);
+	} else if (!strcmp(k, "local_check")) {
+		inventory__each_item(l, value, what, check_item, &h->local_checks);
 	} else if (!strcmp(k, "local")) {
 		if (!expect_bool(l, value, what, &b)) {
 			h->local = b;
@@ -728,6 +818,8 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	h->name = (char *)scalar(key);
 	h->pos = pos_of(key);
 	strvec_init(&h->tags);
+	strvec_init(&h->checks);
+	strvec_init(&h->local_checks);
 	c.host = h;
 	c.raw = &hc->raws[inv->nhosts];
 	inv->nhosts++;
