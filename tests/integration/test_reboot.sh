@@ -1,6 +1,7 @@
 # Reboots: deploy --reboot ends with the new system running after a new boot
 # id; a host whose new system does not boot fails within --reboot-timeout
-# while the others go on; `constel reboot` on its own; --reboot wants goal boot.
+# while the others go on; one that comes back on its old system gets its boot
+# generation set back; `constel reboot` on its own; --reboot wants goal boot.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/deploy_lib.sh"
 health_setup
@@ -24,6 +25,17 @@ jq_py "$R.1" 'hosts["beta"]["status"] == "failed" and "did not come back within 
 	fail "beta: $(cat "$R.1")"
 [ "$took" -lt 30 ] || fail "--reboot took ${took}s with a reboot timeout of 8s"
 fleet_log beta | tail -n 1 | grep -q ' stage2 start$' || fail "beta's boot was not tried: $(fleet_log beta)"
+
+note "gamma's new system falls back to the old one at boot: its boot generation is set back"
+g1=$(current gamma) gen1=$(readlink "$(fleet_host_dir gamma)/nix/var/nix/profiles/system")
+fleet_commit gamma=badboot
+cj "$R.4" gamma --reboot --reboot-timeout 20
+[ "$rc" = 1 ] || fail "exit $rc after a boot that fell back"
+jq_py "$R.4" 'hosts["gamma"]["status"] == "rolled-back" and "came back from its reboot" in hosts["gamma"]["error"]' ||
+	fail "gamma: $(cat "$R.4")"
+[ "$(current gamma)" = "$g1" ] || fail "gamma does not run its previous system"
+[ "$(readlink "$(fleet_host_dir gamma)/nix/var/nix/profiles/system")" = "$gen1" ] ||
+	fail "gamma's boot generation was not set back"
 
 note "constel reboot alpha: a new boot id, the same system, healthy"
 a1=$(boot_id alpha) p1=$(current alpha)

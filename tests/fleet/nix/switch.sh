@@ -18,7 +18,8 @@
 #       noservice (stop old listeners, start none),
 #       unitfail (switch; fleet-sidecar.service failed),
 #       http500 (switch; the listeners answer GET /healthz with 500),
-#       noboot (stage2 fails: the host does not come back from a reboot).
+#       noboot (stage2 fails: the host does not come back from a reboot),
+#       badboot (stage2 fails with 3: the boot falls back to the generation before).
 GOAL=${1:-}
 case $GOAL in
 switch | boot | test | dry-activate | stage2) ;;
@@ -47,6 +48,11 @@ fi
 if [ "$GOAL" = stage2 ] && [ "$KNOB" = noboot ]; then
 	echo "switch-to-configuration: $HOST generation $GENERATION: simulated boot failure" >&2
 	exit 1
+fi
+if [ "$GOAL" = stage2 ] && [ "$KNOB" = badboot ]; then
+	# exit 3: the fleet's boot loader falls back to the generation before
+	echo "switch-to-configuration: $HOST generation $GENERATION: simulated boot failure (fallback)" >&2
+	exit 3
 fi
 
 [ "$GOAL" = stage2 ] || case $KNOB in
