@@ -35,10 +35,25 @@ sw)
 		done
 		cat >"$out/bin/fleet-listen" <<EOS
 #!$out/bin/busybox sh
-# fleet-listen PORT PIDFILE: accept every TCP connection on PORT.
+# fleet-listen PORT PIDFILE [STATUS]: accept every TCP connection on PORT;
+# one that sends an HTTP request gets an answer (libexec/fleet-http).
 echo \$\$ >"\$2"
-exec $out/bin/busybox nc -ll -p "\$1" -e $out/bin/busybox true
+exec $out/bin/busybox nc -ll -p "\$1" -e $out/libexec/fleet-http "\${3:-200}"
 EOS
+		cat >"$out/libexec/fleet-http" <<EOS
+#!$out/bin/busybox sh
+# fleet-http STATUS: one connection on stdin and stdout. GET /healthz is
+# answered with STATUS, / with 200, anything else with 404; a connection
+# that sends nothing (a port probe) is closed.
+PATH=$out/libexec/applets
+cr=\$(printf '\\r')
+read -r -t 2 method path _ || exit 0
+[ -n "\$method" ] || exit 0
+while read -r -t 2 l; do [ -n "\${l%"\$cr"}" ] || break; done
+case \$path in /healthz | /healthz\\?*) code=\$1 ;; / | /\\?*) code=200 ;; *) code=404 ;; esac
+printf 'HTTP/1.0 %s Status\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\n%s\\n' "\$code" "\$code"
+EOS
+		chmod 0555 "$out/libexec/fleet-http"
 	else
 		{ echo '#!/usr/bin/python3 -I'; printf '%s\n' "$listenPy"; } >"$out/bin/fleet-listen"
 	fi
