@@ -128,6 +128,7 @@ extern const struct cmd cmd_plan_entry;
 extern const struct cmd cmd_build_entry;
 extern const struct cmd cmd_deploy_entry;
 extern const struct cmd cmd_rollback_entry;
+extern const struct cmd cmd_reboot_entry;
 extern const struct cmd cmd_status_entry;
 extern const struct cmd cmd_registry_entry;
 extern const struct cmd cmd_sudoers_entry;

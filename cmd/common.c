@@ -18,6 +18,7 @@ const struct cmd *const cmd_table[] = {
 	&cmd_build_entry,
 	&cmd_deploy_entry,
 	&cmd_rollback_entry,
+	&cmd_reboot_entry,
 	&cmd_status_entry,
 	&cmd_log_entry,
 	&cmd_exec_entry,

@@ -209,6 +209,16 @@ static int deploy(const struct cmd *self, const struct opts *opts, const struct 
 
 	(void)self;
 	run_args_init(&a, opts);
+	if (a.reboot && a.goal && strcmp(a.goal, "boot")) {
+		cmd_error("--reboot reboots into the generation set for boot: it goes with "
+			  "--goal boot, not --goal %s",
+			a.goal);
+		ret = cmd_usage(self);
+		run_args_release(&a);
+		return ret;
+	}
+	if (a.reboot)
+		a.goal = "boot";
 	ret = prepare(g, &a, &p, !a.dry_run);
 	if (ret != CMD_OK)
 		goto out;
@@ -327,6 +337,13 @@ static const struct opt deploy_opts[] = {
 	CMD_OPTION_NO_EVAL_CACHE,
 	RUN_OPTION_ACTIVATION_TIMEOUT,
 	RUN_OPTION_HEALTH_TIMEOUT,
+	RUN_OPTION_REQUIRE_HEALTHY,
+	{.name = "reboot",
+		.kind = OPT_FLAG,
+		.id = RUN_REBOOT,
+		.help = "set the new system for boot (--goal boot), reboot, wait for the host and "
+			"check it (the local host: reboot it yourself)"},
+	RUN_OPTION_REBOOT_TIMEOUT,
 	RUN_OPTION_REV,
 	RUN_OPTION_ALLOW_DIRTY,
 	RUN_OPTION_LOG_DIR,

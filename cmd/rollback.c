@@ -1,67 +1,48 @@
 /* constel rollback: switch hosts back to their previous (or Nth) generation. */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "cmd/run.h"
 #include "deploy/provenance.h"
 
-static int rollback(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
-{
-	struct run_args a;
-	struct runner_opts o;
-	struct runner *r;
-	struct inventory *inv = NULL;
-	struct graph *graph = NULL;
-	bool *selected = NULL;
-	char *log_dir = NULL;
+/* A rollback is noted on HEAD, the commit the repository is at. */
+struct rollback_notes {
 	struct provenance prov;
 	struct provenance_notes notes;
-	bool have_repo = false, have_notes = false;
-	int ret;
+	bool have_repo, have_notes;
+};
 
-	run_args_init(&a, opts);
-	if (!a.patterns.nr) {
-		cmd_error("rollback needs the hosts to roll back (names, globs or @tags)");
-		ret = cmd_usage(self);
-		goto out;
+static void rollback_prepare(void *data, struct runner_opts *o, const struct inventory *inv)
+{
+	struct rollback_notes *n = data;
+
+	n->have_repo = provenance_open(&n->prov, inv->dir) == 0;
+	if (n->have_repo && n->prov.head) {
+		provenance_notes_init(&n->notes, n->prov.repo_path, n->prov.head, false, inv);
+		n->have_notes = true;
+		o->on_result = provenance_on_result;
+		o->data = &n->notes;
 	}
-	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
-		goto out;
-	if (!(log_dir = run_log_dir(a.log_dir))) {
-		ret = cmd_error("%s", error_last());
-		goto out;
-	}
-	run_runner_opts(&o, inv, &a, g, log_dir);
-	o.op = RUNNER_ROLLBACK;
-	/* a rollback is noted on HEAD, the commit the repository is at */
-	have_repo = provenance_open(&prov, inv->dir) == 0;
-	if (have_repo && prov.head) {
-		provenance_notes_init(&notes, prov.repo_path, prov.head, false, inv);
-		have_notes = true;
-		o.on_result = provenance_on_result;
-		o.data = &notes;
-	}
-	r = runner_new(inv, graph, selected, NULL, &o);
-	run_install_sigint();
-	if (runner_start(r) < 0)
-		ret = cmd_error("%s", error_last());
-	else
-		ret = run_drive(r, inv, selected, log_dir, g, "rollback");
-	runner_free(r);
-	if (have_notes && notes.error)
+}
+
+static void rollback_finish(void *data)
+{
+	struct rollback_notes *n = data;
+
+	if (n->have_notes && n->notes.error)
 		fprintf(stderr, "constel: could not record the rollback in %s: %s\n",
-			PROVENANCE_NOTES_REF, notes.error);
-out:
-	if (have_notes)
-		provenance_notes_release(&notes);
-	if (have_repo)
-		provenance_release(&prov);
-	free(selected);
-	free(log_dir);
-	graph_free(graph);
-	inventory_free(inv);
-	run_args_release(&a);
-	return ret;
+			PROVENANCE_NOTES_REF, n->notes.error);
+	if (n->have_notes)
+		provenance_notes_release(&n->notes);
+	if (n->have_repo)
+		provenance_release(&n->prov);
+}
+
+static int rollback(const struct cmd *self, const struct opts *opts, const struct global_opts *g)
+{
+	struct rollback_notes n = {0};
+	struct run_named_hooks hooks = {rollback_prepare, rollback_finish, &n};
+
+	return run_named_hosts(self, opts, g, RUNNER_ROLLBACK, "roll back", &hooks);
 }
 
 /*

@@ -79,6 +79,15 @@ void run_args_init(struct run_args *a, const struct opts *o)
 		case RUN_HEALTH_TIMEOUT:
 			a->health_timeout = v->num;
 			break;
+		case RUN_REBOOT:
+			a->reboot = true;
+			break;
+		case RUN_REBOOT_TIMEOUT:
+			a->reboot_timeout = v->num;
+			break;
+		case RUN_REQUIRE_HEALTHY:
+			a->require_healthy = true;
+			break;
 		default:
 			assert(!"an option of the table without a case");
 		}
@@ -111,8 +120,57 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const s
 	o->rollback_fleet = a->rollback_fleet;
 	o->rollback_to = a->rollback_to;
 	o->repair = a->repair;
+	o->reboot = a->reboot;
+	o->reboot_timeout = a->reboot_timeout > 0 ? a->reboot_timeout : RUN_REBOOT_TIMEOUT_DEFAULT;
+	o->require_healthy = a->require_healthy;
 	o->ssh_config = g->ssh_config ? g->ssh_config : inv->defaults.ssh_config;
 	o->log_dir = log_dir;
+}
+
+int run_named_hosts(const struct cmd *self, const struct opts *opts, const struct global_opts *g,
+	enum runner_op op, const char *verb, const struct run_named_hooks *hooks)
+{
+	struct run_args a;
+	struct runner_opts o;
+	struct runner *r;
+	struct inventory *inv = NULL;
+	struct graph *graph = NULL;
+	bool *selected = NULL;
+	char *log_dir = NULL;
+	int ret;
+
+	run_args_init(&a, opts);
+	if (!a.patterns.nr) {
+		cmd_error("%s needs the hosts to %s (names, globs or @tags)", self->name, verb);
+		ret = cmd_usage(self);
+		goto out;
+	}
+	if ((ret = cmd_load_selection(g, &a.patterns, false, &inv, &graph, &selected)) != CMD_OK)
+		goto out;
+	if (!(log_dir = run_log_dir(a.log_dir))) {
+		ret = cmd_error("%s", error_last());
+		goto out;
+	}
+	run_runner_opts(&o, inv, &a, g, log_dir);
+	o.op = op;
+	if (hooks && hooks->prepare)
+		hooks->prepare(hooks->data, &o, inv);
+	r = runner_new(inv, graph, selected, NULL, &o);
+	run_install_sigint();
+	if (runner_start(r) < 0)
+		ret = cmd_error("%s", error_last());
+	else
+		ret = run_drive(r, inv, selected, log_dir, g, self->name);
+	runner_free(r);
+	if (hooks && hooks->finish)
+		hooks->finish(hooks->data);
+out:
+	free(selected);
+	free(log_dir);
+	graph_free(graph);
+	inventory_free(inv);
+	run_args_release(&a);
+	return ret;
 }
 
 char *run_log_dir(const char *requested)

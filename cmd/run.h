@@ -23,6 +23,9 @@ struct run_args {
 	const char *build_on;
 	long rollback_to;
 	bool repair; /* rollback --repair: only what an interrupted run left */
+	bool reboot; /* deploy --reboot */
+	long reboot_timeout;
+	bool require_healthy;
 	const char *log_dir;
 	const char *rev;
 	bool allow_dirty;
@@ -49,7 +52,13 @@ enum {
 	RUN_ALLOW_DIRTY,
 	RUN_ACTIVATION_TIMEOUT,
 	RUN_HEALTH_TIMEOUT,
+	RUN_REBOOT,
+	RUN_REBOOT_TIMEOUT,
+	RUN_REQUIRE_HEALTHY,
 };
+
+/* Seconds a rebooted host has to come back, without --reboot-timeout. */
+#define RUN_REBOOT_TIMEOUT_DEFAULT 300
 
 extern const char *const run_build_places[]; /* local, target */
 
@@ -87,7 +96,18 @@ extern const char *const run_build_places[]; /* local, target */
 	{                                                                                          \
 		.name = "health-timeout", .kind = OPT_NUMBER, .arg = "S", .min = 0, .max = 86400,  \
 		.id = RUN_HEALTH_TIMEOUT,                                                          \
-		.help = "seconds for every service port to answer; 0 skips the check"              \
+		.help = "seconds for the health checks to pass; 0 skips them"                      \
+	}
+#define RUN_OPTION_REBOOT_TIMEOUT                                                                  \
+	{                                                                                          \
+		.name = "reboot-timeout", .kind = OPT_NUMBER, .arg = "S", .min = 1, .max = 86400,  \
+		.id = RUN_REBOOT_TIMEOUT,                                                          \
+		.help = "seconds a rebooted host has to come back (default 300)"                   \
+	}
+#define RUN_OPTION_REQUIRE_HEALTHY                                                                 \
+	{                                                                                          \
+		.name = "require-healthy", .kind = OPT_FLAG, .id = RUN_REQUIRE_HEALTHY,            \
+		.help = "skip a host whose system is degraded before the run"                      \
 	}
 #define RUN_OPTION_BUILD_ON                                                                        \
 	{                                                                                          \
@@ -126,6 +146,20 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const s
  */
 int run_drive(struct runner *r, const struct inventory *inv, const bool *selected,
 	const char *log_dir, const struct global_opts *g, const char *what);
+
+/*
+ * rollback and reboot: a run of `op` on the named hosts (at least one;
+ * `verb` says what is done to them, for the usage error). When set,
+ * prepare() gets the runner's options once the inventory is loaded, and
+ * finish() is called after the run.
+ */
+struct run_named_hooks {
+	void (*prepare)(void *data, struct runner_opts *o, const struct inventory *inv);
+	void (*finish)(void *data);
+	void *data;
+};
+int run_named_hosts(const struct cmd *self, const struct opts *opts, const struct global_opts *g,
+	enum runner_op op, const char *verb, const struct run_named_hooks *hooks);
 
 /* Sets up SIGINT so that the first stops the run and the second exits. */
 void run_install_sigint(void);

@@ -15,5 +15,7 @@ extern const char host_sh_generations[]; /* the system profile's generations */
 extern const char host_sh_record[];	 /* deployment records */
 extern const char host_sh_build[];	 /* build: target */
 extern const char host_sh_dispatch[];	 /* constel-host: the commands that need root */
+extern const char host_sh_health[];	 /* an HTTP check, from the host */
+extern const char host_sh_reboot[];	 /* reboot, answering the boot id first */
 
 #endif

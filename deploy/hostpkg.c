@@ -42,6 +42,7 @@ static char *make(void)
 		{"watchdog.sh", host_sh_watchdog},
 		{"wait.sh", host_sh_wait},
 		{"record.sh", host_sh_record},
+		{"reboot.sh", host_sh_reboot},
 	};
 	int ret = 0;
 

@@ -3,7 +3,7 @@
  * file tree in the Nix store, `constel-host-VERSION`:
  *
  *   bin/constel-host     the dispatcher (deploy/sh/dispatch.sh)
- *   start.sh watchdog.sh wait.sh record.sh
+ *   start.sh watchdog.sh wait.sh record.sh reboot.sh
  *
  * It is added to this machine's store content-addressed (`nix-store
  * --add-fixed --recursive sha256`), so its path names exactly these bytes,

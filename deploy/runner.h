@@ -45,6 +45,7 @@ struct host_io_ops;
 enum runner_op {
 	RUNNER_DEPLOY,	 /* activate the built system */
 	RUNNER_ROLLBACK, /* switch back to a generation */
+	RUNNER_REBOOT,	 /* reboot, wait for the host, health gate */
 };
 
 enum host_status {
@@ -68,6 +69,9 @@ struct runner_opts {
 	long activation_timeout;
 	long health_timeout;	  /* 0: no health gate */
 	long connect_timeout;
+	bool reboot;		  /* deploy (goal boot): reboot into the new system */
+	long reboot_timeout;	  /* seconds a rebooted host has to come back */
+	bool require_healthy;	  /* skip a host already degraded before the deploy */
 	bool auto_rollback;
 	bool rollback_fleet;
 	long rollback_to;	  /* RUNNER_ROLLBACK: generation, 0 for the previous one */

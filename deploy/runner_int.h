@@ -120,6 +120,7 @@ struct hostctx {
 	const char *pkg;	 /* its constel-host package when it becomes root, else NULL */
 	char *runid;
 	bool copy_told;		 /* the copy's first progress said how many paths go */
+	const char *query;	 /* what the host answered before the run (borrowed), or NULL */
 };
 
 /* Opens the host's log; `suffix` makes the run id of this host's work unique. */
@@ -167,5 +168,25 @@ void start_refused(struct hostctx *c, int rc, const char *answer);
 int activate(struct hostctx *c, const struct host_activation *a, bool rollback_op);
 /* After a failed check: the host back as it was before the run; always -1. */
 int restore_host(struct hostctx *c, const char *why);
+
+/* ---- health.c: the health gate (deploy/health.h) ---- */
+
+/*
+ * Every check of the host, each retried within health_timeout; `before` is
+ * the host's query answer before the run (units failed then do not count).
+ * 0 healthy; -1 with *why (caller frees) naming the failed check.
+ */
+int health_run(struct hostctx *c, const char *before, char **why);
+
+/* ---- reboot.c ---- */
+
+/*
+ * Reboots the host and waits (reboot_timeout) for it to come back with a
+ * new boot id, running `expect` (NULL: what its profile points at). 0 when
+ * it does; else the host failed with what is known (-1).
+ */
+int reboot_and_wait(struct hostctx *c, const char *expect);
+/* `constel reboot`: the host rebooted, waited for and health-checked. */
+void steps_reboot_host(struct hostctx *c);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/proc.h"
+#include "deploy/health.h"
 #include "deploy/record.h"
 #include "deploy/runner_int.h"
 
@@ -309,38 +310,33 @@ void start_refused(struct hostctx *c, int rc, const char *answer)
 	free(err);
 }
 
-/* Every declared service port must accept a connection within health_timeout. */
+/*
+ * The health gate (deploy/health.c) after an activation: a host that fails
+ * it is restored as it was before the run, and the restored system is
+ * checked too.
+ */
 static int health_gate(struct hostctx *c)
 {
 	const struct runner_opts *o = &c->r->opts;
-	double deadline = now_seconds() + (double)o->health_timeout;
-	char *why = NULL;
+	char *why = NULL, *again = NULL;
 
-	if (!c->host->nservices || o->health_timeout <= 0)
+	if (health_run(c, c->query, &why) == 0)
 		return 0;
-	step(c, "health", "checking %zu service port%s", c->host->nservices,
-		c->host->nservices == 1 ? "" : "s");
-	for (size_t i = 0; i < c->host->nservices; i++) {
-		const struct inv_service *s = &c->host->services[i];
-		int rc;
-
-		while ((rc = host_io_probe(&c->io, s->port, 1000)) != 0 && now_seconds() < deadline)
-			usleep(300 * 1000);
-		if (rc != 0) {
-			why = xasprintf("health gate: service '%s' (port %d) did not answer within "
-					"%lds",
-				s->name, s->port, o->health_timeout);
-			break;
-		}
-		hlog(c, "service '%s' answers on port %d", s->name, s->port);
-	}
-	if (!why)
-		return 0;
-	if (c->res->prev_generation > 0 && o->auto_rollback)
+	if (c->res->prev_generation > 0 && o->auto_rollback) {
 		restore_host(c, why);
-	else
+		if (c->res->status == HOST_ROLLED_BACK && health_run(c, c->query, &again) < 0) {
+			char *e = c->res->error;
+
+			c->res->error = xasprintf("%s; the restored system fails its health gate "
+						  "too: %s",
+				e, again);
+			free(e);
+		}
+	} else {
 		fail(c, HOST_FAILED, "%s", why);
+	}
 	free(why);
+	free(again);
 	return -1;
 }
 
@@ -590,10 +586,37 @@ static int plan_deploy(struct hostctx *c, const char *query, bool interrupted,
 	return 0;
 }
 
+/*
+ * A host already degraded before the run is reported; with
+ * --require-healthy it is skipped, untouched (-1).
+ */
+static int degraded_before(struct hostctx *c)
+{
+	char *failed = NULL;
+	int ret = 0;
+
+	if (!health_is_degraded(c->query, &failed))
+		return 0;
+	if (c->r->opts.require_healthy)
+		ret = fail(c, HOST_SKIPPED,
+			"the host is degraded before the deploy (failed units: %s); skipped "
+			"(--require-healthy): nothing was activated",
+			failed ? failed : "none listed");
+	else
+		step(c, "health",
+			"the host is degraded before the deploy (failed units: %s): they do not "
+			"count against the new system",
+			failed ? failed : "none listed");
+	free(failed);
+	return ret;
+}
+
 /* The activation planned in *a, then the health gate. */
 static void activate_and_check(struct hostctx *c, struct host_activation *a)
 {
 	const struct runner_opts *o = &c->r->opts;
+	const char *goal = c->goal;
+	int rc;
 
 	a->runid = c->runid;
 	a->goal = c->goal;
@@ -602,13 +625,21 @@ static void activate_and_check(struct hostctx *c, struct host_activation *a)
 	a->auto_rollback = o->auto_rollback;
 	a->delete_failed = o->op == RUNNER_DEPLOY || o->repair; /* the interrupted generation goes */
 	a->pkg = c->pkg;
-	if (activate(c, a, o->op == RUNNER_ROLLBACK) < 0 || health_gate(c) < 0)
+	if (activate(c, a, o->op == RUNNER_ROLLBACK) < 0)
+		return;
+	/* once rebooted into it, the new system runs: a restore switches back */
+	rc = o->reboot ? reboot_and_wait(c, c->res->path) : 0;
+	rc = rc < 0 ? -1 : health_gate(c);
+	c->goal = goal;
+	if (rc < 0)
 		return;
 	if (!strcmp(c->goal, "dry-activate"))
 		step(c, "done",
 			"dry-activate of %s done: nothing was changed (its output is in the host's "
 			"log)",
 			c->res->path ? c->res->path : "the system");
+	else if (o->reboot)
+		step(c, "done", "rebooted into generation %ld", c->res->generation);
 	else
 		step(c, "done", "%s generation %ld",
 			o->op == RUNNER_ROLLBACK ? "back on" : "running", c->res->generation);
@@ -624,6 +655,11 @@ void steps_run_host(struct hostctx *c)
 
 	if (connect_and_query(c, &query, &interrupted) < 0)
 		goto out;
+	c->query = query;
+	if (o->op == RUNNER_REBOOT) {
+		steps_reboot_host(c);
+		goto out;
+	}
 	if (o->op == RUNNER_ROLLBACK && o->repair && !interrupted) {
 		step(c, "done", "nothing to repair: no run was interrupted on this host");
 		c->res->status = HOST_UNCHANGED;
@@ -637,7 +673,7 @@ void steps_run_host(struct hostctx *c)
 		rc = plan_deploy(c, query, interrupted, &a, &path);
 	if (rc < 0)
 		goto out;
-	if (rc == 0)
+	if (rc == 0 && degraded_before(c) == 0)
 		activate_and_check(c, &a);
 	write_record(c, query);
 out:

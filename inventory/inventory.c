@@ -177,6 +177,8 @@ void inventory_free(struct inventory *inv)
 	/* the strings are in inv->text and inv->pool */
 	for (size_t i = 0; i < inv->nhosts; i++) {
 		free(inv->hosts[i].tags.v);
+		free(inv->hosts[i].checks.v);
+		free(inv->hosts[i].local_checks.v);
 		free(inv->hosts[i].services);
 	}
 	free(inv->hosts);

@@ -39,6 +39,9 @@ struct inv_service {
 	int port;
 	char *address; /* where other hosts reach it (`{ port, address }`); NULL: the host's */
 	struct inv_pos pos;
+	/* `health: { path, status }`: an HTTP GET made from the host; NULL: none */
+	char *health_path;
+	int health_status; /* the status it must answer (default 200) */
 };
 
 enum inv_rel_kind {
@@ -90,6 +93,8 @@ struct inv_host {
 	 * NULL: as the login user (root). docs/become.md.
 	 */
 	char *become;
+	struct strvec checks;	    /* `check:` commands run on the host; exit 0 passes */
+	struct strvec local_checks; /* `local_check:` commands run where constel runs */
 };
 
 struct inv_defaults {

@@ -225,6 +225,8 @@ static const char *const host_keys[] = {
 	"file",
 	"goal",
 	"local",
+	"check",
+	"local_check",
 };
 
 static bool in_list(const char *s, const char *const *v, size_t n)
@@ -618,34 +620,108 @@ static void tag_item(struct loader *l, struct ynode *item, void *data)
 		strvec_push_nodup(&h->tags, (char *)tag);
 }
 
-/* A service written as { port: P, address: A }: its parts, before they are checked. */
-struct service_parts {
+/*
+ * A service written as a mapping: { port, address, health: { path, status } }
+ * (docs/inventory.md), its parts before they are checked.
+ */
+struct service_raw {
 	struct inv_host *host;
 	const char *name;
 	struct ynode *port, *address;
+	char *path;
+	long status;
 };
 
-static void service_part(struct loader *l, struct ynode *key, struct ynode *value, void *data)
+/* A service's `health: { path, status }`. */
+static void health_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
-	static const char *const keys[] = {"port", "address"};
-	struct service_parts *p = data;
-	char *where;
+	struct service_raw *sr = data;
+	const char *k = scalar(key);
+	char *what = xasprintf("health.%s of service '%s'", k, sr->name);
+	struct subject subject = subj(what, sr->host->name);
 
-	if (!strcmp(scalar(key), "port")) {
-		p->port = value;
-	} else if (!strcmp(scalar(key), "address")) {
-		p->address = value;
+	if (!strcmp(k, "path")) {
+		if (!expect_string(l, value, subject, &sr->path) &&
+			(sr->path[0] != '/' || strlen(sr->path) > 1024 ||
+				strpbrk(sr->path, " \t\r\n\"'\\<>`"))) {
+			inventory__report(l, value,
+				"%s of host '%s' must be a URL path starting with '/', without "
+				"spaces or quotes, not '%s'",
+				what, sr->host->name, sr->path);
+			sr->path = ""; /* reported: not "needs a path" too */
+		}
+	} else if (!strcmp(k, "status")) {
+		expect_long(l, value, subject, 100, 599, &sr->status);
 	} else {
-		where = xasprintf("service '%s' of host '%s'", p->name, p->host->name);
+		static const char *const keys[] = {"path", "status"};
+		char *where = xasprintf("health of service '%s' on host '%s'", sr->name,
+			sr->host->name);
+
 		report_unknown_key(l, key, where, keys, ARRAY_SIZE(keys));
 		free(where);
 	}
+	free(what);
+}
+
+static void service_key(struct loader *l, struct ynode *key, struct ynode *value, void *data)
+{
+	struct service_raw *sr = data;
+	const char *k = scalar(key);
+
+	if (!strcmp(k, "port")) {
+		sr->port = value;
+	} else if (!strcmp(k, "address")) {
+		sr->address = value;
+	} else if (!strcmp(k, "health")) {
+		char *what = xasprintf("health of service '%s'", sr->name);
+
+		if (!each_pair(l, value, subj(what, sr->host->name), health_pair, sr) &&
+			!sr->path)
+			inventory__report(l, value, "%s of host '%s' needs a path", what,
+				sr->host->name);
+		free(what);
+	} else {
+		static const char *const keys[] = {"port", "address", "health"};
+		char *where = xasprintf("service '%s' of host '%s'", sr->name, sr->host->name);
+
+		report_unknown_key(l, key, where, keys, ARRAY_SIZE(keys));
+		free(where);
+	}
+}
+
+/* A mapping's parts: 0 with sr->port (and *address) set, -1 reported. */
+static int service_mapping(struct loader *l, struct ynode *value, struct service_raw *sr,
+	char **address)
+{
+	char *what = xasprintf("address of service '%s'", sr->name);
+	int bad = 0;
+
+	sr->port = NULL;
+	if (each_pair(l, value, subj(sr->name, sr->host->name), service_key, sr) < 0)
+		bad = -1;
+	if (!bad && sr->address) {
+		bad = expect_string(l, sr->address, subj(what, sr->host->name), address);
+		if (!bad && !inventory__valid_address(*address, sr->address->len)) {
+			check_address(l, sr->address, subj(what, sr->host->name));
+			bad = -1;
+		}
+	}
+	free(what);
+	if (!bad && !sr->port) {
+		inventory__report(l, value,
+			"service '%s' of host '%s' has no port; expected { port: PORT, "
+			"address: ADDRESS, health: { path: PATH } }",
+			sr->name, sr->host->name);
+		bad = -1;
+	}
+	return bad;
 }
 
 static void service_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
 {
 	struct inv_host *h = data;
 	struct inv_service *s;
+	struct service_raw sr = {.host = h, .name = scalar(key), .port = value, .status = 200};
 	char *address = NULL;
 	long port;
 
@@ -657,31 +733,9 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 		return;
 	}
 	if (value->type == YAML_MAPPING_NODE) {
-		struct service_parts p = {h, scalar(key), NULL, NULL};
-		char *what = xasprintf("address of service '%s'", scalar(key));
-		char *where = xasprintf("service '%s' of host '%s'", scalar(key), h->name);
-		int bad = 0;
-
-		each_pair(l, value, subj(where, NULL), service_part, &p);
-		free(where);
-		if (p.address) {
-			bad = expect_string(l, p.address, subj(what, h->name), &address);
-			if (!bad && !inventory__valid_address(address, p.address->len)) {
-				check_address(l, p.address, subj(what, h->name));
-				bad = -1;
-			}
-		}
-		free(what);
-		if (!p.port) {
-			inventory__report(l, value,
-				"service '%s' of host '%s' has no port; expected { port: PORT, "
-				"address: ADDRESS }",
-				scalar(key), h->name);
+		if (service_mapping(l, value, &sr, &address) < 0)
 			return;
-		}
-		if (bad)
-			return;
-		value = p.port;
+		value = sr.port;
 	}
 	if (parse_number(value, 1, 65535, &port) < 0) {
 		char *f = found(value);
@@ -714,6 +768,14 @@ static void service_pair(struct loader *l, struct ynode *key, struct ynode *valu
 	s->port = (int)port;
 	s->address = address;
 	s->pos = pos_of(key);
+	s->health_path = sr.path && *sr.path ? sr.path : NULL;
+	s->health_status = (int)sr.status;
+}
+
+static void check_item(struct loader *l, struct ynode *item, void *data)
+{
+	(void)l;
+	strvec_push_nodup(data, (char *)scalar(item));
 }
 
 static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, void *data)
@@ -782,6 +844,10 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, what, &h->goal))
 			check_goal(l, value);
+	} else if (!strcmp(k, "check")) {
+		inventory__each_item(l, value, what, check_item, &h->checks);
+	} else if (!strcmp(k, "local_check")) {
+		inventory__each_item(l, value, what, check_item, &h->local_checks);
 	} else if (!strcmp(k, "local")) {
 		if (!expect_bool(l, value, what, &b)) {
 			h->local = b;
@@ -822,6 +888,8 @@ static void hosts_pair(struct loader *l, struct ynode *key, struct ynode *value,
 	h->name = (char *)scalar(key);
 	h->pos = pos_of(key);
 	strvec_init(&h->tags);
+	strvec_init(&h->checks);
+	strvec_init(&h->local_checks);
 	c.host = h;
 	c.raw = &hc->raws[inv->nhosts];
 	inv->nhosts++;

@@ -7,6 +7,7 @@
 #   constel-host start ARGS            start.sh, its watchdog from beside it
 #   constel-host wait ARGS             wait.sh
 #   constel-host record write|history  record.sh
+#   constel-host reboot                reboot.sh
 #
 # The scripts are the files next to this one: nothing of what it runs
 # comes from its caller but the arguments (sudo resets the environment).
@@ -16,7 +17,7 @@ case ${1:-} in
 check)
 	id -u
 	;;
-start | wait | record)
+start | wait | record | reboot)
 	name=$1
 	shift
 	CONSTEL_WATCHDOG=$here/watchdog.sh
@@ -24,7 +25,7 @@ start | wait | record)
 	exec /bin/sh "$here/$name.sh" "$@"
 	;;
 *)
-	echo "usage: constel-host check | start ARGS | wait ARGS | record write|history N" >&2
+	echo "usage: constel-host check | start ARGS | wait ARGS | record write|history N | reboot" >&2
 	exit 2
 	;;
 esac

@@ -3,6 +3,10 @@
 #   locked=1 holder_pid/run/since     a live watchdog holds the deploy lock
 #   interrupted=RUN interrupted_*     a run died half-way (its pending record)
 #   record_revision                   what the last deployment record names
+#   boot_id                           this boot's id (a reboot changes it)
+#   system_state, failed_units        `systemctl is-system-running` and the
+#                                     failed units (space-separated), when
+#                                     the host has systemctl
 set -u
 run=${CONSTEL_RUN_DIR:-/run/constel}
 lib=${CONSTEL_LIB_DIR:-/var/lib/constel}
@@ -37,5 +41,16 @@ if [ -z "$locked" ] && [ -e "$lib/pending" ]; then
 fi
 if [ -e "$lib/deployment.json" ]; then
 	echo "record_revision=$(sed -n 's/.*"revision":"\([^"]*\)".*/\1/p' "$lib/deployment.json")"
+fi
+if [ -r /proc/sys/kernel/random/boot_id ]; then
+	echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+fi
+if command -v systemctl >/dev/null 2>&1; then
+	echo "system_state=$(systemctl is-system-running 2>/dev/null)"
+	printf 'failed_units='
+	systemctl --failed --plain --no-legend 2>/dev/null | while read -r u _; do
+		case $u in *.*) printf '%s ' "$u" ;; esac
+	done
+	echo
 fi
 true

@@ -3,7 +3,8 @@
  * to "which of these store paths do you lack" and the serve protocol's
  * reply (transport), the key=value answers of the host scripts and their
  * output part, store paths (deploy/host.c), and the host's deployment
- * records as `status` reads them (deploy/status.c).
+ * records as `status` reads them (deploy/status.c), and the health gate's
+ * verdicts on two query answers (deploy/health.c: the input split in two).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "deploy/health.h"
 #include "deploy/host.h"
 #include "deploy/status.h"
 #include "transport/internal.h"
@@ -49,6 +51,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out = host_answer_output(text);
 	if (out)
 		free(text_sanitize(out));
+	{
+		char *before = xstrndup(text, strlen(text) / 2), *why = NULL, *failed = NULL;
+
+		(void)health_units_verdict(before, text + strlen(before), &why);
+		free(why);
+		(void)health_units_verdict(NULL, text, &why);
+		free(why);
+		(void)health_is_degraded(text, &failed);
+		free(failed);
+		free(before);
+	}
 	row.current = xstrdup("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a");
 	status__read_history(&row, text);
 	free(row.current);

@@ -1,5 +1,6 @@
 # Helpers for the deploy tests (sourced after lib.sh).
 #   deploy_setup          fleet of tests/fleet/examples/small.yaml, repo, order log
+#   health_setup          fleet of tests/fleet/examples/health.yaml, repo, deployed once
 #   cj FILE ...           constel --json deploy ..., report in FILE, exit status in $rc
 #   jq_py FILE EXPR       evaluate a python expression on the JSON in FILE (as `d`)
 #   order                 the fleet-wide activation order (HOST GEN GOAL start|done)
@@ -16,6 +17,16 @@ deploy_setup() {
 		ln -sf "$FLEET_DIR/order.log" "$FLEET_DIR/hosts/$h/varlib/fleet/order.log"
 	done
 	LOGS=$FLEET_DIR/logs
+}
+
+health_setup() {
+	need_root_and_netns
+	fleet_up "$TOP/tests/fleet/examples/health.yaml"
+	fleet_repo
+	LOGS=$FLEET_DIR/logs
+	R=$FLEET_DIR/r
+	cj "$R.0"
+	[ "$rc" = 0 ] || fail "first deploy exited $rc: $(cat "$R.0")"
 }
 
 cj() {

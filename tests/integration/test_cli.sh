@@ -22,9 +22,11 @@ expected() {
 	deploy) echo "--on --with-deps --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
 		"--eval-max-memory --no-eval-cache --activation-timeout" \
-		"--health-timeout --rev --allow-dirty --log-dir" ;;
+		"--health-timeout --require-healthy --reboot --reboot-timeout --rev --allow-dirty" \
+		"--log-dir" ;;
 	rollback) echo "--on --to --repair --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
+	reboot) echo "--on --parallel --reboot-timeout --health-timeout --log-dir" ;;
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix --become" ;;
 	registry) echo "--nix" ;;
@@ -55,7 +57,7 @@ man_section() {
 note "constel --help lists the commands"
 "$C" --help >"$T/help" || fail "constel --help exited $?"
 COMMANDS=$(awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }' "$T/help" | tr '\n' ' ')
-[ "$COMMANDS" = "plan build deploy rollback status log exec registry sudoers help completion " ] ||
+[ "$COMMANDS" = "plan build deploy rollback reboot status log exec registry sudoers help completion " ] ||
 	fail "commands: $COMMANDS"
 [ "$(listed "$T/help" "global options (before or after the command):")" = "$GLOBALS" ] ||
 	fail "global options in --help: $(listed "$T/help" "global options (before or after the command):")"

@@ -53,7 +53,7 @@ jq_py "$FLEET_DIR/r.json" 'hosts["me"]["status"] == "deployed" and hosts["me"]["
 	fail "the local host did not go last: $(order)"
 [ ! -e /var/lib/fleet/order.log ] || fail "the real /var/lib was touched"
 # the same backend table as any host: a health gate and a record, no SSH
-grep -q "service 'web' answers on port 18087" "$FLEET_DIR/logs/me.log" ||
+grep -q "health: service 'web' (port 18087) passes" "$FLEET_DIR/logs/me.log" ||
 	fail "the local host had no health gate: $(cat "$FLEET_DIR/logs/me.log")"
 grep -q '"result":"deployed"' "$ROOT/varlib/constel/deployment.json" ||
 	fail "the local host has no record"

@@ -565,6 +565,53 @@ static void test_inventory_keeps_tags_and_services_in_file_order(void **state)
 	inventory_free(inv);
 }
 
+static void test_inventory_reads_health_checks_and_commands(void **state)
+{
+	struct inventory *inv = load_ok("hosts:\n"
+					"  g:\n"
+					"    services:\n"
+					"      web: { port: 8080, health: { path: /healthz } }\n"
+					"      api: { port: 8081, health: { path: /ok, status: 204 } }\n"
+					"      db: 5432\n"
+					"    check: systemctl is-active web.service\n"
+					"    local_check: [ 'curl -sf http://$2:8080/', 'true' ]\n");
+	const struct inv_host *g = &inv->hosts[0];
+
+	(void)state;
+	assert_int_equal(g->nservices, 3);
+	assert_int_equal(g->services[0].port, 8080);
+	assert_string_equal(g->services[0].health_path, "/healthz");
+	assert_int_equal(g->services[0].health_status, 200);
+	assert_string_equal(g->services[1].health_path, "/ok");
+	assert_int_equal(g->services[1].health_status, 204);
+	assert_null(g->services[2].health_path);
+	assert_int_equal(g->checks.nr, 1);
+	assert_string_equal(g->checks.v[0], "systemctl is-active web.service");
+	assert_int_equal(g->local_checks.nr, 2);
+	assert_string_equal(g->local_checks.v[1], "true");
+	inventory_free(inv);
+}
+
+static void test_inventory_reports_bad_health_checks(void **state)
+{
+	(void)state;
+	assert_errors("hosts:\n"
+		      "  g:\n"
+		      "    services:\n"
+		      "      a: { port: 1, health: { path: 'no slash' } }\n"
+		      "      b: { health: { path: /x } }\n"
+		      "      c: { port: 3, health: { status: 99 } }\n"
+		      "      d: { port: 4, probe: 1 }\n",
+		5,
+		"t.yaml:4:37: health.path of service 'a' of host 'g' must be a URL path starting "
+		"with '/', without spaces or quotes, not 'no slash'",
+		"t.yaml:5:10: service 'b' of host 'g' needs a port",
+		"t.yaml:6:39: health.status of service 'c' of host 'g' must be a whole number from "
+		"100 to 599, not '99'",
+		"t.yaml:6:29: health of service 'c' of host 'g' needs a path",
+		"t.yaml:7:21: unknown key 'probe' in service 'd' of host 'g'");
+}
+
 static void test_inventory_resolves_bare_and_qualified_uses(void **state)
 {
 	struct inventory *inv = load_ok("hosts:\n"
@@ -1474,6 +1521,8 @@ int main(void)
 		cmocka_unit_test(test_inventory_builders_set_each_hosts_build_mode),
 		cmocka_unit_test(test_inventory_loopback_address_means_local),
 		cmocka_unit_test(test_inventory_keeps_tags_and_services_in_file_order),
+		cmocka_unit_test(test_inventory_reads_health_checks_and_commands),
+		cmocka_unit_test(test_inventory_reports_bad_health_checks),
 		cmocka_unit_test(test_inventory_resolves_bare_and_qualified_uses),
 		cmocka_unit_test(test_inventory_records_wants_as_their_own_kind),
 		cmocka_unit_test(test_inventory_depends_on_names_and_tags_but_never_self),

@@ -29,6 +29,8 @@ struct fake_host {
 	char current[96];	 /* what runs */
 	bool fail_activation;	 /* switch-to-configuration fails: the host restores itself */
 	bool no_service;	 /* its service ports never answer */
+	bool unit_fails;	 /* its generations after the first fail a unit (systemctl) */
+	bool degraded;		 /* old.service is failed, whatever runs */
 	int records;		 /* records written */
 	int starts;		 /* watchdogs started */
 	int copies;
@@ -139,8 +141,13 @@ static int fake_exec(
 	pthread_mutex_lock(&fake_lock);
 	res->exit_status = 0;
 	if (!strcmp(name, "query")) {
+		bool bad = f->unit_fails && strcmp(f->current, f->paths[1]);
+
 		buf_printf(&res->out, "gen=%ld\nprofile=%s\ncurrent=%s\n", f->gen,
 			f->gen ? f->paths[f->gen] : "", f->current);
+		buf_printf(&res->out, "system_state=%s\nfailed_units=%s%s\n",
+			bad || f->degraded ? "degraded" : "running", f->degraded ? "old.service " : "",
+			bad ? "new.service" : "");
 	} else if (!strcmp(name, "generations")) {
 		for (long g = 1; g <= f->gen; g++)
 			buf_printf(&res->out, "gen=%ld path=%s\n", g, f->paths[g]);
@@ -402,6 +409,47 @@ static void test_runner_restores_a_host_whose_health_gate_fails(void **state)
 	fleet_release(&fl, r);
 }
 
+static void test_runner_restores_a_host_whose_new_system_fails_a_unit(void **state)
+{
+	struct fleet fl;
+	struct runner *r;
+	size_t a;
+
+	(void)state;
+	fleet_init(&fl, "hosts:\n  a: {arch: x86_64-linux}\n");
+	a = host(&fl, "a");
+	fakes[a].unit_fails = true;
+	fakes[a].degraded = true; /* failed before the run: does not count */
+	fl.opts.health_timeout = 1;
+	r = run(&fl, false);
+	assert_string_equal(events, "start:a restore:a");
+	assert_int_equal(status(r, &fl, "a"), HOST_ROLLED_BACK);
+	assert_non_null(strstr(runner_result(r, a)->error, "new.service"));
+	assert_null(strstr(runner_result(r, a)->error, "old.service"));
+	assert_string_equal(fakes[a].current, "/nix/store/aaa-a-1");
+	fleet_release(&fl, r);
+}
+
+static void test_runner_skips_a_degraded_host_with_require_healthy(void **state)
+{
+	struct fleet fl;
+	struct runner *r;
+	size_t a;
+
+	(void)state;
+	fleet_init(&fl, "hosts:\n  a: {arch: x86_64-linux}\n  b: {arch: x86_64-linux}\n");
+	a = host(&fl, "a");
+	fakes[a].degraded = true;
+	fl.opts.health_timeout = 1;
+	fl.opts.require_healthy = true;
+	r = run(&fl, false);
+	assert_string_equal(events, "start:b");
+	assert_int_equal(status(r, &fl, "a"), HOST_SKIPPED);
+	assert_non_null(strstr(runner_result(r, a)->error, "degraded before the deploy"));
+	assert_int_equal(status(r, &fl, "b"), HOST_DEPLOYED);
+	fleet_release(&fl, r);
+}
+
 static void test_runner_rolls_the_fleet_back_consumers_first(void **state)
 {
 	struct fleet fl;
@@ -477,6 +525,8 @@ int main(void)
 		cmocka_unit_test(test_runner_leaves_an_unchanged_host_alone),
 		cmocka_unit_test(test_runner_takes_the_local_host_last),
 		cmocka_unit_test(test_runner_restores_a_host_whose_health_gate_fails),
+		cmocka_unit_test(test_runner_restores_a_host_whose_new_system_fails_a_unit),
+		cmocka_unit_test(test_runner_skips_a_degraded_host_with_require_healthy),
 		cmocka_unit_test(test_runner_rolls_the_fleet_back_consumers_first),
 		cmocka_unit_test(test_runner_rolls_back_to_the_previous_generation),
 		cmocka_unit_test(test_runner_stopped_starts_nothing),

@@ -27,19 +27,45 @@ sw)
 	if [ "$system" = aarch64-linux ]; then
 		cp /bin/busybox "$out/bin/busybox"
 		chmod 0555 "$out/bin/busybox"
+		# the applets stay off bin/ (the host's PATH has /run/current-system/sw/bin
+		# first: each would start qemu); switch-to-configuration runs with them
+		mkdir -p "$out/libexec/applets"
 		for a in cat echo grep ip kill ln mkdir mv nc printf readlink rm setsid sh sleep tr true; do
-			ln -s busybox "$out/bin/$a"
+			ln -s ../../bin/busybox "$out/libexec/applets/$a"
 		done
 		cat >"$out/bin/fleet-listen" <<EOS
 #!$out/bin/busybox sh
-# fleet-listen PORT PIDFILE: accept every TCP connection on PORT.
+# fleet-listen PORT PIDFILE [STATUS]: accept every TCP connection on PORT;
+# one that sends an HTTP request gets an answer (libexec/fleet-http).
 echo \$\$ >"\$2"
-exec $out/bin/busybox nc -ll -p "\$1" -e $out/bin/busybox true
+exec $out/bin/busybox nc -ll -p "\$1" -e $out/libexec/fleet-http "\${3:-200}"
 EOS
+		cat >"$out/libexec/fleet-http" <<EOS
+#!$out/bin/busybox sh
+# fleet-http STATUS: one connection on stdin and stdout. GET /healthz is
+# answered with STATUS, / with 200, anything else with 404; a connection
+# that sends nothing (a port probe) is closed.
+PATH=$out/libexec/applets
+cr=\$(printf '\\r')
+read -r -t 2 method path _ || exit 0
+[ -n "\$method" ] || exit 0
+while read -r -t 2 l; do [ -n "\${l%"\$cr"}" ] || break; done
+case \$path in /healthz | /healthz\\?*) code=\$1 ;; / | /\\?*) code=200 ;; *) code=404 ;; esac
+printf 'HTTP/1.0 %s Status\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\n%s\\n' "\$code" "\$code"
+EOS
+		chmod 0555 "$out/libexec/fleet-http"
 	else
 		{ echo '#!/usr/bin/python3 -I'; printf '%s\n' "$listenPy"; } >"$out/bin/fleet-listen"
 	fi
 	chmod 0555 "$out/bin/fleet-listen"
+	if [ "$system" = aarch64-linux ]; then
+		echo "#!$out/bin/busybox sh" >"$out/bin/systemctl"
+		echo "PATH=$out/libexec/applets" >>"$out/bin/systemctl"
+	else
+		echo "#!/bin/sh" >"$out/bin/systemctl"
+	fi
+	printf '%s\n' "$systemctlSh" >>"$out/bin/systemctl"
+	chmod 0555 "$out/bin/systemctl"
 	;;
 activation)
 	mkdir -p "$out/share/fleet"
@@ -49,6 +75,7 @@ etc)
 	mkdir -p "$out/etc/fleet"
 	echo "$hostName" >"$out/etc/hostname"
 	echo "$generation" >"$out/etc/fleet/generation"
+	printf '%s\n' "$units" >"$out/etc/fleet/units"
 	printf '%s\n' "$services" >"$out/etc/fleet/services"
 	;;
 payload)
@@ -71,7 +98,7 @@ toplevel)
 	mkdir -p "$out/bin"
 	if [ "$system" = aarch64-linux ]; then
 		shell="$sw/bin/busybox sh"
-		hostpath="$sw/bin"
+		hostpath="$sw/libexec/applets"
 	else
 		shell=/bin/sh
 		hostpath=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

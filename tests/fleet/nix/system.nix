@@ -24,7 +24,10 @@ let
   } // (if salt == "" then { } else { inherit salt; }) // attrs);
 
   # Stable per architecture: shared by every host and generation.
-  sw = mk "sw" "fleet-sw-${arch}" { listenPy = builtins.readFile ./listen.py; };
+  sw = mk "sw" "fleet-sw-${arch}" {
+    listenPy = builtins.readFile ./listen.py;
+    systemctlSh = builtins.readFile ./systemctl.sh;
+  };
   activation = mk "activation" "fleet-activation-${arch}" {
     switchSh = builtins.readFile ./switch.sh;
   };
@@ -36,6 +39,10 @@ let
     hostName = name;
     generation = gen;
     services = serviceLines;
+    # the units the system declares: one per service, and fleet-sidecar
+    # (failed with the knob `unitfail`)
+    units = builtins.concatStringsSep "\n"
+      ((map (n: "${n}.service") (builtins.attrNames (host.services or { }))) ++ [ "fleet-sidecar.service" ]);
   } // (if files == { } then { } else {
     args = (if isArm then [ "sh" ] else [ ]) ++ [ "-c" (builtins.readFile ./build.sh + "\n" + builtins.readFile ./etcfiles.sh) ];
     etcNames = builtins.concatStringsSep " " fileNames;
