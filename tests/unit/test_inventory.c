@@ -605,7 +605,8 @@ static void test_inventory_reports_bad_health_checks(void **state)
 		5,
 		"t.yaml:4:37: health.path of service 'a' of host 'g' must be a URL path starting "
 		"with '/', without spaces or quotes, not 'no slash'",
-		"t.yaml:5:10: service 'b' of host 'g' needs a port",
+		"t.yaml:5:10: service 'b' of host 'g' has no port; expected { port: PORT, address: "
+		"ADDRESS, health: { path: PATH } }",
 		"t.yaml:6:39: health.status of service 'c' of host 'g' must be a whole number from "
 		"100 to 599, not '99'",
 		"t.yaml:6:29: health of service 'c' of host 'g' needs a path",
@@ -914,7 +915,7 @@ static void test_inventory_takes_services_with_their_own_address(void **state)
 		      "      w: { port: 82, address: [] }\n",
 		5, "t.yaml:4:12: unknown key 'adress' in service 'x' of host 'a'; did you mean 'address'?",
 		"t.yaml:4:10: service 'x' of host 'a' has no port; expected { port: PORT, address: "
-		"ADDRESS }",
+		"ADDRESS, health: { path: PATH } }",
 		"t.yaml:5:18: port of service 'y' on host 'a' must be a whole number from 1 to 65535, "
 		"not '70000'",
 		"t.yaml:6:31: address of service 'z' of host 'a' must be a host name (labels of "
