@@ -191,8 +191,11 @@ static int sign_closure(struct hostctx *c, const char *path)
 		return 0;
 	file = key[0] == '/' ? xstrdup(key) : xasprintf("%s/%s", inv->dir, key);
 	{
+		size_t len = strlen(path);
+		/* a derivation is signed itself, not its outputs (build: target) */
+		bool drv = len > 4 && !strcmp(path + len - 4, ".drv");
 		const char *argv[] = {PROC_NIX, "store", "sign", "--key-file", file, "--recursive",
-			path, NULL};
+			drv ? "--derivation" : path, drv ? path : NULL, NULL};
 
 		ret = proc_run(argv, NULL, &err);
 	}

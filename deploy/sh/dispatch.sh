@@ -13,6 +13,10 @@
 # comes from its caller but the arguments (sudo resets the environment).
 set -u
 here=${0%/bin/*}
+# a fixed PATH, not sudo's secure_path: the system's tools first (NixOS),
+# then the usual places
+PATH=/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 case ${1:-} in
 check)
 	id -u

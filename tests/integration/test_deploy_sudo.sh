@@ -105,5 +105,11 @@ grep -q "^cdeploy$" "$R.7" || fail "exec did not run as cdeploy: $(cat "$R.7")"
 # exec --become runs through `sudo -n -- sh -c CMD`: this rule refuses it, as it should
 ! C exec --become alpha -- id -un >"$R.8" 2>&1 || fail "exec --become passed a rule that allows constel-host alone"
 grep -q "a password is required\|not allowed" "$R.8" || fail "exec --become: $(cat "$R.8")"
+
+note "as cdeploy: constel reboot goes through constel-host"
+b0=$(fleet_exec alpha cat /proc/sys/kernel/random/boot_id)
+C --json reboot alpha --reboot-timeout 20 --log-dir "$LOGS" >"$R.9" 2>"$R.9.err" ||
+	fail "reboot: $(cat "$R.9.err")"
+[ "$(fleet_exec alpha cat /proc/sys/kernel/random/boot_id)" != "$b0" ] || fail "alpha has its old boot id"
 rm -rf "$D0"
 echo ok
