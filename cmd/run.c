@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,9 @@ void run_args_init(struct run_args *a, const struct opts *o)
 		case RUN_REQUIRE_HEALTHY:
 			a->require_healthy = true;
 			break;
+		case RUN_ASK_BECOME_PASS:
+			a->ask_become_pass = true;
+			break;
 		default:
 			assert(!"an option of the table without a case");
 		}
@@ -99,12 +103,61 @@ void run_args_init(struct run_args *a, const struct opts *o)
 void run_args_release(struct run_args *a)
 {
 	strvec_release(&a->patterns);
+	if (a->become_pass) {
+		explicit_bzero(a->become_pass, strlen(a->become_pass));
+		free(a->become_pass);
+		a->become_pass = NULL;
+	}
 }
 
-void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const struct run_args *a,
+/*
+ * One line, the become password: from the terminal without echo, else
+ * (a script) from standard input. Never logged, sent only on the standard
+ * input of `sudo -S` on the hosts that ask for it (docs/become.md).
+ */
+static char *read_become_pass(void)
+{
+	FILE *tty = fopen("/dev/tty", "r+");
+	FILE *in = tty ? tty : stdin;
+	struct termios old, quiet;
+	bool echo_off = false;
+	char line[1024] = "";
+	size_t len;
+
+	if (tty) {
+		fputs("constel: become password: ", tty);
+		fflush(tty);
+		if (tcgetattr(fileno(tty), &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+			echo_off = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	if (!fgets(line, sizeof(line), in))
+		line[0] = '\0';
+	if (echo_off)
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	if (tty) {
+		fputc('\n', tty);
+		fclose(tty);
+	}
+	len = strcspn(line, "\r\n");
+	line[len] = '\0';
+	{
+		char *pass = xstrdup(line);
+
+		explicit_bzero(line, sizeof(line));
+		return pass;
+	}
+}
+
+void run_runner_opts(struct runner_opts *o, const struct inventory *inv, struct run_args *a,
 	const struct global_opts *g, const char *log_dir)
 {
 	memset(o, 0, sizeof(*o));
+	if (a->ask_become_pass && !a->become_pass)
+		a->become_pass = read_become_pass();
+	o->become_pass = a->become_pass;
 	o->op = RUNNER_DEPLOY;
 	o->goal = a->goal;
 	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;

@@ -26,6 +26,8 @@ struct run_args {
 	bool reboot; /* deploy --reboot */
 	long reboot_timeout;
 	bool require_healthy;
+	bool ask_become_pass;
+	char *become_pass; /* read by run_runner_opts() with ask_become_pass; wiped on release */
 	const char *log_dir;
 	const char *rev;
 	bool allow_dirty;
@@ -55,6 +57,7 @@ enum {
 	RUN_REBOOT,
 	RUN_REBOOT_TIMEOUT,
 	RUN_REQUIRE_HEALTHY,
+	RUN_ASK_BECOME_PASS,
 };
 
 /* Seconds a rebooted host has to come back, without --reboot-timeout. */
@@ -114,6 +117,11 @@ extern const char *const run_build_places[]; /* local, target */
 		.name = "build-on", .kind = OPT_CHOICE, .choices = run_build_places,               \
 		.id = RUN_BUILD_ON, .help = "where to build, overriding the inventory's build:"    \
 	}
+#define RUN_OPTION_ASK_BECOME_PASS                                                                 \
+	{                                                                                          \
+		.name = "ask-become-pass", .kind = OPT_FLAG, .id = RUN_ASK_BECOME_PASS,            \
+		.help = "ask once for the password sudo wants on hosts that ask one"               \
+	}
 #define RUN_OPTION_LOG_DIR                                                                         \
 	{                                                                                          \
 		.name = "log-dir", .kind = OPT_STRING, .arg = "DIR", .id = RUN_LOG_DIR,            \
@@ -136,7 +144,8 @@ void run_args_init(struct run_args *a, const struct opts *o);
 void run_args_release(struct run_args *a);
 
 /* The runner's options from the command line, the inventory's defaults and the globals. */
-void run_runner_opts(struct runner_opts *o, const struct inventory *inv, const struct run_args *a,
+/* With --ask-become-pass, first reads the password (a->become_pass). */
+void run_runner_opts(struct runner_opts *o, const struct inventory *inv, struct run_args *a,
 	const struct global_opts *g, const char *log_dir);
 
 /*

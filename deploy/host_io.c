@@ -219,14 +219,30 @@ int host_io_open(struct host_io *io)
 int host_io_exec(
 	struct host_io *io, const char *cmd, const struct host_exec *o, struct ssh_exec_result *res)
 {
-	char *as_root;
+	struct host_exec with_pass;
+	char *as_root, *input = NULL;
 	int ret;
 
 	if (!o || !o->as_root || !io->host->become)
 		return io->ops->exec(io, cmd, o, res);
-	/* `sudo -n -- sh -c SCRIPT ...`: docs/become.md */
-	as_root = xasprintf("%s %s", io->host->become, cmd);
-	ret = io->ops->exec(io, as_root, o, res);
+	if (!o->become_pass) {
+		/* `sudo -n -- .../bin/constel-host NAME ...`: docs/become.md */
+		as_root = xasprintf("%s %s", io->host->become, cmd);
+		ret = io->ops->exec(io, as_root, o, res);
+		free(as_root);
+		return ret;
+	}
+	/*
+	 * --ask-become-pass: sudo reads the password (one line) from stdin,
+	 * always (-k), and the command the rest of it
+	 */
+	as_root = xasprintf("sudo -k -S -p '' -- %s", cmd);
+	input = xasprintf("%s\n%s", o->become_pass, o->input ? o->input : "");
+	with_pass = *o;
+	with_pass.input = input;
+	ret = io->ops->exec(io, as_root, &with_pass, res);
+	explicit_bzero(input, strlen(input));
+	free(input);
 	free(as_root);
 	return ret;
 }

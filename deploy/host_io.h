@@ -35,6 +35,7 @@ struct host_exec {
 	long timeout;		   /* wall-clock seconds, 0: none */
 	const atomic_bool *cancel; /* abandon it once true (NULL: never) */
 	bool as_root;		   /* it needs root: run through the host's `become` */
+	const char *become_pass;   /* as_root with sudo asking a password: this one */
 };
 
 struct host_io_ops {

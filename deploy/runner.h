@@ -84,6 +84,8 @@ struct runner_opts {
 	 * others still evaluate. Without it, `builds` must be built already.
 	 */
 	bool stream;
+	/* --ask-become-pass: fed to `sudo -S` on hosts whose sudo asks for it (borrowed) */
+	const char *become_pass;
 	struct buf *build_log; /* stream: what the evaluation and the builds said */
 	/* how hosts are reached; NULL: each its own (deploy/host_io.h). Tests pass a fake. */
 	const struct host_io_ops *io_ops;

@@ -118,6 +118,7 @@ struct hostctx {
 	struct host_io io;	 /* the host: over SSH, or the machine constel runs on */
 	const char *goal;
 	const char *pkg;	 /* its constel-host package when it becomes root, else NULL */
+	bool pass;		 /* its sudo asks a password: opts.become_pass is fed */
 	char *runid;
 	bool copy_told;		 /* the copy's first progress said how many paths go */
 	const char *query;	 /* what the host answered before the run (borrowed), or NULL */

@@ -99,7 +99,7 @@ int hexec(struct hostctx *c, struct host_io *io, const char *cmd, const char *in
 	char **answer, long timeout, unsigned flags)
 {
 	struct host_exec ex = {input, timeout, flags & HEXEC_CANCEL ? &c->r->cancel : NULL,
-		flags & HEXEC_ROOT};
+		flags & HEXEC_ROOT, flags & HEXEC_ROOT && c->pass ? c->r->opts.become_pass : NULL};
 	struct ssh_exec_result res;
 	int ret;
 
@@ -467,6 +467,28 @@ static void write_record(struct hostctx *c, const char *query)
 	free(input);
 }
 
+/* The host's sudo wants a password: the one --ask-become-pass read, from now on. */
+static int check_become_pass(struct hostctx *c, char *said)
+{
+	char *cmd = xasprintf("%s/bin/constel-host check", c->pkg);
+	int rc;
+
+	free(said);
+	said = NULL;
+	c->pass = true;
+	rc = hexec(c, &c->io, cmd, NULL, &said, QUERY_TIMEOUT, HEXEC_CANCEL | HEXEC_ROOT);
+	free(cmd);
+	if (rc == 0 && said && !strcmp(said, "0\n")) {
+		hlog(c, "sudo takes the password given with --ask-become-pass");
+		free(said);
+		return 0;
+	}
+	free(said);
+	return fail(c, HOST_FAILED,
+		"sudo as %s refused the password given with --ask-become-pass (exit %d)",
+		c->host->user ? c->host->user : "the login user", rc);
+}
+
 /*
  * A host whose commands become root (`become:`) is asked once, at once,
  * whether that works without a prompt: a host whose sudo wants a password
@@ -494,11 +516,14 @@ static int check_become(struct hostctx *c)
 		free(said);
 		return 0;
 	}
+	if (c->r->opts.become_pass && !strcmp(c->host->become, "sudo -n --") && said &&
+		strstr(said, "password is required"))
+		return check_become_pass(c, said);
 	line = text_sanitize(said && *said ? said : "no answer");
 	line[strcspn(line, "\n")] = '\0';
 	fail(c, HOST_FAILED,
-		"cannot become root with '%s' as %s: %s (it must work without a password: "
-		"docs/become.md)",
+		"cannot become root with '%s' as %s: %s (it must work without a password, or "
+		"pass --ask-become-pass: docs/become.md)",
 		c->host->become, c->host->user ? c->host->user : "the login user", line);
 	free(line);
 	free(said);

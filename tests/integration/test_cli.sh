@@ -23,10 +23,11 @@ expected() {
 		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
 		"--eval-max-memory --no-eval-cache --activation-timeout" \
 		"--health-timeout --require-healthy --reboot --reboot-timeout --rev --allow-dirty" \
-		"--log-dir" ;;
+		"--ask-become-pass --log-dir" ;;
 	rollback) echo "--on --to --repair --goal --parallel --confirm-timeout --no-magic-rollback" \
-		"--no-auto-rollback --activation-timeout --health-timeout --log-dir" ;;
-	reboot) echo "--on --parallel --reboot-timeout --health-timeout --log-dir" ;;
+		"--no-auto-rollback --activation-timeout --health-timeout --ask-become-pass" \
+		"--log-dir" ;;
+	reboot) echo "--on --parallel --reboot-timeout --health-timeout --ask-become-pass --log-dir" ;;
 	status) echo "--on --parallel --no-eval --eval-jobs --eval-max-memory --no-eval-cache" ;;
 	exec) echo "--on --parallel --prefix --become" ;;
 	registry) echo "--nix" ;;

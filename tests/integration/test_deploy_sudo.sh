@@ -22,7 +22,7 @@ hosts:
   beta: { services: { restic: 8000 } }
   gamma: { services: { gatus: 8090 } }
 Y
-FLEET_TRUSTED=beta fleet_up "$INV"
+FLEET_TRUSTED=beta FLEET_DEPLOY_PASSWORD=hunter2-sudo fleet_up "$INV"
 fleet_repo
 "$CONSTEL" sudoers cdeploy >"$D0/rule" || fail "constel sudoers"
 grep -q '^cdeploy ALL=(root) NOPASSWD: sha256:[0-9a-f]\{64\} /nix/store/[a-z0-9]*-constel-host-[^ ]*/bin/constel-host$' "$D0/rule" &&
@@ -105,6 +105,24 @@ grep -q "^cdeploy$" "$R.7" || fail "exec did not run as cdeploy: $(cat "$R.7")"
 # exec --become runs through `sudo -n -- sh -c CMD`: this rule refuses it, as it should
 ! C exec --become alpha -- id -un >"$R.8" 2>&1 || fail "exec --become passed a rule that allows constel-host alone"
 grep -q "a password is required\|not allowed" "$R.8" || fail "exec --become: $(cat "$R.8")"
+
+note "gamma's sudo asks a password: --ask-become-pass feeds it (read from stdin: no terminal)"
+fleet_commit --only gamma
+# setsid: no controlling terminal, so the password comes from stdin
+printf 'wrong\n' | setsid -w "$CONSTEL" -i "$FLEET_DIR/repo/constellation.yaml" --ssh-config "$FLEET_DIR/ssh_config" \
+	--json deploy gamma --ask-become-pass --log-dir "$LOGS" >"$R.10" 2>"$R.10.err"
+rc=$?
+[ "$rc" = 1 ] || fail "exit $rc with a wrong password"
+jq_py "$R.10" '"refused the password" in hosts["gamma"]["error"]' || fail "gamma: $(cat "$R.10")"
+printf 'hunter2-sudo\n' | setsid -w "$CONSTEL" -i "$FLEET_DIR/repo/constellation.yaml" --ssh-config "$FLEET_DIR/ssh_config" \
+	--json deploy gamma --ask-become-pass --log-dir "$LOGS" >"$R.11" 2>"$R.11.err"
+rc=$?
+cat "$R.11.err"
+[ "$rc" = 0 ] || fail "exit $rc with the password: $(cat "$R.11")"
+jq_py "$R.11" 'hosts["gamma"]["status"] == "deployed"' || fail "gamma: $(cat "$R.11")"
+[ "$(holder_uid gamma)" = 0 ] || fail "gamma's watchdog did not run as root"
+! grep -rq "hunter2-sudo" "$LOGS" "$R.11" "$R.11.err" || fail "the password is in a log or the report"
+! fleet_exec gamma grep -rq "hunter2-sudo" /var/lib/constel || fail "the password reached the host's records"
 
 note "as cdeploy: constel reboot goes through constel-host"
 b0=$(fleet_exec alpha cat /proc/sys/kernel/random/boot_id)
