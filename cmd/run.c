@@ -92,6 +92,9 @@ void run_args_init(struct run_args *a, const struct opts *o)
 		case RUN_ASK_BECOME_PASS:
 			a->ask_become_pass = true;
 			break;
+		case RUN_NO_SUBSTITUTE:
+			a->no_substitute = true;
+			break;
 		default:
 			assert(!"an option of the table without a case");
 		}
@@ -158,6 +161,7 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, struct 
 	if (a->ask_become_pass && !a->become_pass)
 		a->become_pass = read_become_pass();
 	o->become_pass = a->become_pass;
+	o->no_substitute = a->no_substitute;
 	o->op = RUNNER_DEPLOY;
 	o->goal = a->goal;
 	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;

@@ -27,6 +27,7 @@ struct run_args {
 	long reboot_timeout;
 	bool require_healthy;
 	bool ask_become_pass;
+	bool no_substitute;
 	char *become_pass; /* read by run_runner_opts() with ask_become_pass; wiped on release */
 	const char *log_dir;
 	const char *rev;
@@ -58,6 +59,7 @@ enum {
 	RUN_REBOOT_TIMEOUT,
 	RUN_REQUIRE_HEALTHY,
 	RUN_ASK_BECOME_PASS,
+	RUN_NO_SUBSTITUTE,
 };
 
 /* Seconds a rebooted host has to come back, without --reboot-timeout. */
@@ -121,6 +123,11 @@ extern const char *const run_build_places[]; /* local, target */
 	{                                                                                          \
 		.name = "ask-become-pass", .kind = OPT_FLAG, .id = RUN_ASK_BECOME_PASS,            \
 		.help = "ask once for the password sudo wants on hosts that ask one"               \
+	}
+#define RUN_OPTION_NO_SUBSTITUTE                                                                   \
+	{                                                                                          \
+		.name = "no-substitute", .kind = OPT_FLAG, .id = RUN_NO_SUBSTITUTE,                \
+		.help = "push every path a host lacks; do not let it fetch from its substituters"  \
 	}
 #define RUN_OPTION_LOG_DIR                                                                         \
 	{                                                                                          \

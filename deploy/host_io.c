@@ -88,8 +88,8 @@ static int ssh_copy_(struct host_io *io, const char *path, struct ssh_copy_stats
 	if (!io->conn)
 		return error_set("'%s': not connected", io->host->name);
 	if ((ret = closure_of(path, &paths)) == 0)
-		ret = ssh_copy_closure(
-			io->conn, (const char *const *)paths.v, paths.nr, st, progress, data);
+		ret = ssh_copy_closure(io->conn, (const char *const *)paths.v, paths.nr,
+			io->cfg.substitute, st, progress, data);
 	strvec_release(&paths);
 	return ret;
 }

@@ -27,6 +27,7 @@ struct host_io_config {
 	long connect_timeout;
 	int op_timeout; /* seconds without a sign of life */
 	const struct host_io_ops *ops; /* NULL: by the host (ssh, or local); tests pass a fake */
+	bool substitute; /* copies: the host first fetches what it can from its substituters */
 };
 
 /* How one command runs. */

@@ -84,6 +84,7 @@ struct runner_opts {
 	 * others still evaluate. Without it, `builds` must be built already.
 	 */
 	bool stream;
+	bool no_substitute; /* --no-substitute: push every missing path, whatever `substitute:` says */
 	/* --ask-become-pass: fed to `sudo -S` on hosts whose sudo asks for it (borrowed) */
 	const char *become_pass;
 	struct buf *build_log; /* stream: what the evaluation and the builds said */

@@ -74,7 +74,8 @@ int open_session(struct hostctx *c, struct host_io *io)
 	struct host_io_config cfg = {.ssh_config = c->r->opts.ssh_config,
 		.connect_timeout = c->r->opts.connect_timeout,
 		.op_timeout = SSH_OP_TIMEOUT,
-		.ops = c->r->opts.io_ops};
+		.ops = c->r->opts.io_ops,
+		.substitute = c->host->substitute && !c->r->opts.no_substitute};
 	int ret;
 
 	host_io_init(io, c->host, &cfg);
@@ -163,6 +164,11 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 			step(c, "copy", "the host has the whole closure");
 		else if (s->paths_missing == s->paths_total)
 			step(c, "copy", "sending all %zu paths", s->paths_total);
+		else if (s->paths_missing && s->paths_substituted)
+			step(c, "copy",
+				"sending %zu of %zu paths (the host fetched %zu from its "
+				"substituters and has the others)",
+				s->paths_missing, s->paths_total, s->paths_substituted);
 		else if (s->paths_missing)
 			step(c, "copy", "sending %zu of %zu paths (the host has the others)",
 				s->paths_missing, s->paths_total);
@@ -229,6 +235,8 @@ static int copy_closure(struct hostctx *c, const char *path)
 		return fail(c, HOST_FAILED, "copy failed: %s", error_last());
 	}
 	copy_progress(c, &st);
+	if (st.paths_substituted)
+		hlog(c, "the host fetched %zu paths from its own substituters", st.paths_substituted);
 	hlog(c, "copied %zu of %zu paths, %llu bytes in %.2fs (%u round trips)", st.paths_missing,
 		st.paths_total, (unsigned long long)st.bytes_sent, st.seconds, st.round_trips);
 	return 0;

@@ -156,6 +156,7 @@ struct host_raw {
 	struct ynode *uses, *wants, *depends_on, *build;
 	struct ynode *flake, *file; /* the keys, for "sets both" */
 	bool local_set;		    /* `local:` given: the address does not decide */
+	bool substitute_set;	    /* `substitute:` given: the defaults do not decide */
 };
 
 /* Inline: every value of the file goes through these. */

@@ -95,6 +95,7 @@ struct inv_host {
 	char *become;
 	struct strvec checks;	    /* `check:` commands run on the host; exit 0 passes */
 	struct strvec local_checks; /* `local_check:` commands run where constel runs */
+	bool substitute; /* copies: the host fetches what it can from its own substituters first */
 };
 
 struct inv_defaults {
@@ -105,6 +106,7 @@ struct inv_defaults {
 	char *ssh_config;
 	char *become;	   /* as written: sudo, doas, none or a command line; NULL: by the user */
 	char *signing_key; /* a Nix secret key file: what is copied is signed with it */
+	bool substitute;   /* `substitute:` (default true) */
 	long parallel;
 	long confirm_timeout;
 	long health_timeout;

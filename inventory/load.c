@@ -197,6 +197,7 @@ static const char *const default_keys[] = {
 	"user",
 	"become",
 	"signing_key",
+	"substitute",
 	"goal",
 	"flake",
 	"file",
@@ -227,6 +228,7 @@ static const char *const host_keys[] = {
 	"local",
 	"check",
 	"local_check",
+	"substitute",
 };
 
 static bool in_list(const char *s, const char *const *v, size_t n)
@@ -537,6 +539,8 @@ static void defaults_pair(struct loader *l, struct ynode *key, struct ynode *val
 			check_become(l, value);
 	} else if (!strcmp(k, "signing_key")) {
 		expect_string(l, value, subj("defaults.signing_key", NULL), &d->signing_key);
+	} else if (!strcmp(k, "substitute")) {
+		expect_bool(l, value, subj("defaults.substitute", NULL), &d->substitute);
 	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, subj("defaults.goal", NULL), &d->goal))
 			check_goal(l, value);
@@ -853,6 +857,9 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 			h->local = b;
 			c->raw->local_set = true;
 		}
+	} else if (!strcmp(k, "substitute")) {
+		if (!expect_bool(l, value, what, &h->substitute))
+			c->raw->substitute_set = true;
 	} else {
 		char *where = xasprintf("host '%s'", h->name);
 
@@ -940,6 +947,7 @@ static struct inventory *inventory_new(const char *path, char *dir)
 	inv->defaults.health_timeout = 30;
 	inv->defaults.activation_timeout = 600;
 	inv->defaults.connect_timeout = 10;
+	inv->defaults.substitute = true;
 	return inv;
 }
 

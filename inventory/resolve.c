@@ -374,6 +374,8 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->goal = d->goal;
 		if (!raws[i].local_set && address_is_local(h->address))
 			h->local = true;
+		if (!raws[i].substitute_set)
+			h->substitute = d->substitute;
 		apply_build(l, h, raws[i].build);
 	}
 }

@@ -30,6 +30,7 @@ in
     address = nullOr types.str "Where SSH connects; null: the host's name (through the ssh config).";
     user = nullOr types.str "The SSH user; null: the inventory's default, else the ssh config, else root.";
     become = nullOr types.str "How commands that need root become root: sudo (the default for a user other than root), doas, none, or a command line; null: the inventory's default.";
+    substitute = nullOr types.bool "Whether the host first fetches what it lacks from its own substituters before constel pushes the rest; null: the inventory's default (true).";
     port = nullOr types.port "The SSH port; null: the ssh config, else 22.";
     build = nullOr types.str "Where the system is built: local, target, a host of the inventory or user@address[:port].";
     goal = nullOr (types.enum [ "switch" "boot" "test" "dry-activate" ]) "What activation does; null: the inventory's default.";

@@ -420,7 +420,57 @@ out:
 	return ret;
 }
 
-int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
+/*
+ * The host fetches what it lacks from its own substituters, what it cannot
+ * is left; then missing[] is what it still lacks.
+ */
+static int substitute_missing(struct ssh_conn *c, const char *const *paths, size_t n,
+	bool *missing, struct ssh_copy_stats *stats)
+{
+	struct ssh_exec_result res;
+	struct buf list = BUF_INIT(0);
+	size_t before = 0, after = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!missing[i])
+			continue;
+		buf_adds(&list, paths[i]);
+		buf_adds(&list, "\n");
+		before++;
+	}
+	if (!before)
+		return 0;
+	ssh_exec_result_init(&res, MAX_ANSWER, 64 * 1024);
+	/* a path no substituter has is no error: it is sent */
+	ret = ssh_conn_exec(c,
+		"p=$(cat); printf '%s\\n' \"$p\" | xargs nix-store --realise --keep-going "
+		">/dev/null 2>&1; printf '%s\\n' \"$p\" | exec xargs nix-store --check-validity "
+		"--print-invalid",
+		list.data, list.len, &res);
+	stats->round_trips++;
+	if (ret == 0 && res.exit_status != 0)
+		ret = error_set("'%s': cannot ask which paths are still missing (exit %d): %s",
+			c->label, res.exit_status, last_line(&res.err));
+	if (ret == 0 && res.out.truncated)
+		ret = error_set("'%s': the list of missing paths is too long", c->label);
+	if (ret == 0) {
+		memset(missing, 0, n * sizeof(*missing));
+		ret = transport__parse_missing(
+			paths, n, res.out.data ? res.out.data : "", res.out.len, missing);
+		if (ret < 0)
+			ret = error_prefix(ret, "'%s'", c->label);
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		after += missing[i];
+	if (ret == 0)
+		stats->paths_substituted = before > after ? before - after : 0;
+	ssh_exec_result_release(&res);
+	buf_release(&list);
+	return ret;
+}
+
+int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n, bool substitute,
 	struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data)
 {
 	struct ssh_copy_stats local = {0};
@@ -472,6 +522,8 @@ int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
 		ret = error_prefix(ret, "'%s'", c->label);
 		goto out;
 	}
+	if (substitute && (ret = substitute_missing(c, paths, n, missing, stats)) < 0)
+		goto out;
 	for (size_t i = 0; i < n; i++)
 		stats->paths_missing += missing[i];
 	if (progress)

@@ -174,8 +174,9 @@ int ssh_conn_exec_opts(struct ssh_conn *c, const char *cmd, const struct ssh_exe
 int ssh_conn_probe(struct ssh_conn *c, int port, int timeout_ms);
 
 struct ssh_copy_stats {
-	size_t paths_total;   /* paths asked about */
-	size_t paths_missing; /* paths the host lacked, hence sent */
+	size_t paths_total;	  /* paths asked about */
+	size_t paths_missing;	  /* paths the host lacked, hence sent */
+	size_t paths_substituted; /* paths it lacked and fetched from its own substituters */
 	uint64_t bytes_sent;  /* bytes of the NAR stream sent */
 	double seconds;
 	unsigned round_trips; /* channels opened */
@@ -192,10 +193,14 @@ typedef void (*ssh_copy_progress_fn)(void *data, const struct ssh_copy_stats *s)
  * (transport/nar.c) into the host's `nix-store --serve --write` (Nix's serve
  * protocol, cmdAddToStoreNar) on a channel of the same session, never held
  * in memory as a whole. An unchanged host costs one round trip and no bytes.
+ * With `substitute`, a host that lacks paths is first asked to fetch them
+ * from its own substituters (`nix-store --realise --keep-going`, as
+ * `nix-copy-closure --use-substitutes`), one more round trip; only what it
+ * could not get is sent.
  * stats (optional) is filled as the copy goes; `progress` is called once
  * the missing paths are known, then as bytes go.
  */
-int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n,
+int ssh_copy_closure(struct ssh_conn *c, const char *const *paths, size_t n, bool substitute,
 	struct ssh_copy_stats *stats, ssh_copy_progress_fn progress, void *data);
 
 #endif

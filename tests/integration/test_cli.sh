@@ -23,7 +23,7 @@ expected() {
 		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
 		"--eval-max-memory --no-eval-cache --activation-timeout" \
 		"--health-timeout --require-healthy --reboot --reboot-timeout --rev --allow-dirty" \
-		"--ask-become-pass --log-dir" ;;
+		"--no-substitute --ask-become-pass --log-dir" ;;
 	rollback) echo "--on --to --repair --goal --parallel --confirm-timeout --no-magic-rollback" \
 		"--no-auto-rollback --activation-timeout --health-timeout --ask-become-pass" \
 		"--log-dir" ;;

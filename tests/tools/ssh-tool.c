@@ -233,8 +233,8 @@ int main(int argc, char **argv)
 			}
 		}
 		for (long i = 0; i < repeat && !ret; i++)
-			ret = ssh_copy_closure(
-				c, (const char *const *)paths.v, paths.nr, &st, on_copy, NULL);
+			ret = ssh_copy_closure(c, (const char *const *)paths.v, paths.nr,
+				getenv("SSH_TOOL_SUBSTITUTE") != NULL, &st, on_copy, NULL);
 		code = ret < 0 ? fail(ret) : 0;
 		if (stats || !ret)
 			fprintf(stderr,
