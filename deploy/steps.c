@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/proc.h"
+#include "deploy/gcroots.h"
 #include "deploy/health.h"
 #include "deploy/record.h"
 #include "deploy/runner_int.h"
@@ -647,6 +648,22 @@ static int degraded_before(struct hostctx *c)
 	return ret;
 }
 
+/*
+ * A system built here and now on the host stays in this machine's store
+ * (deploy/gcroots.h): a rollback to it never rebuilds it.
+ */
+static void keep_alive(struct hostctx *c)
+{
+	const struct build_item *item = c->r->builds ? build_set_item(c->r->builds, c->h) : NULL;
+
+	if (!item || item->where == BUILD_TARGET || !c->res->path || !strcmp(c->goal, "dry-activate"))
+		return;
+	if (gcroots_keep(c->host->name, c->res->path) < 0)
+		hlog(c, "%s", error_last());
+	else
+		hlog(c, "kept alive here: %s (a GC root under the state directory)", c->res->path);
+}
+
 /* The activation planned in *a, then the health gate. */
 static void activate_and_check(struct hostctx *c, struct host_activation *a)
 {
@@ -679,6 +696,7 @@ static void activate_and_check(struct hostctx *c, struct host_activation *a)
 	else
 		step(c, "done", "%s generation %ld",
 			o->op == RUNNER_ROLLBACK ? "back on" : "running", c->res->generation);
+	keep_alive(c);
 }
 
 void steps_run_host(struct hostctx *c)

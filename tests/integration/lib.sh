@@ -99,6 +99,8 @@ fleet_up() {
 	_fleet_dirs="$_fleet_dirs $_d"
 	FLEET_DIR=$_d
 	FLEET_INVENTORY=$1
+	# constel's state (run logs, GC roots) goes with the fleet, not into ~
+	[ -n "${XDG_STATE_HOME:-}" ] || { XDG_STATE_HOME=$_d/state; export XDG_STATE_HOME; }
 	"$FLEET" up "$_d" "$1" || fail "fleet up $1 failed"
 }
 

@@ -16,6 +16,14 @@ for h in alpha beta gamma; do
 	# one session for the work, one new session that proves the new system lets us in
 	jq_py "$R.1" "hosts['$h']['sessions'] == 2" || fail "$h sessions: $(cat "$R.1")"
 done
+# what was deployed stays alive in this machine's store (deploy/gcroots.h)
+for h in alpha beta gamma; do
+	root=$(ls "$XDG_STATE_HOME/constel/gcroots/$h/" | head -n 1)
+	[ -n "$root" ] || fail "$h's system has no GC root here"
+	[ "$(readlink -f "$XDG_STATE_HOME/constel/gcroots/$h/$root")" = "$(fleet_path $h)" ] ||
+		fail "$h's root is not its system"
+	! nix-store --delete "$(fleet_path $h)" >/dev/null 2>&1 || fail "$h's system could be deleted here"
+done
 # seconds are rounded to milliseconds in the JSON text itself
 grep '"seconds"' "$R.1" | grep -Evq '"seconds": [0-9]+(\.[0-9]{1,3})?,?$' &&
 	fail "seconds not in milliseconds: $(grep '"seconds"' "$R.1")"
