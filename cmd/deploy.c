@@ -145,11 +145,13 @@ static int prepare(
 	inv_dir = p->inv->dir;
 	if (p->src.inventory_dir)
 		p->inv->dir = p->src.inventory_dir;
-	ret = build_plan(&p->builds, p->inv, p->selected, a->build_on, p->src.flake_ref);
+	ret = build_plan(&p->builds, p->inv, p->selected, a->build_on, p->src.flake_ref,
+		a->allow_emulation ? BUILD_ALLOW_EMULATION : 0);
 	p->inv->dir = inv_dir;
 	if (ret < 0)
 		return cmd_error("%s", error_last());
 	p->have_builds = true;
+	p->builds.ssh_config = g->ssh_config ? g->ssh_config : p->inv->defaults.ssh_config;
 	eval_options(&p->builds.eval, a, p);
 	if (!(p->log_dir = run_log_dir(a->log_dir)))
 		return cmd_error("%s", error_last());
@@ -332,6 +334,7 @@ static const struct opt deploy_opts[] = {
 		.id = RUN_DRY_RUN,
 		.help = "evaluate and build, touch no host"},
 	RUN_OPTION_BUILD_ON,
+	RUN_OPTION_ALLOW_EMULATION,
 	CMD_OPTION_EVAL_JOBS,
 	CMD_OPTION_EVAL_MAX_MEMORY,
 	CMD_OPTION_NO_EVAL_CACHE,
@@ -366,6 +369,7 @@ static const struct opt build_opts[] = {
 	CMD_OPTION_ON,
 	CMD_OPTION_WITH_DEPS,
 	RUN_OPTION_BUILD_ON,
+	RUN_OPTION_ALLOW_EMULATION,
 	CMD_OPTION_EVAL_JOBS,
 	CMD_OPTION_EVAL_MAX_MEMORY,
 	CMD_OPTION_NO_EVAL_CACHE,

@@ -95,6 +95,9 @@ void run_args_init(struct run_args *a, const struct opts *o)
 		case RUN_NO_SUBSTITUTE:
 			a->no_substitute = true;
 			break;
+		case RUN_ALLOW_EMULATION:
+			a->allow_emulation = true;
+			break;
 		default:
 			assert(!"an option of the table without a case");
 		}

@@ -28,6 +28,7 @@ struct run_args {
 	bool require_healthy;
 	bool ask_become_pass;
 	bool no_substitute;
+	bool allow_emulation;
 	char *become_pass; /* read by run_runner_opts() with ask_become_pass; wiped on release */
 	const char *log_dir;
 	const char *rev;
@@ -60,6 +61,7 @@ enum {
 	RUN_REQUIRE_HEALTHY,
 	RUN_ASK_BECOME_PASS,
 	RUN_NO_SUBSTITUTE,
+	RUN_ALLOW_EMULATION,
 };
 
 /* Seconds a rebooted host has to come back, without --reboot-timeout. */
@@ -128,6 +130,11 @@ extern const char *const run_build_places[]; /* local, target */
 	{                                                                                          \
 		.name = "no-substitute", .kind = OPT_FLAG, .id = RUN_NO_SUBSTITUTE,                \
 		.help = "push every path a host lacks; do not let it fetch from its substituters"  \
+	}
+#define RUN_OPTION_ALLOW_EMULATION                                                                 \
+	{                                                                                          \
+		.name = "allow-emulation", .kind = OPT_FLAG, .id = RUN_ALLOW_EMULATION,            \
+		.help = "build here under emulation even where builders: names a native builder"   \
 	}
 #define RUN_OPTION_LOG_DIR                                                                         \
 	{                                                                                          \

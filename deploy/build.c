@@ -65,8 +65,18 @@ out:
 	return ret;
 }
 
+/* The builder `builders:` declares for `arch`, or NULL. */
+static const char *declared_builder(const struct inventory *inv, const char *arch)
+{
+	for (size_t i = 0; i < inv->nbuilders; i++)
+		if (!strcmp(inv->builders[i].arch, arch) && strcmp(inv->builders[i].spec, "local") &&
+			strcmp(inv->builders[i].spec, "target"))
+			return inv->builders[i].spec;
+	return NULL;
+}
+
 int build_plan(struct build_set *set, const struct inventory *inv, const bool *selected,
-	const char *build_on, const char *flake_override)
+	const char *build_on, const char *flake_override, unsigned flags)
 {
 	memset(set, 0, sizeof(*set));
 	strvec_init(&set->platforms);
@@ -108,6 +118,14 @@ int build_plan(struct build_set *set, const struct inventory *inv, const bool *s
 					 "add it to nix's extra-platforms (binfmt emulation), set "
 					 "'builders: { %s: HOST }' or 'build: target'",
 				h->name, h->arch, set->system, h->arch);
+		/* emulation is hours where a native builder takes minutes: never by surprise */
+		if (it->where == BUILD_LOCAL && strcmp(h->arch, set->system) &&
+			declared_builder(inv, h->arch) && !(flags & BUILD_ALLOW_EMULATION))
+			return error_set("host '%s' (%s) would be built here under emulation, while "
+					 "builders: names '%s' for %s; build it there (no "
+					 "'build: local' or '--build-on local'), or pass "
+					 "--allow-emulation",
+				h->name, h->arch, declared_builder(inv, h->arch), h->arch);
 	}
 	return 0;
 }
@@ -239,13 +257,67 @@ static char *item_failure(const struct build_item *it, const struct buf *err)
 	return xasprintf("%s was not built (see the build log)", it->drv_path);
 }
 
-void build_realise(
-	const struct inventory *inv, struct build_item **items, size_t n, struct buf *log)
+/*
+ * The `builders` line for Nix and the NIX_SSHOPTS its ssh takes (caller
+ * frees both): a builder that is a host of the inventory is reached as
+ * constel reaches it, through the same ssh config (its Host entry: address,
+ * user, port, key, known hosts), or its inventory address, user and port;
+ * a `user@address[:port]` builder as written (the port through -p, which
+ * Nix's ssh:// URLs cannot carry).
+ */
+static void builder_line(const struct build_set *set, const struct inventory *inv,
+	const struct build_item *it, char **line, char **sshopts)
+{
+	const char *arch = inv->hosts[it->host].arch, *spec = it->builder;
+	long h = inventory_host_index(inv, spec);
+	struct buf opts = BUF_INIT(0);
+	char *where;
+
+	if (set->ssh_config)
+		buf_printf(&opts, "-F %s ", set->ssh_config);
+	if (h >= 0 && set->ssh_config) {
+		where = xstrdup(spec); /* its Host entry says the rest */
+	} else if (h >= 0) {
+		const struct inv_host *b = &inv->hosts[h];
+
+		where = b->user ? xasprintf("%s@%s", b->user, b->address) : xstrdup(b->address);
+		if (b->port)
+			buf_printf(&opts, "-p %d ", b->port);
+	} else {
+		const char *at = strchr(spec, '@'), *colon = strrchr(spec, ':');
+		const char *close = strchr(spec, ']');
+
+		/* user@host:port, user@[v6]:port; a bare v6 address has colons of its own */
+		if (at && colon && colon > at && (!close || colon > close) &&
+			(close || strchr(at, ':') == colon)) {
+			where = xstrndup(spec, (size_t)(colon - spec));
+			buf_printf(&opts, "-p %s ", colon + 1);
+		} else {
+			where = xstrdup(spec);
+		}
+		if (close) {
+			/* ssh takes user@v6, not user@[v6] */
+			char *o = where, *w = where;
+
+			for (; *o; o++)
+				if (*o != '[' && *o != ']')
+					*w++ = *o;
+			*w = '\0';
+		}
+	}
+	*line = xasprintf("ssh://%s %s", where, arch);
+	*sshopts = opts.len ? xstrndup(opts.data, opts.len - 1) : NULL;
+	free(where);
+	buf_release(&opts);
+}
+
+void build_realise(const struct build_set *set, const struct inventory *inv,
+	struct build_item **items, size_t n, struct buf *log)
 {
 	struct strvec argv = STRVEC_INIT;
 	struct buf out = BUF_INIT(NIX_OUTPUT_MAX), err = BUF_INIT(NIX_OUTPUT_MAX);
 	double start = now_seconds();
-	char *line;
+	char *line, *builders = NULL, *sshopts = NULL, *env_opts = NULL;
 	int ret;
 
 	strvec_push(&argv, "nix-store");
@@ -254,19 +326,32 @@ void build_realise(
 	/* builders' output only in Nix's failure reports: "> " lines per derivation */
 	strvec_push(&argv, "--no-build-output");
 	if (items[0]->where == BUILD_BUILDER) {
+		builder_line(set, inv, items[0], &builders, &sshopts);
 		strvec_push(&argv, "--max-jobs");
 		strvec_push(&argv, "0");
 		strvec_push(&argv, "--option");
 		strvec_push(&argv, "builders");
-		strvec_pushf(
-			&argv, "ssh://%s %s", items[0]->builder, inv->hosts[items[0]->host].arch);
+		strvec_push(&argv, builders);
+		if (sshopts)
+			env_opts = xasprintf("NIX_SSHOPTS=%s", sshopts);
 	}
 	for (size_t i = 0; i < n; i++)
 		strvec_push(&argv, items[i]->drv_path);
 	line = proc_describe((const char *const *)argv.v);
-	buf_printf(log, "$ %s\n", line);
+	buf_printf(log, "$ %s%s%s\n", env_opts ? env_opts : "", env_opts ? " " : "", line);
 	free(line);
-	ret = proc_run((const char *const *)argv.v, &out, &err);
+	{
+		const char *env[] = {env_opts, NULL};
+		struct proc_cmd cmd = {.argv = (const char *const *)argv.v,
+			.env = env_opts ? env : NULL,
+			.out = &out,
+			.err = &err};
+
+		ret = proc_cmd_run(&cmd);
+	}
+	free(builders);
+	free(sshopts);
+	free(env_opts);
 	buf_add(log, err.data ? err.data : "", err.len);
 	strvec_release(&argv);
 	for (size_t i = 0; i < n; i++) {
@@ -335,7 +420,7 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
 				done[j] = true;
 			}
 		}
-		build_realise(inv, group, n, log);
+		build_realise(set, inv, group, n, log);
 	}
 	for (size_t i = 0; i < set->nitems; i++)
 		if (set->items[i].error)

@@ -85,6 +85,7 @@ struct build_set {
 	char *system;		 /* this machine's Nix system */
 	struct strvec platforms; /* system + extra-platforms */
 	struct build_set_eval eval;
+	const char *ssh_config; /* how builders that are inventory hosts are reached; NULL: ~/.ssh/config */
 };
 
 /*
@@ -94,8 +95,10 @@ struct build_set {
  * an exact git revision). Returns 0, or -1 with a message naming the host
  * and the architecture nothing can build.
  */
+/* build_plan's flags: build under emulation even where builders: declares a native builder. */
+#define BUILD_ALLOW_EMULATION 1u
 int build_plan(struct build_set *set, const struct inventory *inv, const bool *selected,
-	const char *build_on, const char *flake_override);
+	const char *build_on, const char *flake_override, unsigned flags);
 
 /* One line per host saying where it will be built, for the user. */
 void build_describe(const struct build_set *set, const struct inventory *inv, struct buf *out);
@@ -131,8 +134,8 @@ bool build_same_group(
  * stop the others; then asks which outputs exist to tell who failed (their
  * error is set). Nix's output is appended to `log`.
  */
-void build_realise(
-	const struct inventory *inv, struct build_item **items, size_t n, struct buf *log);
+void build_realise(const struct build_set *set, const struct inventory *inv,
+	struct build_item **items, size_t n, struct buf *log);
 
 /* The item of a host, or NULL when the host is not in the set. */
 struct build_item *build_set_item(struct build_set *set, size_t host);

@@ -213,7 +213,7 @@ static bool plan_eval(const struct status_opts *o, struct provenance_source *src
 	if (src->inventory_dir)
 		inv->dir = src->inventory_dir;
 	/* "target" only skips the check that this machine can build every arch: we evaluate */
-	ret = build_plan(builds, inv, selected, "target", src->flake_ref);
+	ret = build_plan(builds, inv, selected, "target", src->flake_ref, 0);
 	inv->dir = saved;
 	if (ret < 0) {
 		strvec_pushf(warnings, "cannot evaluate the hosts' systems: %s", error_last());

@@ -124,7 +124,7 @@ static void *builder(void *arg)
 				       : xasprintf("building (with %zu other host%s)", n - 1,
 						 n == 2 ? "" : "s"));
 		pthread_mutex_unlock(&r->pool.lock);
-		build_realise(r->inv, batch, n, &log);
+		build_realise(r->builds, r->inv, batch, n, &log);
 		pthread_mutex_lock(&r->pool.lock);
 		if (r->opts.build_log)
 			buf_add(r->opts.build_log, log.data ? log.data : "", log.len);

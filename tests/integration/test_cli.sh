@@ -17,10 +17,10 @@ note() { echo "== $*"; }
 expected() {
 	case $1 in
 	plan) echo "--on --with-deps --dot" ;;
-	build) echo "--on --with-deps --build-on --eval-jobs --eval-max-memory --no-eval-cache" \
-		"--rev --log-dir" ;;
+	build) echo "--on --with-deps --build-on --allow-emulation --eval-jobs --eval-max-memory" \
+		"--no-eval-cache --rev --log-dir" ;;
 	deploy) echo "--on --with-deps --goal --parallel --confirm-timeout --no-magic-rollback" \
-		"--no-auto-rollback --rollback-fleet --dry-run --build-on --eval-jobs" \
+		"--no-auto-rollback --rollback-fleet --dry-run --build-on --allow-emulation --eval-jobs" \
 		"--eval-max-memory --no-eval-cache --activation-timeout" \
 		"--health-timeout --require-healthy --reboot --reboot-timeout --rev --allow-dirty" \
 		"--no-substitute --ask-become-pass --log-dir" ;;

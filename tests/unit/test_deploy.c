@@ -174,16 +174,16 @@ static void test_build_plan_refuses_arch_nothing_builds(void **state)
 		"substituters =\nflake-registry = /dev/null\n"
 		"experimental-features = nix-command flakes\nextra-platforms =",
 		1);
-	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), -1);
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL, 0), -1);
 	assert_non_null(strstr(error_last(), "host 'r' is riscv64-linux"));
 	build_set_release(&set);
 	/* the same host built on its target is fine, and only selected hosts count */
-	assert_int_equal(build_plan(&set, inv, sel, "target", NULL), 0);
+	assert_int_equal(build_plan(&set, inv, sel, "target", NULL, 0), 0);
 	assert_int_equal(set.nitems, 2);
 	assert_int_equal(set.items[1].where, BUILD_TARGET);
 	build_set_release(&set);
 	sel[1] = false;
-	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), 0);
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL, 0), 0);
 	assert_int_equal(set.nitems, 1);
 	assert_string_equal(strchr(set.items[0].installable, '#'),
 		"#nixosConfigurations.a.config.system.build.toplevel");
@@ -201,7 +201,7 @@ static void test_build_plan_uses_builders_and_file(void **state)
 	struct build_set set;
 
 	(void)state;
-	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL), 0);
+	assert_int_equal(build_plan(&set, inv, sel, NULL, NULL, 0), 0);
 	assert_int_equal(set.items[0].where, BUILD_BUILDER);
 	assert_string_equal(set.items[0].builder, "b");
 	/* the builder builds for itself on itself */
@@ -266,7 +266,7 @@ static void test_build_eval_looks_up_attributes_as_data(void **state)
 	inv->hosts[1].attr = "q\"uote";
 	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n", 1);
 	setenv("TMPDIR", tmp, 1);
-	assert_int_equal(build_plan(&set, inv, sel, "local", NULL), 0);
+	assert_int_equal(build_plan(&set, inv, sel, "local", NULL, 0), 0);
 	assert_int_equal(build_eval(&set, &log), 1);
 	unsetenv("TMPDIR");
 	for (size_t i = 0; i < 3; i++)

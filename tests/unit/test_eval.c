@@ -266,7 +266,7 @@ static void test_eval_bound_fails_the_host_that_passes_it_alone(void **state)
 	overwrite(fleet, bounded_fleet);
 	assert_int_equal(inventory_load_buffer(&inv, inv_path, yaml, strlen(yaml), &errors), 0);
 	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n", 1);
-	assert_int_equal(build_plan(&set, inv, sel, "local", NULL), 0);
+	assert_int_equal(build_plan(&set, inv, sel, "local", NULL, 0), 0);
 	set.eval.jobs = 1;
 	set.eval.max_memory_mb = 120;
 	assert_int_equal(build_eval(&set, &log), 1);
