@@ -173,6 +173,11 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 		else if (s->paths_missing)
 			step(c, "copy", "sending %zu of %zu paths (the host has the others)",
 				s->paths_missing, s->paths_total);
+		else if (s->paths_substituted)
+			step(c, "copy",
+				"the host fetched %zu of %zu paths from its substituters and has "
+				"the others",
+				s->paths_substituted, s->paths_total);
 		else
 			step(c, "copy", "the host has all %zu paths", s->paths_total);
 	}

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proc.h"
 #include "deploy/eval.h"
 #include "deploy/runner_int.h"
 
@@ -98,11 +99,82 @@ static bool group_pending(const struct runner *r, size_t group)
 	return false;
 }
 
+/*
+ * `cache:`: what was built goes to the fleet's binary cache once (`nix
+ * copy --to`, which skips what the cache has), signed with signing_key
+ * when there is one, so that hosts substitute it from there. A push that
+ * fails is an event, not a failure: the copy still sends what a host lacks.
+ */
+static void push_to_cache(struct runner *r, struct build_item **items, size_t n)
+{
+	const struct inventory *inv = r->inv;
+	struct strvec argv = STRVEC_INIT;
+	struct buf err = BUF_INIT(65536);
+	char *key = NULL;
+	double start = now_seconds();
+	int ret = 0;
+
+	if (inv->defaults.signing_key) {
+		key = inv->defaults.signing_key[0] == '/'
+			      ? xstrdup(inv->defaults.signing_key)
+			      : xasprintf("%s/%s", inv->dir, inv->defaults.signing_key);
+		proc_push_nix(&argv);
+		strvec_push(&argv, "store");
+		strvec_push(&argv, "sign");
+		strvec_push(&argv, "--key-file");
+		strvec_push(&argv, key);
+		strvec_push(&argv, "--recursive");
+		for (size_t i = 0; i < n; i++)
+			strvec_push(&argv, items[i]->out_path);
+		ret = proc_run((const char *const *)argv.v, NULL, &err);
+		strvec_release(&argv);
+	}
+	if (ret == 0) {
+		proc_push_nix(&argv);
+		strvec_push(&argv, "copy");
+		strvec_push(&argv, "--to");
+		strvec_push(&argv, inv->defaults.cache);
+		for (size_t i = 0; i < n; i++)
+			strvec_push(&argv, items[i]->out_path);
+		ret = proc_run((const char *const *)argv.v, NULL, &err);
+		strvec_release(&argv);
+	}
+	pthread_mutex_lock(&r->pool.lock);
+	for (size_t i = 0; i < n; i++)
+		runner_event(r, items[i]->host,
+			ret == 0 ? xasprintf("pushed to the cache %s in %.1fs", inv->defaults.cache,
+					   now_seconds() - start)
+				 : xasprintf("could not push to the cache %s: %s", inv->defaults.cache,
+					   err.len ? buf_tail_lines(&err, 1) : error_last()));
+	pthread_mutex_unlock(&r->pool.lock);
+	free(key);
+	buf_release(&err);
+}
+
+/* Under the lock: a built batch's hosts may start (or fail, for those that did not build). */
+static void batch_built(struct runner *r, struct build_item **batch, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t h = batch[i]->host;
+
+		if (batch[i]->error) {
+			stream_fail(r, h, "build", batch[i]->error);
+			continue;
+		}
+		r->stream[h] = STREAM_READY;
+		r->results[h].phase = "built";
+		runner_event(r, h,
+			xasprintf("built %s in %.1fs", batch[i]->out_path, batch[i]->seconds));
+	}
+	pthread_cond_broadcast(&r->pool.wake);
+}
+
 static void *builder(void *arg)
 {
 	struct stream_builder *b = arg;
 	struct runner *r = b->r;
 	struct build_item **batch = xcalloc(r->builds->nitems + 1, sizeof(*batch));
+	struct build_item **pushes = xcalloc(r->builds->nitems + 1, sizeof(*pushes));
 	sigset_t all;
 
 	sigfillset(&all);
@@ -110,7 +182,7 @@ static void *builder(void *arg)
 	pthread_mutex_lock(&r->pool.lock);
 	while (!r->stopping && !r->stream_over) {
 		struct buf log = BUF_INIT(NIX_OUTPUT_MAX);
-		size_t n = take_queued(r, b->group, batch);
+		size_t n = take_queued(r, b->group, batch), npush = 0;
 
 		if (!n) {
 			if (!group_pending(r, b->group))
@@ -125,27 +197,21 @@ static void *builder(void *arg)
 						 n == 2 ? "" : "s"));
 		pthread_mutex_unlock(&r->pool.lock);
 		build_realise(r->builds, r->inv, batch, n, &log);
+		/* into the cache before the hosts start: they fetch from there */
+		for (size_t i = 0; i < n; i++)
+			if (!batch[i]->error)
+				pushes[npush++] = batch[i];
+		if (npush && r->inv->defaults.cache)
+			push_to_cache(r, pushes, npush);
 		pthread_mutex_lock(&r->pool.lock);
 		if (r->opts.build_log)
 			buf_add(r->opts.build_log, log.data ? log.data : "", log.len);
 		buf_release(&log);
-		for (size_t i = 0; i < n; i++) {
-			size_t h = batch[i]->host;
-
-			if (batch[i]->error) {
-				stream_fail(r, h, "build", batch[i]->error);
-				continue;
-			}
-			r->stream[h] = STREAM_READY;
-			r->results[h].phase = "built";
-			runner_event(r, h,
-				xasprintf("built %s in %.1fs", batch[i]->out_path,
-					batch[i]->seconds));
-		}
-		pthread_cond_broadcast(&r->pool.wake);
+		batch_built(r, batch, n);
 	}
 	pthread_mutex_unlock(&r->pool.lock);
 	free(batch);
+	free(pushes);
 	return NULL;
 }
 

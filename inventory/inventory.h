@@ -107,6 +107,7 @@ struct inv_defaults {
 	char *become;	   /* as written: sudo, doas, none or a command line; NULL: by the user */
 	char *signing_key; /* a Nix secret key file: what is copied is signed with it */
 	bool substitute;   /* `substitute:` (default true) */
+	char *cache;	   /* a binary cache every built closure is pushed to (`nix copy --to`), or NULL */
 	long parallel;
 	long confirm_timeout;
 	long health_timeout;

@@ -198,6 +198,7 @@ static const char *const default_keys[] = {
 	"become",
 	"signing_key",
 	"substitute",
+	"cache",
 	"goal",
 	"flake",
 	"file",
@@ -541,6 +542,8 @@ static void defaults_pair(struct loader *l, struct ynode *key, struct ynode *val
 		expect_string(l, value, subj("defaults.signing_key", NULL), &d->signing_key);
 	} else if (!strcmp(k, "substitute")) {
 		expect_bool(l, value, subj("defaults.substitute", NULL), &d->substitute);
+	} else if (!strcmp(k, "cache")) {
+		expect_string(l, value, subj("defaults.cache", NULL), &d->cache);
 	} else if (!strcmp(k, "goal")) {
 		if (!expect_string(l, value, subj("defaults.goal", NULL), &d->goal))
 			check_goal(l, value);

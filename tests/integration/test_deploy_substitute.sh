@@ -11,10 +11,11 @@ cat >"$INV" <<'Y'
 hosts:
   alpha: { services: { auth: 9091 } }
   beta: { services: { restic: 8000 } }
+  gamma: { services: { web: 8080 } }
 Y
 FLEET_CACHE=1 fleet_up "$INV"
 # 8 MB of paths of each host's own: what the cache will hold
-fleet_repo --payload alpha=8:4 --payload beta=8:4
+fleet_repo --payload alpha=8:4 --payload beta=8:4 --payload gamma=8:4
 R=$FLEET_DIR/r
 LOGS=$FLEET_DIR/logs
 CACHE=$D0/cache
@@ -44,5 +45,29 @@ cj "$R.2" beta --no-substitute
 bytes=$(jq_py "$R.2" 'hosts["beta"]["bytes"]')
 [ "$bytes" -gt 8000000 ] || fail "beta: only $bytes bytes pushed with --no-substitute"
 ! grep -q "substituters" "$LOGS/beta.log" || fail "beta substituted: $(cat "$LOGS/beta.log")"
+
+note "cache: constel pushes gamma's closure to the fleet's cache once; gamma fetches it from there"
+# the cache's own directory, as a LAN cache: constel writes it, the hosts read it over HTTP
+sed -i "1i defaults: { cache: 'file://$CACHE', signing_key: $FLEET_DIR/signing.key }" \
+	"$FLEET_DIR/repo/constellation.yaml"
+fleet_commit --only gamma
+cj "$R.3" gamma
+[ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.3")"
+grep -q "gamma *pushed to the cache file://$CACHE" "$R.3.err" || fail "no push: $(cat "$R.3.err")"
+bytes=$(jq_py "$R.3" 'hosts["gamma"]["bytes"]')
+[ "$bytes" -lt 2000000 ] || fail "gamma: $bytes bytes pushed to it, its payload did not come from the cache"
+grep -q "fetched [0-9]* paths from its own substituters" "$LOGS/gamma.log" || fail "gamma's log: $(cat "$LOGS/gamma.log")"
+ls -l --time-style=+%s.%N "$CACHE"/*.narinfo >"$D0/narinfo.1"
+
+note "cache: what the cache has is not pushed again"
+fleet_commit --only gamma
+cj "$R.4" gamma
+[ "$rc" = 0 ] || fail "exit $rc: $(cat "$R.4")"
+ls -l --time-style=+%s.%N "$CACHE"/*.narinfo >"$D0/narinfo.2"
+# every narinfo of before is untouched; only the new generation's paths were added
+while read -r line; do
+	grep -qxF -- "$line" "$D0/narinfo.2" || fail "a path already in the cache was pushed again: $line"
+done <"$D0/narinfo.1"
+[ "$(wc -l <"$D0/narinfo.2")" -gt "$(wc -l <"$D0/narinfo.1")" ] || fail "the new generation was not pushed"
 rm -rf "$D0"
 echo ok
