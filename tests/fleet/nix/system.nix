@@ -4,6 +4,7 @@
 #
 #   import ./system.nix { name = "alpha"; host = fleet.hosts.alpha; }
 #   host = { arch; generation; knob; services = { name = port; }; payload = null | { size_mb; paths; };
+#            shared_payload = null | { size_mb; paths; };
 #            eval_cost = null | { seconds; mb; }; files ? { "NAME" = TEXT; } (under etc/) }
 { name, host, salt ? "" }:
 let
@@ -50,17 +51,21 @@ let
     (i: { name = "etcFile${toString i}"; value = files.${builtins.elemAt fileNames i}; })
     (builtins.length fileNames))));
 
-  # Optional bulk (benchmarks): stable across generations.
-  payload =
-    if host.payload or null == null then [ ]
+  # Optional bulk (benchmarks): stable across generations. The host's own
+  # (payload), and the same paths on every host of the architecture
+  # (shared_payload: what a binary cache such as cache.nixos.org holds).
+  bulk = prefix: p:
+    if p == null then [ ]
     else
       let
-        n = host.payload.paths;
-        bytes = host.payload.size_mb * 1048576 / n;
+        n = p.paths;
+        bytes = p.size_mb * 1048576 / n;
       in
       builtins.genList
-        (i: mk "payload" "payload-${name}-${toString i}" { inherit bytes; })
+        (i: mk "payload" "${prefix}-${toString i}" { inherit bytes; })
         n;
+  payload = bulk "payload-${name}" (host.payload or null)
+    ++ bulk "payload-shared-${arch}" (host.shared_payload or null);
 
   # The cost of evaluating a NixOS system (README.md, "Evaluation cost"):
   # `mb` megabytes of small values kept reachable from the system (as the
