@@ -22,11 +22,18 @@ let
     else config.nixpkgs.system or null;
 
   # The module's camelCase options and the inventory's keys.
-  renames = { dependsOn = "depends_on"; confirmTimeout = "confirm_timeout"; healthTimeout = "health_timeout"; };
+  renames = {
+    dependsOn = "depends_on";
+    confirmTimeout = "confirm_timeout";
+    healthTimeout = "health_timeout";
+    localCheck = "local_check";
+  };
 
-  # A service as the inventory writes it: a port, or { port; address; };
-  # the module's { port; address = null; } is the port alone.
-  portOnly = s: builtins.isAttrs s && (s.address or null) == null;
+  # A service as the inventory writes it: a port, or { port; address; health; }
+  # without the module's nulls; the module's { port; address = null; } is the port alone.
+  serviceOf = s:
+    let d = dropNulls s; in
+    if builtins.attrNames d == [ "port" ] then d.port else d;
 
   hostOf = name: nixos:
     let
@@ -35,8 +42,8 @@ let
       renamed = noPos (builtins.listToAttrs (map (k: { name = renames.${k}; value = c.${k}; })
         (builtins.filter (k: c ? ${k}) (builtins.attrNames renames))));
       services = if c ? services && builtins.isAttrs c.services then {
-        services = c.services // noPos (builtins.mapAttrs (_: s: s.port)
-          (builtins.removeAttrs c.services (builtins.filter (k: !(portOnly c.services.${k}))
+        services = c.services // noPos (builtins.mapAttrs (_: serviceOf)
+          (builtins.removeAttrs c.services (builtins.filter (k: !(builtins.isAttrs c.services.${k}))
             (builtins.attrNames c.services))));
       } else { };
       system = systemOf nixos.config;

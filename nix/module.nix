@@ -12,6 +12,12 @@ let
     options = {
       port = mkOption { type = types.port; description = "The port the service listens on."; };
       address = nullOr types.str "Where other hosts reach the service; null: the host's address.";
+      health = nullOr (types.submodule {
+        options = {
+          path = mkOption { type = types.str; description = "The URL path asked on the host, e.g. /healthz."; };
+          status = mkOption { type = types.ints.between 100 599; default = 200; description = "The HTTP status that passes."; };
+        };
+      }) "An HTTP check made from the host after every switch; null: the port alone.";
     };
   });
 in
@@ -36,5 +42,7 @@ in
     goal = nullOr (types.enum [ "switch" "boot" "test" "dry-activate" ]) "What activation does; null: the inventory's default.";
     confirmTimeout = nullOr types.ints.positive "Seconds for the magic rollback confirmation; null: the inventory's default.";
     healthTimeout = nullOr types.ints.unsigned "Seconds for every service port to answer; null: the inventory's default.";
+    check = names "Commands run on the host after every switch; each must exit 0.";
+    localCheck = names "Commands run where constel runs after every switch (the host's name and address as $1 and $2); each must exit 0.";
   };
 }
