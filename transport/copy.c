@@ -442,12 +442,15 @@ static int substitute_missing(struct ssh_conn *c, const char *const *paths, size
 	if (!before)
 		return 0;
 	ssh_exec_result_init(&res, MAX_ANSWER, 64 * 1024);
-	/* a path no substituter has is no error: it is sent */
-	ret = ssh_conn_exec(c,
-		"p=$(cat); printf '%s\\n' \"$p\" | xargs nix-store --realise --keep-going "
-		">/dev/null 2>&1; printf '%s\\n' \"$p\" | exec xargs nix-store --check-validity "
-		"--print-invalid",
-		list.data, list.len, &res);
+	/* a path no substituter has is no error (its exit status is not): it is sent */
+	ret = ssh_conn_exec(
+		c, "exec xargs nix-store --realise --keep-going", list.data, list.len, &res);
+	stats->round_trips++;
+	ssh_exec_result_release(&res);
+	ssh_exec_result_init(&res, MAX_ANSWER, 64 * 1024);
+	if (ret == 0)
+		ret = ssh_conn_exec(c, "exec xargs nix-store --check-validity --print-invalid",
+			list.data, list.len, &res);
 	stats->round_trips++;
 	if (ret == 0 && res.exit_status != 0)
 		ret = error_set("'%s': cannot ask which paths are still missing (exit %d): %s",

@@ -195,7 +195,7 @@ typedef void (*ssh_copy_progress_fn)(void *data, const struct ssh_copy_stats *s)
  * in memory as a whole. An unchanged host costs one round trip and no bytes.
  * With `substitute`, a host that lacks paths is first asked to fetch them
  * from its own substituters (`nix-store --realise --keep-going`, as
- * `nix-copy-closure --use-substitutes`), one more round trip; only what it
+ * `nix-copy-closure --use-substitutes`), two more round trips; only what it
  * could not get is sent.
  * stats (optional) is filled as the copy goes; `progress` is called once
  * the missing paths are known, then as bytes go.
