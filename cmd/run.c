@@ -168,13 +168,11 @@ void run_runner_opts(struct runner_opts *o, const struct inventory *inv, struct 
 	o->op = RUNNER_DEPLOY;
 	o->goal = a->goal;
 	o->parallel = a->parallel > 0 ? a->parallel : inv->defaults.parallel;
-	o->confirm_timeout = a->no_magic	      ? 0
-			     : a->confirm_timeout > 0 ? a->confirm_timeout
-						      : inv->defaults.confirm_timeout;
+	/* -1: each host's own (its confirm_timeout:, else the defaults') */
+	o->confirm_timeout = a->no_magic ? 0 : a->confirm_timeout > 0 ? a->confirm_timeout : -1;
 	o->activation_timeout = a->activation_timeout > 0 ? a->activation_timeout
 							  : inv->defaults.activation_timeout;
-	o->health_timeout =
-		a->health_timeout >= 0 ? a->health_timeout : inv->defaults.health_timeout;
+	o->health_timeout = a->health_timeout >= 0 ? a->health_timeout : -1;
 	o->connect_timeout = inv->defaults.connect_timeout;
 	o->auto_rollback = !a->no_auto;
 	o->rollback_fleet = a->rollback_fleet;

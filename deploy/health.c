@@ -261,7 +261,7 @@ static int retry(struct hostctx *c, double deadline, attempt_fn fn, const void *
 		usleep(500 * 1000);
 	}
 	*why = xasprintf("health gate: %s did not pass within %lds: %s", name,
-		c->r->opts.health_timeout, last ? last : "?");
+		host_health_timeout(c), last ? last : "?");
 	free(last);
 	return -1;
 }
@@ -295,14 +295,14 @@ static size_t count_checks(const struct inv_host *h)
 int health_run(struct hostctx *c, const char *before, char **why)
 {
 	const struct inv_host *h = c->host;
-	double deadline = now_seconds() + (double)c->r->opts.health_timeout;
+	double deadline = now_seconds() + (double)host_health_timeout(c);
 	struct units_check units = {before};
 	size_t n = count_checks(h);
 	char *name;
 	int ret = 0;
 
 	*why = NULL;
-	if (c->r->opts.health_timeout <= 0)
+	if (host_health_timeout(c) <= 0)
 		return 0;
 	step(c, "health", "checking the host's health (%zu check%s and its units)", n,
 		n == 1 ? "" : "s");

@@ -65,9 +65,9 @@ struct runner_opts {
 	enum runner_op op;
 	const char *goal;	  /* NULL: each host's own */
 	long parallel;
-	long confirm_timeout;	  /* 0: no magic rollback */
+	long confirm_timeout;	  /* 0: no magic rollback; -1: each host's */
 	long activation_timeout;
-	long health_timeout;	  /* 0: no health gate */
+	long health_timeout;	  /* 0: no health gate; -1: each host's */
 	long connect_timeout;
 	bool reboot;		  /* deploy (goal boot): reboot into the new system */
 	long reboot_timeout;	  /* seconds a rebooted host has to come back */

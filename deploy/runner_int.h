@@ -127,6 +127,9 @@ struct hostctx {
 /* Opens the host's log; `suffix` makes the run id of this host's work unique. */
 void hostctx_begin(struct hostctx *c, struct runner *r, size_t h, const char *suffix);
 void hostctx_end(struct hostctx *c);
+/* The run's --confirm-timeout and --health-timeout, else the host's own. */
+long host_confirm_timeout(const struct hostctx *c);
+long host_health_timeout(const struct hostctx *c);
 /* The deploy or rollback of one host, to its end (c->res says how). */
 void steps_run_host(struct hostctx *c);
 /* --rollback-fleet: the host back as it was before the run. */

@@ -678,7 +678,7 @@ static void activate_and_check(struct hostctx *c, struct host_activation *a)
 
 	a->runid = c->runid;
 	a->goal = c->goal;
-	a->confirm_timeout = o->confirm_timeout;
+	a->confirm_timeout = host_confirm_timeout(c);
 	a->activation_timeout = o->activation_timeout;
 	a->auto_rollback = o->auto_rollback;
 	a->delete_failed = o->op == RUNNER_DEPLOY || o->repair; /* the interrupted generation goes */
@@ -738,6 +738,20 @@ void steps_run_host(struct hostctx *c)
 out:
 	free(query);
 	free(path);
+}
+
+long host_confirm_timeout(const struct hostctx *c)
+{
+	long run = c->r->opts.confirm_timeout;
+
+	return run >= 0 ? run : c->host->confirm_timeout;
+}
+
+long host_health_timeout(const struct hostctx *c)
+{
+	long run = c->r->opts.health_timeout;
+
+	return run >= 0 ? run : c->host->health_timeout;
 }
 
 void hostctx_begin(struct hostctx *c, struct runner *r, size_t h, const char *suffix)

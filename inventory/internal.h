@@ -157,6 +157,7 @@ struct host_raw {
 	struct ynode *flake, *file; /* the keys, for "sets both" */
 	bool local_set;		    /* `local:` given: the address does not decide */
 	bool substitute_set;	    /* `substitute:` given: the defaults do not decide */
+	bool confirm_set, health_set; /* confirm_timeout:, health_timeout: given */
 };
 
 /* Inline: every value of the file goes through these. */

@@ -96,6 +96,8 @@ struct inv_host {
 	struct strvec checks;	    /* `check:` commands run on the host; exit 0 passes */
 	struct strvec local_checks; /* `local_check:` commands run where constel runs */
 	bool substitute; /* copies: the host fetches what it can from its own substituters first */
+	long confirm_timeout; /* the host's, else the defaults' */
+	long health_timeout;
 };
 
 struct inv_defaults {

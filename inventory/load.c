@@ -230,6 +230,8 @@ static const char *const host_keys[] = {
 	"check",
 	"local_check",
 	"substitute",
+	"confirm_timeout",
+	"health_timeout",
 };
 
 static bool in_list(const char *s, const char *const *v, size_t n)
@@ -863,6 +865,12 @@ static void host_pair(struct loader *l, struct ynode *key, struct ynode *value, 
 	} else if (!strcmp(k, "substitute")) {
 		if (!expect_bool(l, value, what, &h->substitute))
 			c->raw->substitute_set = true;
+	} else if (!strcmp(k, "confirm_timeout")) {
+		if (!expect_long(l, value, what, 1, 86400, &h->confirm_timeout))
+			c->raw->confirm_set = true;
+	} else if (!strcmp(k, "health_timeout")) {
+		if (!expect_long(l, value, what, 0, 86400, &h->health_timeout))
+			c->raw->health_set = true;
 	} else {
 		char *where = xasprintf("host '%s'", h->name);
 

@@ -376,6 +376,10 @@ static void apply_defaults(struct loader *l, struct host_raw *raws)
 			h->local = true;
 		if (!raws[i].substitute_set)
 			h->substitute = d->substitute;
+		if (!raws[i].confirm_set)
+			h->confirm_timeout = d->confirm_timeout;
+		if (!raws[i].health_set)
+			h->health_timeout = d->health_timeout;
 		apply_build(l, h, raws[i].build);
 	}
 }

@@ -457,6 +457,21 @@ static void test_inventory_applies_the_defaults_section(void **state)
 	inventory_free(inv);
 }
 
+static void test_inventory_host_timeouts_fall_back_to_the_defaults(void **state)
+{
+	struct inventory *inv = load_ok("defaults: { confirm_timeout: 40, health_timeout: 7 }\n"
+					"hosts:\n"
+					"  a:\n"
+					"  b: { confirm_timeout: 90, health_timeout: 0 }\n");
+
+	(void)state;
+	assert_int_equal(inv->hosts[0].confirm_timeout, 40);
+	assert_int_equal(inv->hosts[0].health_timeout, 7);
+	assert_int_equal(inv->hosts[1].confirm_timeout, 90);
+	assert_int_equal(inv->hosts[1].health_timeout, 0);
+	inventory_free(inv);
+}
+
 static void test_inventory_become_follows_the_user(void **state)
 {
 	struct inventory *inv = load_ok("defaults:\n"
@@ -1518,6 +1533,7 @@ int main(void)
 		cmocka_unit_test(test_inventory_checks_the_size_of_a_file),
 		cmocka_unit_test(test_inventory_applies_builtin_defaults),
 		cmocka_unit_test(test_inventory_applies_the_defaults_section),
+		cmocka_unit_test(test_inventory_host_timeouts_fall_back_to_the_defaults),
 		cmocka_unit_test(test_inventory_become_follows_the_user),
 		cmocka_unit_test(test_inventory_builders_set_each_hosts_build_mode),
 		cmocka_unit_test(test_inventory_loopback_address_means_local),

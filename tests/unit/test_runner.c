@@ -450,6 +450,24 @@ static void test_runner_skips_a_degraded_host_with_require_healthy(void **state)
 	fleet_release(&fl, r);
 }
 
+static void test_runner_takes_each_hosts_health_timeout(void **state)
+{
+	struct fleet fl;
+	struct runner *r;
+
+	(void)state;
+	/* no --health-timeout: a's gate runs (1 s), b's is off (0) */
+	fleet_init(&fl, "hosts:\n  a: {services: {web: 80}, health_timeout: 1}\n"
+			"  b: {services: {web: 80}, health_timeout: 0}\n");
+	fakes[host(&fl, "a")].no_service = true;
+	fakes[host(&fl, "b")].no_service = true;
+	fl.opts.health_timeout = -1;
+	r = run(&fl, false);
+	assert_int_equal(status(r, &fl, "a"), HOST_ROLLED_BACK);
+	assert_int_equal(status(r, &fl, "b"), HOST_DEPLOYED);
+	fleet_release(&fl, r);
+}
+
 static void test_runner_rolls_the_fleet_back_consumers_first(void **state)
 {
 	struct fleet fl;
@@ -527,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_runner_restores_a_host_whose_health_gate_fails),
 		cmocka_unit_test(test_runner_restores_a_host_whose_new_system_fails_a_unit),
 		cmocka_unit_test(test_runner_skips_a_degraded_host_with_require_healthy),
+		cmocka_unit_test(test_runner_takes_each_hosts_health_timeout),
 		cmocka_unit_test(test_runner_rolls_the_fleet_back_consumers_first),
 		cmocka_unit_test(test_runner_rolls_back_to_the_previous_generation),
 		cmocka_unit_test(test_runner_stopped_starts_nothing),
