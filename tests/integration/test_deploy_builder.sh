@@ -17,7 +17,8 @@ hosts:
   delta: { arch: aarch64-linux, services: { web: 8080 } }
 Y
 fleet_up "$INV"
-fleet_repo
+# a salt of its own: nothing of these systems is in this machine's store yet
+fleet_repo --salt "test-builder-$$-$(date +%s)"
 R=$FLEET_DIR/r
 LOGS=$FLEET_DIR/logs
 
