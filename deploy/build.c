@@ -65,6 +65,38 @@ out:
 	return ret;
 }
 
+int build_sign(const struct inventory *inv, const char *const *paths, size_t n)
+{
+	const char *key = inv->defaults.signing_key;
+	struct strvec argv = STRVEC_INIT;
+	struct buf err = BUF_INIT(65536);
+	char *file;
+	int ret;
+
+	if (!key || !n)
+		return 0;
+	file = key[0] == '/' ? xstrdup(key) : xasprintf("%s/%s", inv->dir, key);
+	proc_push_nix(&argv);
+	strvec_push(&argv, "store");
+	strvec_push(&argv, "sign");
+	strvec_push(&argv, "--key-file");
+	strvec_push(&argv, file);
+	strvec_push(&argv, "--recursive");
+	/* derivations (build: target) are all one call's, or none are */
+	if (strlen(paths[0]) > 4 && !strcmp(paths[0] + strlen(paths[0]) - 4, ".drv"))
+		strvec_push(&argv, "--derivation");
+	for (size_t i = 0; i < n; i++)
+		strvec_push(&argv, paths[i]);
+	ret = proc_run((const char *const *)argv.v, NULL, &err);
+	if (ret < 0)
+		ret = error_set("cannot sign with %s: %s", file,
+			err.len ? buf_tail_lines(&err, 1) : error_last());
+	strvec_release(&argv);
+	buf_release(&err);
+	free(file);
+	return ret;
+}
+
 /* The builder `builders:` declares for `arch`, or NULL. */
 static const char *declared_builder(const struct inventory *inv, const char *arch)
 {

@@ -124,6 +124,13 @@ size_t build_run(struct build_set *set, const struct inventory *inv, struct buf 
  */
 int build_eval_drv(struct build_item *item, struct buf *log);
 
+/*
+ * signing_key (inventory defaults): signs the closures of paths[0..n) in
+ * this machine's store (`nix store sign --recursive`; a .drv is signed
+ * itself, not its outputs). 0 when there is no key, or -1 with the error.
+ */
+int build_sign(const struct inventory *inv, const char *const *paths, size_t n);
+
 /* Whether two items build together: the same place, architecture and builder. */
 bool build_same_group(
 	const struct build_item *a, const struct build_item *b, const struct inventory *inv);

@@ -186,47 +186,18 @@ static void copy_progress(void *data, const struct ssh_copy_stats *s)
 	runner_publish_copy(c->r, c->h, s->bytes_sent, s->paths_missing);
 }
 
-/*
- * signing_key: the closure is signed here before it is sent, so a host
- * whose login user is not trusted by its nix-daemon takes it when it
- * trusts the key's public half (trusted-public-keys).
- */
-static int sign_closure(struct hostctx *c, const char *path)
-{
-	const struct inventory *inv = c->r->inv;
-	const char *key = inv->defaults.signing_key;
-	char *file;
-	struct buf err = BUF_INIT(65536);
-	int ret;
-
-	if (!key)
-		return 0;
-	file = key[0] == '/' ? xstrdup(key) : xasprintf("%s/%s", inv->dir, key);
-	{
-		size_t len = strlen(path);
-		/* a derivation is signed itself, not its outputs (build: target) */
-		bool drv = len > 4 && !strcmp(path + len - 4, ".drv");
-		const char *argv[] = {PROC_NIX, "store", "sign", "--key-file", file, "--recursive",
-			drv ? "--derivation" : path, drv ? path : NULL, NULL};
-
-		ret = proc_run(argv, NULL, &err);
-	}
-	if (ret < 0)
-		ret = fail(c, HOST_FAILED, "cannot sign the closure with %s: %s", file,
-			err.len ? buf_tail_lines(&err, 1) : error_last());
-	else
-		hlog(c, "signed the closure of %s with %s", path, file);
-	free(file);
-	buf_release(&err);
-	return ret;
-}
-
 static int copy_closure(struct hostctx *c, const char *path)
 {
 	struct ssh_copy_stats st = {0};
+	size_t len = strlen(path);
 
-	if (sign_closure(c, path) < 0)
-		return -1;
+	/*
+	 * signing_key: a system built here was signed once, when it was built
+	 * (deploy/stream.c); a derivation to build on the host is signed now
+	 */
+	if (len > 4 && !strcmp(path + len - 4, ".drv") &&
+		build_sign(c->r->inv, &path, 1) < 0)
+		return fail(c, HOST_FAILED, "%s", error_last());
 	step(c, "copy", "asking which paths of the closure the host lacks");
 	if (host_io_copy(&c->io, path, &st, copy_progress, c) < 0) {
 		if (strstr(error_last(), "signature"))
@@ -516,9 +487,8 @@ static int check_become(struct hostctx *c)
 
 	if (!c->host->become)
 		return 0;
-	/* constel-host, which every command that needs root runs (deploy/hostpkg.h) */
-	if (sign_closure(c, c->pkg) < 0)
-		return -1;
+	/* constel-host, which every command that needs root runs (deploy/hostpkg.h):
+	 * content-addressed, it needs no signature */
 	if (host_io_copy(&c->io, c->pkg, &st, NULL, NULL) < 0)
 		return fail(c, HOST_FAILED, "cannot copy constel's host commands (%s): %s", c->pkg,
 			error_last());

@@ -100,54 +100,52 @@ static bool group_pending(const struct runner *r, size_t group)
 }
 
 /*
- * `cache:`: what was built goes to the fleet's binary cache once (`nix
- * copy --to`, which skips what the cache has), signed with signing_key
- * when there is one, so that hosts substitute it from there. A push that
- * fails is an event, not a failure: the copy still sends what a host lacks.
+ * What a builder built, before its hosts may start: signed once with
+ * signing_key (for hosts whose daemon does not trust the login user), then
+ * with `cache:` pushed to the fleet's binary cache (`nix copy --to`, which
+ * skips what the cache has), so that hosts substitute it from there. A
+ * failure is an event, not the host's: the copy still sends what it lacks
+ * (and a host that wants signatures then says so).
  */
-static void push_to_cache(struct runner *r, struct build_item **items, size_t n)
+static void publish(struct runner *r, struct build_item **items, size_t n)
 {
 	const struct inventory *inv = r->inv;
+	const char **paths = xcalloc(n + 1, sizeof(*paths));
 	struct strvec argv = STRVEC_INIT;
 	struct buf err = BUF_INIT(65536);
-	char *key = NULL;
 	double start = now_seconds();
-	int ret = 0;
+	char *said = NULL;
+	int ret;
 
-	if (inv->defaults.signing_key) {
-		key = inv->defaults.signing_key[0] == '/'
-			      ? xstrdup(inv->defaults.signing_key)
-			      : xasprintf("%s/%s", inv->dir, inv->defaults.signing_key);
-		proc_push_nix(&argv);
-		strvec_push(&argv, "store");
-		strvec_push(&argv, "sign");
-		strvec_push(&argv, "--key-file");
-		strvec_push(&argv, key);
-		strvec_push(&argv, "--recursive");
-		for (size_t i = 0; i < n; i++)
-			strvec_push(&argv, items[i]->out_path);
-		ret = proc_run((const char *const *)argv.v, NULL, &err);
-		strvec_release(&argv);
+	if (!n) {
+		free(paths);
+		return;
 	}
-	if (ret == 0) {
+	for (size_t i = 0; i < n; i++)
+		paths[i] = items[i]->out_path;
+	if ((ret = build_sign(inv, paths, n)) < 0)
+		said = xasprintf("could not sign: %s", error_last());
+	if (ret == 0 && inv->defaults.cache) {
 		proc_push_nix(&argv);
 		strvec_push(&argv, "copy");
 		strvec_push(&argv, "--to");
 		strvec_push(&argv, inv->defaults.cache);
 		for (size_t i = 0; i < n; i++)
-			strvec_push(&argv, items[i]->out_path);
-		ret = proc_run((const char *const *)argv.v, NULL, &err);
+			strvec_push(&argv, paths[i]);
+		if (proc_run((const char *const *)argv.v, NULL, &err) < 0)
+			said = xasprintf("could not push to the cache %s: %s", inv->defaults.cache,
+				err.len ? buf_tail_lines(&err, 1) : error_last());
+		else
+			said = xasprintf("pushed to the cache %s in %.1fs", inv->defaults.cache,
+				now_seconds() - start);
 		strvec_release(&argv);
 	}
 	pthread_mutex_lock(&r->pool.lock);
-	for (size_t i = 0; i < n; i++)
-		runner_event(r, items[i]->host,
-			ret == 0 ? xasprintf("pushed to the cache %s in %.1fs", inv->defaults.cache,
-					   now_seconds() - start)
-				 : xasprintf("could not push to the cache %s: %s", inv->defaults.cache,
-					   err.len ? buf_tail_lines(&err, 1) : error_last()));
+	for (size_t i = 0; said && i < n; i++)
+		runner_event(r, items[i]->host, xstrdup(said));
 	pthread_mutex_unlock(&r->pool.lock);
-	free(key);
+	free(said);
+	free(paths);
 	buf_release(&err);
 }
 
@@ -197,12 +195,11 @@ static void *builder(void *arg)
 						 n == 2 ? "" : "s"));
 		pthread_mutex_unlock(&r->pool.lock);
 		build_realise(r->builds, r->inv, batch, n, &log);
-		/* into the cache before the hosts start: they fetch from there */
+		/* signed and in the cache before the hosts start: they fetch from there */
 		for (size_t i = 0; i < n; i++)
 			if (!batch[i]->error)
 				pushes[npush++] = batch[i];
-		if (npush && r->inv->defaults.cache)
-			push_to_cache(r, pushes, npush);
+		publish(r, pushes, npush);
 		pthread_mutex_lock(&r->pool.lock);
 		if (r->opts.build_log)
 			buf_add(r->opts.build_log, log.data ? log.data : "", log.len);
