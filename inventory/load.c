@@ -445,32 +445,29 @@ void inventory__each_item(
 
 /* ---- values that reach ssh and nix (inventory/values.c) ---- */
 
-/* Reports `node` unless it is a valid address: SUBJECT must be ..., not FOUND. */
-static void check_address(struct loader *l, struct ynode *node, struct subject what)
+/* Reports `node` unless valid(): SUBJECT must be EXPECTED, not FOUND. */
+static void check_value(struct loader *l, struct ynode *node, struct subject what,
+	bool (*valid)(const char *, size_t), const char *expected)
 {
 	char *f, *w;
 
-	if (inventory__valid_address(scalar(node), node->len))
+	if (valid(scalar(node), node->len))
 		return;
 	f = found(node);
 	w = subject_text(what);
-	inventory__report(l, node, "%s must be " ADDRESS_EXPECTED ", not %s", w, f);
+	inventory__report(l, node, "%s must be %s, not %s", w, expected, f);
 	free(w);
 	free(f);
 }
 
-/* Reports `node` unless it is a valid user name. */
+static void check_address(struct loader *l, struct ynode *node, struct subject what)
+{
+	check_value(l, node, what, inventory__valid_address, ADDRESS_EXPECTED);
+}
+
 static void check_user(struct loader *l, struct ynode *node, struct subject what)
 {
-	char *f, *w;
-
-	if (inventory__valid_user(scalar(node), node->len))
-		return;
-	f = found(node);
-	w = subject_text(what);
-	inventory__report(l, node, "%s must be " USER_EXPECTED ", not %s", w, f);
-	free(w);
-	free(f);
+	check_value(l, node, what, inventory__valid_user, USER_EXPECTED);
 }
 
 /* become: sudo, doas, none, or a command line of printable characters. */
