@@ -246,6 +246,7 @@ static void test_build_eval_looks_up_attributes_as_data(void **state)
 	struct inventory *inv = NULL;
 	struct strvec errors = STRVEC_INIT;
 	bool sel[4] = {true, true, true, true};
+	size_t failed;
 	const char *yaml = "defaults: { file: ./fleet.nix }\n"
 			   "hosts:\n  a: {}\n  b: {}\n  c: { attr: 'hosts.\"c.example\".system' }\n"
 			   "  d: { attr: hosts.missing }\n";
@@ -267,11 +268,15 @@ static void test_build_eval_looks_up_attributes_as_data(void **state)
 	setenv("NIX_CONFIG", "substituters =\nflake-registry = /dev/null\n", 1);
 	setenv("TMPDIR", tmp, 1);
 	assert_int_equal(build_plan(&set, inv, sel, "local", NULL, 0), 0);
-	assert_int_equal(build_eval(&set, &log), 1);
+	failed = build_eval(&set, &log);
 	unsetenv("TMPDIR");
+	/* say why before asserting, so that a failure here explains itself */
 	for (size_t i = 0; i < 3; i++)
 		if (set.items[i].error)
 			print_error("%s: %s\n", inv->hosts[i].name, set.items[i].error);
+	if (failed != 1)
+		print_error("the evaluation's log:\n%s\n", log.data ? log.data : "");
+	assert_int_equal(failed, 1);
 	assert_null(set.items[0].error);
 	assert_true(ends_with(set.items[0].out_path, "-dollar"));
 	assert_true(ends_with(set.items[0].drv_path, "-dollar.drv"));
